@@ -68,31 +68,10 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Start the emulator in-process and extract every object of the demo org."""
-    from .emulator import EmulatorConfig, make_server
-    from .memory import PeakRss
-    from .salesforce import ExtractOptions, SalesforceClient, SalesforceSettings
-    from .salesforce.bulk import extract_object
+    """The main job on embedded defaults: emulator org, Dagster queue and daemon, DuckDB warehouse."""
+    from .demo import run_demo
 
-    server = make_server(EmulatorConfig(port=0, scale=args.scale))
-    server.start_background()
-    out = Path(args.out)
-    rows = []
-    try:
-        settings = SalesforceSettings(login_url=server.url)
-        with SalesforceClient(settings) as client:
-            for name in server.state.org.objects:
-                with PeakRss() as rss:
-                    result, _ = extract_object(client, name, out / name, options=ExtractOptions())
-                rows.append((name, result.records, len(result.files), result.seconds, rss.peak_mb))
-    finally:
-        server.shutdown()
-        server.server_close()
-    print(f"\n{'object':<14}{'rows':>10}{'files':>7}{'seconds':>9}{'peak RSS MB':>13}")
-    for name, records, files, seconds, peak in rows:
-        print(f"{name:<14}{records:>10}{files:>7}{seconds:>9.1f}{peak:>13.0f}")
-    print(f"\nCSV files under {out.resolve()}")
-    return 0
+    return run_demo(Path(args.out), scale=args.scale)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the useful ones
+    for noisy in ("httpx", "alembic"):  # a line per request / per migration drowns the useful ones
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     from .salesforce import SalesforceError
 
     try:
