@@ -67,6 +67,47 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_split(args: argparse.Namespace) -> int:
+    import time
+
+    from .memory import PeakRss
+    from .split import SplitOptions, split_csv
+
+    options = SplitOptions(min_rows=args.min_rows, target_bytes=int(args.target_mb * 2**20), max_chunks=args.max_chunks)
+    started = time.monotonic()
+    with PeakRss() as rss:
+        chunks = split_csv(Path(args.csv), Path(args.out), options)
+    for c in chunks:
+        print(c.files[0])
+    print(f"rows {sum(c.rows for c in chunks)}, chunks {len(chunks)}, seconds {time.monotonic() - started:.1f}, "
+          f"peak RSS {rss.peak_mb:.0f} MB")
+    return 0
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from .load import ObjectLoader, duckdb_destination
+    from .split import SplitOptions, plan_chunks
+
+    source = Path(args.csv_or_dir)
+    files = sorted(source.glob("*.csv")) if source.is_dir() else [source]
+    if not files:
+        print(f"error: no CSV files in {source}", file=sys.stderr)
+        return 2
+    fields = None
+    if args.describe:
+        describe = json.loads(Path(args.describe).read_text())
+        fields = [f for f in describe["fields"] if f.get("type") not in ("address", "location", "base64")]
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="sf-load-") as tmp:
+        chunks = plan_chunks(files, Path(tmp), SplitOptions(min_rows=args.min_rows,
+                                                            target_bytes=int(args.target_mb * 2**20)))
+        result = ObjectLoader(args.object, duckdb_destination(Path(args.duckdb))).load(chunks, fields, args.mode)
+    print(f"{result.sobject} -> {Path(args.duckdb)}:{result.dataset}.{result.table}: rows {result.rows}, "
+          f"chunks {result.chunks}, seconds {result.seconds:.1f}, peak RSS {result.peak_rss_mb:.0f} MB")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job on embedded defaults: emulator org, Dagster queue and daemon, DuckDB warehouse."""
     from .demo import run_demo
@@ -102,6 +143,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-gzip", action="store_true")
     p.set_defaults(func=cmd_extract)
 
+    p = sub.add_parser("split", help="split a big CSV into chunk files (streaming, quote-aware)")
+    p.add_argument("csv")
+    p.add_argument("--out", required=True)
+    p.add_argument("--target-mb", type=float, default=500)
+    p.add_argument("--max-chunks", type=int, default=16)
+    p.add_argument("--min-rows", type=int, default=500_000)
+    p.set_defaults(func=cmd_split)
+
+    p = sub.add_parser("load", help="load CSV files of one object into DuckDB with a fresh dlt pipeline")
+    p.add_argument("csv_or_dir")
+    p.add_argument("--object", required=True, help="the sObject name; the table is named after it")
+    p.add_argument("--describe", help="a describe JSON file; without it every column loads as text")
+    p.add_argument("--duckdb", default="data/sf_pipeline.duckdb")
+    p.add_argument("--mode", choices=["replace", "merge", "append"], default="replace")
+    p.add_argument("--target-mb", type=float, default=500)
+    p.add_argument("--min-rows", type=int, default=500_000)
+    p.set_defaults(func=cmd_load)
+
     p = sub.add_parser("demo", help="run the whole pipeline on the embedded defaults")
     p.add_argument("--scale", type=float, default=1.0, help="multiply the demo org's row counts")
     p.add_argument("--out", default="data/demo")
@@ -115,10 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("httpx", "alembic"):  # a line per request / per migration drowns the useful ones
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from .salesforce import SalesforceError
+    from .split import MalformedCsvError
 
     try:
         return args.func(args)
-    except SalesforceError as exc:
+    except (SalesforceError, MalformedCsvError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

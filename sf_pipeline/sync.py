@@ -70,7 +70,7 @@ def sync_object(client: SalesforceClient, entry: CatalogObject, destination: Any
             by_name = {f["name"]: f for f in describe["fields"]}
             fields = [by_name[name] for name in result.fields]
             skipped = {f["name"]: f["type"] for f in describe["fields"] if f["name"] not in set(result.fields)}
-            chunks = plan_chunks(result.files, work / "chunks", split_options)
+            chunks = plan_chunks(result.files, work / "chunks", split_options, rows=result.page_records)
             csv_records = sum(c.rows for c in chunks)
             t2 = time.monotonic()
             loader = ObjectLoader(entry.name, destination, dataset_name=dataset_name, staging=staging,

@@ -143,3 +143,19 @@ def test_plan_groups_pages_and_splits_big_ones(tmp_path: Path) -> None:
 def test_options_are_validated() -> None:
     with pytest.raises(ValueError, match="max_chunks"):
         SplitOptions(max_chunks=0)
+
+
+def test_cli_split_and_load(tmp_path: Path) -> None:
+    import duckdb
+
+    from sf_pipeline.cli import main
+
+    src = tmp_path / "Widget.csv"
+    write_csv(src, 2_000)
+    assert main(["split", str(src), "--out", str(tmp_path / "chunks"), "--min-rows", "100", "--target-mb", "0.05"]) == 0
+    parts = sorted((tmp_path / "chunks").glob("*.csv"))
+    assert len(parts) >= 2
+    db = tmp_path / "w.duckdb"
+    assert main(["load", str(tmp_path / "chunks"), "--object", "Widget__c", "--duckdb", str(db)]) == 0
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM salesforce.widget_c").fetchone()[0] == 2_000

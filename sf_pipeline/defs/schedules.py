@@ -34,7 +34,7 @@ def build_schedules(catalog: Catalog, jobs: list) -> list[dg.ScheduleDefinition]
                  default_status=dg.DefaultScheduleStatus.STOPPED,
                  description="Every object's latest daily partition, heaviest first")
     def salesforce_daily(context: dg.ScheduleEvaluationContext):
-        latest = parts.get_last_partition_key(current_time=context.scheduled_execution_time)
+        latest = parts.get_partition_keys(current_time=context.scheduled_execution_time)[-1]
         for entry in sorted(partitioned, key=lambda e: -int(run_tags(context.instance, e)[PRIORITY_TAG])):
             yield dg.RunRequest(run_key=f"{entry.name}:{latest}", asset_selection=[asset_key(entry.name)],
                                 partition_key=latest, tags=run_tags(context.instance, entry))

@@ -40,7 +40,7 @@ def build_change_sensor(catalog: Catalog, jobs: list) -> dg.SensorDefinition:
                 keys = parts.get_partition_keys_in_time_window(dg.TimeWindow(since, now))
                 # changes in the current, still open, period belong to the latest complete partition's
                 # successor; until that exists the latest partition is re-synced
-                keys = keys or [parts.get_last_partition_key(current_time=now)]
+                keys = keys or parts.get_partition_keys(current_time=now)[-1:]
                 requests.append(dg.RunRequest(
                     run_key=f"{entry.name}:{since.isoformat()}:{now.isoformat()}",
                     job_name=job_name(entry), asset_selection=[asset_key(entry.name)],

@@ -55,6 +55,7 @@ class ExtractResult:
     seconds: float
     fields: list[str]
     resumed_pages: int = 0
+    page_records: list[int] = field(default_factory=list)  # data records per file, as verified on download
 
 
 @dataclass
@@ -268,7 +269,7 @@ class BulkExtract:
                 log.warning("[%s] could not delete job %s: %s", self.sobject, manifest.job_id, exc)
         result = ExtractResult(self.sobject, manifest.job_id, self.soql, files, records,
                                sum(f.stat().st_size for f in files), time.monotonic() - started,
-                               list(self.fields), resumed)
+                               list(self.fields), resumed, [manifest.pages[n] for n in names])
         log.info("[%s] extracted %d records in %d file(s), %.1f MB, %.1fs", self.sobject, records, len(files),
                  result.bytes / 1e6, result.seconds)
         return result
