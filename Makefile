@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(BIN)/sf-pipeline demo
 
 test: $(STAMP)
+	scripts/ensure-chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
