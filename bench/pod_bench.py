@@ -1,0 +1,54 @@
+"""A small pod, for real: `sf-pipeline load` of a big CSV inside a memory cgroup (v1) with a hard limit.
+
+Usage (root): python bench/pod_bench.py [--mb 1024] [--limit-mb 1024]
+Over the limit the kernel SIGKILLs the process (exit 137), the field failure this project prevents.
+Prints the exit code and the cgroup's peak usage (memory.max_usage_in_bytes, page cache included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import OUT  # noqa: E402
+from make_csv import make_csv  # noqa: E402
+
+CGROUP_ROOT = Path("/sys/fs/cgroup/memory")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mb", type=int, default=1024)
+    ap.add_argument("--limit-mb", type=int, default=1024)
+    args = ap.parse_args()
+    src = OUT / f"account-{args.mb}mb.csv"
+    describe = make_csv(src, args.mb)
+    group = CGROUP_ROOT / f"sf_pipeline_pod_{os.getpid()}"
+    group.mkdir()
+    try:
+        (group / "memory.limit_in_bytes").write_text(str(args.limit_mb * 2**20))
+        with tempfile.TemporaryDirectory(dir=OUT) as tmp:
+            cmd = [sys.executable, "-m", "sf_pipeline.cli", "--log-level", "WARNING", "load", str(src),
+                   "--object", "Account", "--describe", str(describe), "--duckdb", f"{tmp}/pod.duckdb"]
+            started = time.monotonic()
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    preexec_fn=lambda: (group / "cgroup.procs").write_text(str(os.getpid())))
+            out, _ = proc.communicate()
+            seconds = time.monotonic() - started
+        peak = int((group / "memory.max_usage_in_bytes").read_text()) / 2**20
+        rss_line = out.strip().splitlines()[-1] if out.strip() else ""
+        print(f"input {src.stat().st_size / 1e6:.0f} MB, limit {args.limit_mb} MB: exit {proc.returncode}"
+              f"{' (SIGKILL: OOM)' if proc.returncode in (137, -9) else ''}, {seconds:.1f}s, cgroup peak "
+              f"{peak:.0f} MB (page cache included)\n{rss_line}")
+    finally:
+        group.rmdir()
+
+
+if __name__ == "__main__":
+    main()
