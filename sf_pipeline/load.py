@@ -25,7 +25,7 @@ import dlt
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from .memory import PeakRss
+from .memory import PeakRss, lean_arrow_allocator
 from .salesforce.soql import check_identifier
 from .split import Chunk
 from .types import csv_column_types, finish_batch, time_columns
@@ -158,6 +158,7 @@ class ObjectLoader:
     def load(self, chunks: list[Chunk], fields: list[dict] | None, mode: WriteMode = "merge",
              delimiter: str = ",") -> LoadResult:
         started = time.monotonic()
+        lean_arrow_allocator()
         workdir = Path(tempfile.mkdtemp(prefix=f"dlt-{self.table}-", dir=self.pipelines_dir))
         has_deleted = any(f["name"] == "IsDeleted" for f in fields or [])
         columns = self._column_hints(mode, has_deleted)

@@ -118,17 +118,18 @@ def split_csv(path: Path, out_dir: Path, options: SplitOptions | None = None, *,
     size = path.stat().st_size
     if size == 0:
         return [Chunk([path], 0, 0)]
-    if rows is None:
-        rows = count_data_rows(path)
+    if rows is None and size <= 2 * options.target_bytes:
+        rows = count_data_rows(path)  # small: count first, so a file under the threshold is never copied
     with open(path, "rb") as f:
         first = f.read(BLOCK)
     header_len = _header_end(path, first)
     header = first[:header_len]
     if not header.endswith(b"\n"):
         header += b"\n"
-    n = options.chunk_count(rows, size - header_len)
+    # big and uncounted: one pass that splits and counts; undone below if it stays under min_rows
+    n = options.chunk_count(rows if rows is not None else options.min_rows + 1, size - header_len)
     if n == 1:
-        return [Chunk([path], rows, size)]
+        return [Chunk([path], rows or 0, size)]
     out_dir.mkdir(parents=True, exist_ok=True)
     width = _field_count(header, delimiter)
     per_chunk = math.ceil((size - header_len) / n)
@@ -170,6 +171,11 @@ def split_csv(path: Path, out_dir: Path, options: SplitOptions | None = None, *,
             chunk.remove()
         raise MalformedCsvError(f"{path}: a quoted value is never closed (the file ends inside quotes at byte "
                                 f"{size}); the last complete record ends before it")
+    if rows is None and sum(c.rows for c in writer.chunks) <= options.min_rows:
+        total = sum(c.rows for c in writer.chunks)
+        for chunk in writer.chunks:
+            chunk.remove()
+        return [Chunk([path], total, size)]
     chunks = [c for c in writer.chunks if c.rows or c is writer.chunks[0]]
     for c in writer.chunks:
         if c not in chunks:

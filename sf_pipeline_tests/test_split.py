@@ -159,3 +159,15 @@ def test_cli_split_and_load(tmp_path: Path) -> None:
     assert main(["load", str(tmp_path / "chunks"), "--object", "Widget__c", "--duckdb", str(db)]) == 0
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM salesforce.widget_c").fetchone()[0] == 2_000
+
+
+def test_big_uncounted_file_under_the_threshold_is_returned_whole(tmp_path: Path) -> None:
+    """A file bigger than two chunks but with few rows: split in one pass, then undone."""
+    src = tmp_path / "wide.csv"
+    write_csv(src, 300)
+    options = SplitOptions(min_rows=300, target_bytes=src.stat().st_size // 8)
+    chunks = split_csv(src, tmp_path / "o", options)
+    assert chunks == [Chunk([src], 300, src.stat().st_size)]
+    assert not list((tmp_path / "o").glob("*.csv"))
+    more = split_csv(src, tmp_path / "p", SplitOptions(min_rows=299, target_bytes=src.stat().st_size // 8))
+    assert len(more) == 8 and sum(c.rows for c in more) == 300
