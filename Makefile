@@ -19,6 +19,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	scripts/ensure-chromium
+	scripts/ensure-azurite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

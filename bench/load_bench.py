@@ -34,7 +34,8 @@ extra = {}
 """,
     "ours": """
 from sf_pipeline.split import split_csv
-from sf_pipeline.load import ObjectLoader, duckdb_destination
+from sf_pipeline.load import ObjectLoader
+from sf_pipeline.warehouse import duckdb_destination
 chunks = split_csv(SRC, WORK / "chunks")
 res = ObjectLoader("Account", duckdb_destination(WORK / "ours.duckdb")).load(chunks, FIELDS, mode="replace")
 rows = res.rows
@@ -83,7 +84,8 @@ import gc, json, sys, tempfile
 from pathlib import Path
 from sf_pipeline.emulator.org import Org
 from sf_pipeline.emulator.results import base_fields, header_line
-from sf_pipeline.load import ObjectLoader, duckdb_destination
+from sf_pipeline.load import ObjectLoader
+from sf_pipeline.warehouse import duckdb_destination
 from sf_pipeline.memory import rss_mb
 from sf_pipeline.split import Chunk
 n = int(sys.argv[1]); work = Path(sys.argv[2])

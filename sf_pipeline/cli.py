@@ -85,7 +85,8 @@ def cmd_split(args: argparse.Namespace) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from .load import ObjectLoader, duckdb_destination
+    from .load import ObjectLoader
+    from .warehouse import duckdb_destination
     from .split import SplitOptions, plan_chunks
 
     source = Path(args.csv_or_dir)
@@ -113,6 +114,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     return run_demo(Path(args.out), scale=args.scale)
+
+
+def cmd_check_connections(args: argparse.Namespace) -> int:
+    """Reads the settings the code location reads (environment variables through its resources)."""
+    import dagster as dg
+
+    from .catalog import load_catalog
+    from .connections import check_all, format_checks
+    from .defs.resources import default_resources
+
+    with dg.build_resources(default_resources()) as resources:
+        checks = check_all(resources.salesforce.settings(), resources.warehouse.warehouse(), load_catalog().names)
+    print(format_checks(checks))
+    return 0 if all(c.ok for c in checks) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,13 +180,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, default=1.0, help="multiply the demo org's row counts")
     p.add_argument("--out", default="data/demo")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("check-connections", help="report whether the org, the staging area and the warehouse "
+                                                 "are reachable and authorised (loads nothing)")
+    p.set_defaults(func=cmd_check_connections)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "alembic"):  # a line per request / per migration drowns the useful ones
+    for noisy in ("httpx", "alembic", "azure", "snowflake.connector"):  # a line per request / per migration drowns the useful ones
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from .salesforce import SalesforceError
     from .split import MalformedCsvError

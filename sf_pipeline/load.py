@@ -29,6 +29,7 @@ from .memory import PeakRss, lean_arrow_allocator
 from .salesforce.soql import check_identifier
 from .split import Chunk
 from .types import csv_column_types, finish_batch, time_columns
+from .warehouse import FILE_FORMATS, StagedFiles, StagingSettings
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,12 @@ class DltSettings:
 
     log_level: str = "WARNING"  # dlt's runtime logger; failures still raise and are logged by us
     delete_completed_jobs: bool = True  # drop load package files once loaded: local disk stays near one chunk
-    loader_file_format: str = "parquet"
+    loader_file_format: str = "parquet"  # parquet or jsonl: the files dlt stages and the warehouse ingests
+
+    def __post_init__(self) -> None:
+        if self.loader_file_format not in FILE_FORMATS:
+            raise ValueError(f"loader file format (SF_PIPELINE_STAGING_FORMAT) must be one of {FILE_FORMATS}, "
+                             f"got {self.loader_file_format!r}")
 
     @contextlib.contextmanager
     def applied(self) -> Iterator[None]:
@@ -141,17 +147,21 @@ def arrow_batches(files: list[Path], fields: list[dict] | None, sobject: str, de
 
 
 class ObjectLoader:
-    """Loads one object's chunks through a pipeline built for it alone; ``load`` drops it after."""
+    """Loads one object's chunks through a pipeline built for it alone; ``load`` drops it after.
+
+    With a bucket staging area, each chunk's staged files are deleted once Snowflake has loaded them,
+    and files left by an earlier run that died are deleted before the first chunk.
+    """
 
     def __init__(self, sobject: str, destination: Any, *, dataset_name: str = "salesforce",
-                 staging: Any = None, pipelines_dir: Path | None = None, settings: DltSettings | None = None,
-                 pipeline_name: str | None = None) -> None:
+                 staging: StagingSettings | None = None, pipelines_dir: Path | None = None,
+                 settings: DltSettings | None = None, pipeline_name: str | None = None) -> None:
         self.sobject = check_identifier(sobject, "sObject")
         self.table = table_name(sobject)
         self.destination = destination
-        self.staging = staging
+        self.staging = staging or StagingSettings()
         self.dataset_name = dataset_name
-        self.pipelines_dir = pipelines_dir
+        self.pipelines_dir = pipelines_dir or self.staging.local_dir
         self.settings = settings or DltSettings()
         self.pipeline_name = pipeline_name or f"sf_{self.table}"
 
@@ -159,7 +169,13 @@ class ObjectLoader:
              delimiter: str = ",") -> LoadResult:
         started = time.monotonic()
         lean_arrow_allocator()
+        if self.pipelines_dir:
+            self.pipelines_dir.mkdir(parents=True, exist_ok=True)
         workdir = Path(tempfile.mkdtemp(prefix=f"dlt-{self.table}-", dir=self.pipelines_dir))
+        staged = StagedFiles(self.staging, self.dataset_name, self.table) if self.staging.kind == "azure" else None
+        if staged and (stale := staged.remove()):
+            log.warning("[%s] deleted %d staged file(s) left by an earlier run in %s", self.sobject, stale,
+                        staged.folder)
         has_deleted = any(f["name"] == "IsDeleted" for f in fields or [])
         columns = self._column_hints(mode, has_deleted)
         load_ids: list[str] = []
@@ -167,7 +183,7 @@ class ObjectLoader:
         size = sum(c.bytes for c in chunks)
         with self.settings.applied(), PeakRss() as rss:
             pipeline = dlt.pipeline(pipeline_name=self.pipeline_name, pipelines_dir=str(workdir),
-                                    destination=self.destination, staging=self.staging,
+                                    destination=self.destination, staging=self.staging.dlt_staging(),
                                     dataset_name=self.dataset_name, progress=None)
             try:
                 stats = BatchStats()
@@ -181,6 +197,9 @@ class ObjectLoader:
                     info = pipeline.run(resource, loader_file_format=self.settings.loader_file_format)
                     info.raise_on_failed_jobs()
                     load_ids += list(info.loads_ids)
+                    if staged:
+                        for load_id in info.loads_ids:
+                            staged.remove(load_id)
                     counts = pipeline.last_trace.last_normalize_info.row_counts
                     rows += counts.get(self.table, 0)
                     chunk.remove()
@@ -203,25 +222,12 @@ class ObjectLoader:
         return hints
 
 
-def duckdb_destination(path: Path | str, memory_limit: str | None = "512MB") -> Any:
-    """The embedded warehouse: a DuckDB file. DuckDB's own default memory limit is 80% of the machine's
-    RAM, which on a small pod is the kernel's OOM line, so it is capped here (configurable)."""
-    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    credentials = DuckDbCredentials(str(path))
-    if memory_limit:
-        credentials.global_config = {"memory_limit": memory_limit}
-    return dlt.destinations.duckdb(credentials)
-
-
 def load_files(sobject: str, chunks: list[Chunk], fields: list[dict] | None, destination: Any, *,
-               mode: WriteMode = "merge", dataset_name: str = "salesforce", staging: Any = None,
+               mode: WriteMode = "merge", dataset_name: str = "salesforce", staging: StagingSettings | None = None,
                settings: DltSettings | None = None) -> LoadResult:
     """Convenience: a fresh ObjectLoader for one object, used once."""
     loader = ObjectLoader(sobject, destination, dataset_name=dataset_name, staging=staging, settings=settings)
     return loader.load(chunks, fields, mode)
 
 
-__all__ = ["BatchStats", "DltSettings", "LoadError", "LoadResult", "ObjectLoader", "arrow_batches", "duckdb_destination",
-           "load_files", "table_name"]
+__all__ = ["BatchStats", "DltSettings", "LoadError", "LoadResult", "ObjectLoader", "arrow_batches", "load_files", "table_name"]

@@ -1,7 +1,8 @@
 """One object, one window, end to end: extract, split, load. Plain Python, no Dagster.
 
-A full refresh extracts everything live (``query``) and replaces the table; a window extracts the
-rows whose cursor falls in it, deleted ones included (``queryAll``), and merges them on the key.
+A full refresh extracts everything live (``query``), drops the object's table (only once the extract
+and split have succeeded) and loads it anew; a window extracts the rows whose cursor falls in it,
+deleted ones included (``queryAll``), and merges them on the key.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from .catalog import CatalogObject
 from .load import DltSettings, ObjectLoader
@@ -21,6 +21,7 @@ from .memory import PeakRss
 from .salesforce import ExtractOptions, SalesforceClient
 from .salesforce.bulk import extract_object
 from .split import SplitOptions, plan_chunks
+from .warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 class SyncResult:
     sobject: str
     table: str
+    dataset: str
     mode: str
     since: datetime | None
     until: datetime | None
@@ -51,10 +53,9 @@ class SyncResult:
         return self.salesforce_records == self.csv_records == self.rows_loaded
 
 
-def sync_object(client: SalesforceClient, entry: CatalogObject, destination: Any, *, since: datetime | None = None,
-                until: datetime | None = None, full_refresh: bool = False, work_dir: Path | None = None,
-                dataset_name: str = "salesforce", staging: Any = None,
-                extract_options: ExtractOptions | None = None, split_options: SplitOptions | None = None,
+def sync_object(client: SalesforceClient, entry: CatalogObject, warehouse: Warehouse, *,
+                since: datetime | None = None, until: datetime | None = None, full_refresh: bool = False,
+                work_dir: Path | None = None, extract_options: ExtractOptions | None = None, split_options: SplitOptions | None = None,
                 dlt_settings: DltSettings | None = None) -> SyncResult:
     """Extract, split and load one object for one window (or all of it, replacing, on full refresh)."""
     work = Path(tempfile.mkdtemp(prefix=f"sf-{entry.name}-", dir=work_dir))
@@ -73,14 +74,17 @@ def sync_object(client: SalesforceClient, entry: CatalogObject, destination: Any
             chunks = plan_chunks(result.files, work / "chunks", split_options, rows=result.page_records)
             csv_records = sum(c.rows for c in chunks)
             t2 = time.monotonic()
-            loader = ObjectLoader(entry.name, destination, dataset_name=dataset_name, staging=staging,
-                                  pipelines_dir=work, settings=dlt_settings)
+            loader = ObjectLoader(entry.name, warehouse.dlt_destination(), dataset_name=warehouse.dataset,
+                                  staging=warehouse.staging, pipelines_dir=warehouse.staging.local_dir or work,
+                                  settings=dlt_settings)
+            if full_refresh:
+                warehouse.drop_object_table(loader.table, loader.pipeline_name)
             loaded = loader.load(chunks, fields, mode="replace" if full_refresh else "merge")
             t3 = time.monotonic()
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return SyncResult(
-        sobject=entry.name, table=loaded.table, mode="replace" if full_refresh else "merge",
+        sobject=entry.name, table=loaded.table, dataset=warehouse.dataset, mode="replace" if full_refresh else "merge",
         since=None if full_refresh else since, until=None if full_refresh else until,
         salesforce_records=result.records, csv_records=csv_records, rows_loaded=loaded.rows,
         rows_deleted=loaded.deleted, bytes=result.bytes, chunks=loaded.chunks, extract_seconds=t1 - t0,

@@ -11,6 +11,8 @@ import pytest
 from sf_pipeline.emulator import EmulatorConfig, EmulatorServer, Fault, make_server
 from sf_pipeline.salesforce import RetryPolicy, SalesforceClient, SalesforceSettings
 
+from .servers import Azurite, Fakesnow
+
 # Small objects keep the suite fast; Account is large enough to span several result pages.
 TEST_ROWS = {"Account": 12_000, "Contact": 3_000, "Opportunity": 2_000, "Lead": 1_500, "Case": 1_000,
              "Task": 2_500, "User": 300, "Invoice__c": 800}
@@ -91,3 +93,19 @@ def org(emulator: Emulator) -> Iterator[Emulator]:
 def client(org: Emulator) -> Iterator[SalesforceClient]:
     with SalesforceClient(org.settings()) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    from .servers import run_azurite
+
+    with run_azurite(tmp_path_factory.mktemp("azurite")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def fakesnow_server(tmp_path_factory: pytest.TempPathFactory, azurite: Azurite) -> Iterator[Fakesnow]:
+    from .servers import run_fakesnow
+
+    with run_fakesnow(tmp_path_factory.mktemp("fakesnow"), azurite.connection_string()) as server:
+        yield server

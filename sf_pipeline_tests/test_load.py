@@ -9,7 +9,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from sf_pipeline.load import LoadError, ObjectLoader, duckdb_destination, table_name
+from sf_pipeline.load import LoadError, ObjectLoader, table_name
+from sf_pipeline.warehouse import duckdb_destination
 from sf_pipeline.salesforce import ExtractOptions, SalesforceClient
 from sf_pipeline.salesforce.bulk import extract_object
 from sf_pipeline.salesforce.soql import select_fields

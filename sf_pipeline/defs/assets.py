@@ -5,6 +5,7 @@ Partitions are time windows on the object's cursor field; a backfill over a rang
 """
 
 
+import os
 from datetime import datetime
 
 import dagster as dg
@@ -18,6 +19,7 @@ GROUP = "salesforce"
 POOL = "salesforce_object_load"
 RECONCILE_CHECK = "row_count_reconciliation"
 EMPTY_GUARD_CHECK = "not_unexpectedly_empty"
+WAREHOUSE_COUNT_CHECK = "warehouse_row_count"
 
 
 class ObjectLoadConfig(dg.Config):
@@ -49,7 +51,7 @@ def _metadata(result: SyncResult, description: str) -> dict[str, object]:
         "load_seconds": dg.MetadataValue.float(round(result.load_seconds, 3)),
         "peak_rss_mb": dg.MetadataValue.float(round(result.peak_rss_mb, 1)),
         "dlt_load_ids": dg.MetadataValue.json(result.load_ids),
-        "destination_table": dg.MetadataValue.text(f"salesforce.{result.table}"),
+        "destination_table": dg.MetadataValue.text(f"{result.dataset}.{result.table}"),
         "mode": dg.MetadataValue.text(result.mode),
         "window": dg.MetadataValue.text(description),
         "bulk_job_id": dg.MetadataValue.text(result.job_id),
@@ -73,7 +75,7 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog) -> dg.AssetsDefin
     @dg.asset(
         key=key,
         group_name=GROUP,
-        kinds={"salesforce", "dlt", "duckdb"},
+        kinds={"salesforce", "dlt", os.environ.get("SF_PIPELINE_DESTINATION") or "duckdb"},
         description=(f"Salesforce {entry.name}, extracted with Bulk API 2.0 and loaded with dlt into "
                      f"salesforce.{entry.name.lower()}. Partitioned on {entry.cursor_field}."
                      if partitioned else f"Salesforce {entry.name}, fully refreshed on every run."),
@@ -87,6 +89,9 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog) -> dg.AssetsDefin
                 "Rows Salesforce reported for the window = rows in the CSV = rows loaded")),
             dg.AssetCheckSpec(EMPTY_GUARD_CHECK, asset=key, description=(
                 "Fails when the load returned no rows although Salesforce counts rows in the window")),
+            dg.AssetCheckSpec(WAREHOUSE_COUNT_CHECK, asset=key, description=(
+                "Rows in the warehouse table for the window = live rows Salesforce counts for it "
+                "(a warning: rows edited in Salesforce during the run can differ until the next window)")),
         ],
         metadata={"salesforce/weight": entry.weight},
     )
@@ -99,14 +104,16 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog) -> dg.AssetsDefin
             since, until = window.start, window.end
         description = "full refresh" if full_refresh else f"{since.isoformat()} .. {until.isoformat()}"
         context.log.info(f"[{entry.name}] {description}")
+        target = warehouse.warehouse()
         with salesforce.client() as client:
             result = sync_object(
-                client, entry, warehouse.dlt_destination(), since=since, until=until, full_refresh=full_refresh,
-                work_dir=pipeline_settings.work_path(), dataset_name=warehouse.dataset,
-                extract_options=salesforce.extract_options(), split_options=pipeline_settings.split_options(),
-                dlt_settings=pipeline_settings.dlt_settings(),
+                client, entry, target, since=since, until=until, full_refresh=full_refresh,
+                work_dir=pipeline_settings.work_path(), extract_options=salesforce.extract_options(),
+                split_options=pipeline_settings.split_options(),
+                dlt_settings=pipeline_settings.dlt_settings(warehouse.staging_file_format),
             )
-        truth = _window_count(salesforce, entry, since, until, entry.include_deleted and not full_refresh)
+        truth = _window_count(salesforce, entry, since, until, include_deleted=False)
+        in_warehouse = target.count_rows(result.table, entry.cursor_field, since, until)
         checks = [
             dg.AssetCheckResult(
                 check_name=RECONCILE_CHECK, passed=result.reconciled,
@@ -116,6 +123,9 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog) -> dg.AssetsDefin
                 check_name=EMPTY_GUARD_CHECK, passed=not (result.rows_loaded == 0 and truth > 0),
                 severity=dg.AssetCheckSeverity.ERROR,
                 metadata={"rows_loaded": result.rows_loaded, "salesforce_count": truth}),
+            dg.AssetCheckResult(
+                check_name=WAREHOUSE_COUNT_CHECK, passed=in_warehouse == truth, severity=dg.AssetCheckSeverity.WARN,
+                metadata={"warehouse_rows": in_warehouse, "salesforce_live_count": truth}),
         ]
         return dg.MaterializeResult(metadata=_metadata(result, description), check_results=checks)
 

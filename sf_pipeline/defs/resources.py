@@ -13,10 +13,11 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from ..load import DltSettings, duckdb_destination
+from ..load import DltSettings
 from ..salesforce import ExtractOptions, RetryPolicy, SalesforceClient, SalesforceSettings
 from ..salesforce.settings import DEFAULT_API_VERSION, DEFAULT_LOGIN_URL
 from ..split import SplitOptions
+from ..warehouse import SnowflakeSettings, StagingSettings, Warehouse, WarehouseConfigError
 
 
 class SalesforceResource(dg.ConfigurableResource):
@@ -48,18 +49,49 @@ class SalesforceResource(dg.ConfigurableResource):
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """Where rows land. ``duckdb`` (embedded default) writes a local file."""
+    """Where rows land and how they get there: DuckDB (embedded default) or Snowflake, with files staged
+    nowhere special, in a local folder, or in an Azure Blob Storage bucket (``az://container/prefix``)."""
 
-    destination: str = "duckdb"
+    destination: str = Field(default="duckdb", description="duckdb or snowflake")
+    dataset: str = Field(default="salesforce", description="the schema tables are loaded into")
     duckdb_path: str = "data/sf_pipeline.duckdb"
     duckdb_memory_limit: str = "512MB"
-    dataset: str = "salesforce"
+    snowflake_account: str | None = None
+    snowflake_user: str | None = None
+    snowflake_password: str | None = None
+    snowflake_private_key: str | None = Field(default=None, description="PEM text of the key pair's private key")
+    snowflake_private_key_path: str | None = None
+    snowflake_private_key_passphrase: str | None = None
+    snowflake_role: str | None = None
+    snowflake_warehouse: str | None = None
+    snowflake_database: str | None = None
+    snowflake_stage: str | None = Field(default=None, description="named external stage over the staging bucket")
+    snowflake_endpoint: str | None = Field(default=None, description="http(s)://host:port override (private link)")
+    staging: str = Field(default="none", description="none, a local folder, or az://container/prefix")
+    staging_file_format: str = Field(default="parquet", description="parquet or jsonl")
+    azure_account_name: str | None = None
+    azure_account_key: str | None = None
+    azure_sas_token: str | None = None
+    azure_blob_endpoint: str | None = Field(default=None, description="blob endpoint URL for Azurite or a private endpoint")
 
-    def dlt_destination(self) -> Any:
-        if self.destination == "duckdb":
-            return duckdb_destination(Path(self.duckdb_path), self.duckdb_memory_limit)
-        raise dg.Failure(f"warehouse destination {self.destination!r} is not supported yet (setting "
-                         "SF_PIPELINE_DESTINATION); use 'duckdb'")
+    def warehouse(self) -> Warehouse:
+        snowflake = SnowflakeSettings(
+            account=self.snowflake_account, user=self.snowflake_user, database=self.snowflake_database,
+            password=self.snowflake_password, private_key=self.snowflake_private_key,
+            private_key_path=self.snowflake_private_key_path,
+            private_key_passphrase=self.snowflake_private_key_passphrase, role=self.snowflake_role,
+            warehouse=self.snowflake_warehouse, stage=self.snowflake_stage, endpoint=self.snowflake_endpoint)
+        staging = StagingSettings(location=self.staging, azure_account_name=self.azure_account_name,
+                                  azure_account_key=self.azure_account_key, azure_sas_token=self.azure_sas_token,
+                                  azure_blob_endpoint=self.azure_blob_endpoint)
+        warehouse = Warehouse(kind=self.destination, dataset=self.dataset,  # type: ignore[arg-type]
+                              duckdb_path=Path(self.duckdb_path), duckdb_memory_limit=self.duckdb_memory_limit,
+                              snowflake=snowflake, staging=staging)
+        try:
+            warehouse.validate()
+        except WarehouseConfigError as exc:
+            raise dg.Failure(f"warehouse settings: {exc}") from None
+        return warehouse
 
 
 class PipelineSettings(dg.ConfigurableResource):
@@ -75,11 +107,14 @@ class PipelineSettings(dg.ConfigurableResource):
         return SplitOptions(min_rows=self.chunk_min_rows, target_bytes=self.chunk_target_mb * 2**20,
                             max_chunks=self.max_chunks)
 
-    def dlt_settings(self) -> DltSettings:
+    def dlt_settings(self, loader_file_format: str = "parquet") -> DltSettings:
         if self.dlt_log_level not in ("INFO", "WARNING"):
             raise dg.Failure(f"dlt_log_level must be INFO or WARNING (never a level that hides failures), "
                              f"got {self.dlt_log_level!r}")
-        return DltSettings(log_level=self.dlt_log_level)
+        try:
+            return DltSettings(log_level=self.dlt_log_level, loader_file_format=loader_file_format)
+        except ValueError as exc:
+            raise dg.Failure(str(exc)) from None
 
     def work_path(self) -> Path | None:
         if not self.work_dir:
@@ -88,9 +123,28 @@ class PipelineSettings(dg.ConfigurableResource):
         return Path(self.work_dir)
 
 
-def _env(name: str, default: str) -> Any:
+def _env(name: str, default: str | None = None) -> Any:
     """An EnvVar when the variable is set, else the local default."""
     return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+SNOWFLAKE_ENV = ("account", "user", "password", "private_key", "private_key_path", "private_key_passphrase", "role",
+                 "warehouse", "database", "stage", "endpoint")
+AZURE_ENV = {"azure_account_name": "AZURE_STORAGE_ACCOUNT_NAME", "azure_account_key": "AZURE_STORAGE_ACCOUNT_KEY",
+             "azure_sas_token": "AZURE_STORAGE_SAS_TOKEN", "azure_blob_endpoint": "AZURE_STORAGE_BLOB_ENDPOINT"}
+
+
+def warehouse_from_env() -> WarehouseResource:
+    return WarehouseResource(
+        destination=_env("SF_PIPELINE_DESTINATION", "duckdb"),
+        dataset=_env("SF_PIPELINE_DATASET", "salesforce"),
+        duckdb_path=_env("SF_PIPELINE_DUCKDB", "data/sf_pipeline.duckdb"),
+        duckdb_memory_limit=_env("SF_PIPELINE_DUCKDB_MEMORY_LIMIT", "512MB"),
+        staging=_env("SF_PIPELINE_STAGING", "none"),
+        staging_file_format=_env("SF_PIPELINE_STAGING_FORMAT", "parquet"),
+        **{f"snowflake_{k}": _env(f"SF_PIPELINE_SNOWFLAKE_{k.upper()}") for k in SNOWFLAKE_ENV},
+        **{field: _env(env) for field, env in AZURE_ENV.items()},
+    )
 
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:
@@ -104,10 +158,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             refresh_token=_env("SF_REFRESH_TOKEN", None) if os.environ.get("SF_REFRESH_TOKEN") else None,
             api_version=_env("SF_API_VERSION", DEFAULT_API_VERSION),
         ),
-        "warehouse": WarehouseResource(
-            destination=_env("SF_PIPELINE_DESTINATION", "duckdb"),
-            duckdb_path=_env("SF_PIPELINE_DUCKDB", "data/sf_pipeline.duckdb"),
-        ),
+        "warehouse": warehouse_from_env(),
         "pipeline_settings": PipelineSettings(
             work_dir=_env("SF_PIPELINE_WORK_DIR", None) if os.environ.get("SF_PIPELINE_WORK_DIR") else None,
             dlt_log_level=_env("SF_PIPELINE_DLT_LOG_LEVEL", "WARNING"),
