@@ -59,36 +59,35 @@ class Chunk:
 
 @dataclass
 class _Writer:
+    """Writes chunk files; the caller scans the bytes once and says how many records each write ends."""
+
     out_dir: Path
     stem: str
     header: bytes
     chunks: list[Chunk] = field(default_factory=list)
     _file: io.BufferedWriter | None = None
-    _scanner: RecordScanner | None = None
     _bytes: int = 0
 
     def open(self) -> None:
         path = self.out_dir / f"{self.stem}.part-{len(self.chunks):03d}.csv"
         self._file = open(path, "wb", buffering=BLOCK)
         self._file.write(self.header)
-        self._scanner = RecordScanner()
         self._bytes = len(self.header)
         self.chunks.append(Chunk([path], 0, 0, temporary=True))
 
-    def write(self, data: bytes) -> None:
-        assert self._file is not None and self._scanner is not None
+    def write(self, data: bytes, records: int) -> None:
+        assert self._file is not None
         self._file.write(data)
-        self._scanner.feed(data)
         self._bytes += len(data)
+        self.chunks[-1].rows += records
 
     @property
     def body_bytes(self) -> int:
         return self._bytes - len(self.header)
 
     def close(self) -> None:
-        if self._file is not None and self._scanner is not None:
+        if self._file is not None:
             self._file.close()
-            self.chunks[-1].rows = self._scanner.complete_records
             self.chunks[-1].bytes = self._bytes
             self._file = None
 
@@ -134,32 +133,38 @@ def split_csv(path: Path, out_dir: Path, options: SplitOptions | None = None, *,
     width = _field_count(header, delimiter)
     per_chunk = math.ceil((size - header_len) / n)
     writer = _Writer(out_dir, path.name.removesuffix(".csv"), header)
-    scanner = RecordScanner()  # quote state of the input at the start of each block
+    scanner = RecordScanner()  # one scan of the input: quote state and the records each write ends
     cut_checked = False
+
+    def check_new_chunk(block: bytes, pos: int, block_offset: int) -> None:
+        nonlocal cut_checked
+        if not cut_checked and writer.body_bytes == 0 and pos < len(block):
+            _check_record_at_cut(path, block, pos, width, delimiter, block_offset)
+            cut_checked = True
+
     try:
         with open(path, "rb") as f:
             f.seek(header_len)
             writer.open()
             while block := f.read(BLOCK):
                 pos = 0
-                while True:
-                    if not cut_checked and writer.body_bytes == 0 and pos < len(block):
-                        _check_record_at_cut(path, block, pos, width, delimiter, f.tell() - len(block))
-                        cut_checked = True
-                    if len(writer.chunks) >= n or writer.body_bytes + (len(block) - pos) < per_chunk:
-                        break
+                while len(writer.chunks) < n and writer.body_bytes + (len(block) - pos) >= per_chunk:
+                    check_new_chunk(block, pos, f.tell() - len(block))
                     want = pos + max(per_chunk - writer.body_bytes, 0)
-                    inside = scanner.inside ^ bool(block.count(QUOTE, 0, want) & 1)
+                    inside = scanner.inside ^ bool(block.count(QUOTE, pos, want) & 1)
                     end = _first_end(block, want, inside)
                     if end < 0:
                         break  # no record end in the rest of this block: cut in a later one
-                    writer.write(block[pos:end])
+                    piece = block[pos:end]
+                    writer.write(piece, scanner.feed(piece))
                     writer.close()
                     writer.open()
                     cut_checked = False
                     pos = end
-                writer.write(block[pos:])
-                scanner.feed(block)
+                check_new_chunk(block, pos, f.tell() - len(block))
+                rest = block[pos:] if pos else block
+                writer.write(rest, scanner.feed(rest))
+        writer.chunks[-1].rows += scanner.complete_records - scanner.records  # a last record without newline
         writer.close()
     except BaseException:
         writer.close()

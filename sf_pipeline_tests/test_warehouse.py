@@ -166,9 +166,12 @@ def test_asset_on_snowflake_counts_rows_in_the_warehouse(org: Emulator, fakesnow
         staging=f"az://{container}/sf", azure_account_name=AZURITE_ACCOUNT, azure_account_key=AZURITE_KEY,
         azure_blob_endpoint=azurite.blob_endpoint)
     lead = next(a for a in build_assets(load_catalog()) if asset_key("Lead") in a.keys)
-    result = dg.materialize([lead], partition_key="2025-06-01", resources={
-        "salesforce": SalesforceResource(login_url=org.url, max_retries=3),
-        "warehouse": resource, "pipeline_settings": PipelineSettings()})
+    # an instance of its own: Dagster keeps the current instance's state storage in a context variable,
+    # which an earlier test's instance can leave pointing at a disposed instance
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([lead], partition_key="2025-06-01", instance=instance, resources={
+            "salesforce": SalesforceResource(login_url=org.url, max_retries=3),
+            "warehouse": resource, "pipeline_settings": PipelineSettings()})
     assert result.success
     (meta,) = [m.metadata for m in result.asset_materializations_for_node("salesforce__Lead")]
     assert meta["destination_table"].value == "salesforce.lead"
