@@ -1,4 +1,4 @@
-"""The ``sf-pipeline`` command line: emulator, extract, split, load, demo, check-connections."""
+"""The ``sf-pipeline`` command line: emulator, extract, split, load, sync, demo, check-connections."""
 
 from __future__ import annotations
 
@@ -116,6 +116,41 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.out), scale=args.scale)
 
 
+def cmd_sync(args: argparse.Namespace) -> int:
+    """One object and one window end to end, with the settings the code location reads (no Dagster run)."""
+    import dataclasses
+
+    import dagster as dg
+
+    from .catalog import load_catalog
+    from .defs.resources import default_resources
+    from .split import SplitOptions
+    from .sync import sync_object
+
+    entry = load_catalog().get(args.object)
+    if not args.full_refresh and not (args.since and args.until):
+        print("error: give --since and --until, or --full-refresh", file=sys.stderr)
+        return 2
+    with dg.build_resources(default_resources()) as resources:
+        settings = resources.pipeline_settings
+        split = SplitOptions(min_rows=args.chunk_min_rows or settings.chunk_min_rows,
+                             target_bytes=int((args.chunk_target_mb or settings.chunk_target_mb) * 2**20),
+                             max_chunks=settings.max_chunks)
+        extract = resources.salesforce.extract_options()
+        if args.max_records:
+            extract = dataclasses.replace(extract, max_records=args.max_records)
+        with resources.salesforce.client() as client:
+            result = sync_object(client, entry, resources.warehouse.warehouse(), since=args.since, until=args.until,
+                                 full_refresh=args.full_refresh, work_dir=settings.work_path(),
+                                 extract_options=extract, split_options=split,
+                                 dlt_settings=settings.dlt_settings(resources.warehouse.staging_file_format))
+    print(json.dumps({"object": result.sobject, "table": f"{result.dataset}.{result.table}", "mode": result.mode,
+                      "rows": result.rows_loaded, "deleted": result.rows_deleted, "chunks": result.chunks,
+                      "resumed_pages": result.resumed_pages, "reconciled": result.reconciled,
+                      "peak_rss_mb": round(result.peak_rss_mb, 1)}))
+    return 0 if result.reconciled else 1
+
+
 def cmd_check_connections(args: argparse.Namespace) -> int:
     """Reads the settings the code location reads (environment variables through its resources)."""
     import dagster as dg
@@ -181,6 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="data/demo")
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser("sync", help="extract, split and load one catalog object for one window, as its asset does")
+    p.add_argument("object")
+    p.add_argument("--since", type=_datetime)
+    p.add_argument("--until", type=_datetime)
+    p.add_argument("--full-refresh", action="store_true", help="every live row, replacing the table")
+    p.add_argument("--chunk-min-rows", type=int, help="chunk only above this many rows (default: the setting)")
+    p.add_argument("--chunk-target-mb", type=float, help="chunk size to aim at (default: the setting)")
+    p.add_argument("--max-records", type=int, help="records per result page asked of Salesforce")
+    p.set_defaults(func=cmd_sync)
+
     p = sub.add_parser("check-connections", help="report whether the org, the staging area and the warehouse "
                                                  "are reachable and authorised (loads nothing)")
     p.set_defaults(func=cmd_check_connections)
@@ -192,12 +237,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "alembic", "azure", "snowflake.connector"):  # a line per request / per migration drowns the useful ones
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from .load import LoadError
     from .salesforce import SalesforceError
     from .split import MalformedCsvError
+    from .sync import ObjectBusyError
 
     try:
         return args.func(args)
-    except (SalesforceError, MalformedCsvError, ValueError) as exc:
+    except (SalesforceError, MalformedCsvError, LoadError, ObjectBusyError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

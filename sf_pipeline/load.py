@@ -25,6 +25,7 @@ import dlt
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from .faultpoints import faultpoint
 from .memory import PeakRss, lean_arrow_allocator
 from .salesforce.soql import check_identifier
 from .split import Chunk
@@ -142,6 +143,7 @@ def arrow_batches(files: list[Path], fields: list[dict] | None, sobject: str, de
                     if deleted_at is not None:
                         stats.deleted += batch.column(deleted_at).true_count
                 yield finish_batch(batch, times)
+                faultpoint("batch_read", sobject)
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
             raise LoadError(f"[{sobject}] {path}: {exc}") from exc
 
@@ -169,9 +171,12 @@ class ObjectLoader:
              delimiter: str = ",") -> LoadResult:
         started = time.monotonic()
         lean_arrow_allocator()
-        if self.pipelines_dir:
-            self.pipelines_dir.mkdir(parents=True, exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(prefix=f"dlt-{self.table}-", dir=self.pipelines_dir))
+        # one folder per table, cleared first: a dead run's load packages are deleted, never loaded
+        workdir = (self.pipelines_dir or Path(tempfile.gettempdir())) / f"dlt-{self.table}"
+        if workdir.exists():
+            log.warning("[%s] deleting %s, left by a load that did not finish", self.sobject, workdir)
+            shutil.rmtree(workdir)
+        workdir.mkdir(parents=True)
         staged = StagedFiles(self.staging, self.dataset_name, self.table) if self.staging.kind == "azure" else None
         if staged and (stale := staged.remove()):
             log.warning("[%s] deleted %d staged file(s) left by an earlier run in %s", self.sobject, stale,
@@ -197,6 +202,7 @@ class ObjectLoader:
                     info = pipeline.run(resource, loader_file_format=self.settings.loader_file_format)
                     info.raise_on_failed_jobs()
                     load_ids += list(info.loads_ids)
+                    faultpoint("chunk_loaded", self.sobject)
                     if staged:
                         for load_id in info.loads_ids:
                             staged.remove(load_id)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .csvscan import QUOTE, RecordScanner
+from .faultpoints import faultpoint
 
 BLOCK = 1 << 20
 
@@ -158,6 +159,7 @@ def split_csv(path: Path, out_dir: Path, options: SplitOptions | None = None, *,
                     piece = block[pos:end]
                     writer.write(piece, scanner.feed(piece))
                     writer.close()
+                    faultpoint("chunk_written", writer.stem.split(".")[0])
                     writer.open()
                     cut_checked = False
                     pos = end

@@ -3,19 +3,28 @@
 A full refresh extracts everything live (``query``), drops the object's table (only once the extract
 and split have succeeded) and loads it anew; a window extracts the rows whose cursor falls in it,
 deleted ones included (``queryAll``), and merges them on the key.
+
+Each (object, window) works in a folder of its own under the work root, behind a per-object lock. A run
+that dies (SIGKILL, an evicted pod) leaves it behind: the next run of the same window resumes the
+extract from its complete pages and deletes the dead run's chunks and dlt packages (never loading them);
+the next run of any other window of the object deletes the whole folder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from .catalog import CatalogObject
+from .faultpoints import faultpoint
 from .load import DltSettings, ObjectLoader
 from .memory import PeakRss
 from .salesforce import ExtractOptions, SalesforceClient
@@ -47,47 +56,95 @@ class SyncResult:
     job_id: str
     load_ids: list[str] = field(default_factory=list)
     skipped_fields: dict[str, str] = field(default_factory=dict)
+    resumed_pages: int = 0  # extract pages reused from a run that did not finish
 
     @property
     def reconciled(self) -> bool:
         return self.salesforce_records == self.csv_records == self.rows_loaded
 
 
+class ObjectBusyError(RuntimeError):
+    """Another process holds the object's lock: two loads of one object never run at once."""
+
+
+def work_root(work_dir: Path | None = None) -> Path:
+    return Path(work_dir) if work_dir else Path(tempfile.gettempdir()) / "sf_pipeline"
+
+
+def window_name(since: datetime | None, until: datetime | None) -> str:
+    stamp = "%Y%m%dT%H%M%S"
+    return f"{since.strftime(stamp) if since else 'start'}-{until.strftime(stamp) if until else 'now'}"
+
+
+@contextlib.contextmanager
+def object_workspace(root: Path, sobject: str, window: str) -> Iterator[Path]:
+    """Lock ``sobject``, clear what dead runs left, and yield its folder for ``window``.
+
+    After success the folder is deleted. After a failure only the extract is kept, so that a rerun of
+    the window resumes it; chunks and dlt's load packages are always deleted, never loaded again.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    folder = root / f"{sobject}-{window}"
+    lock_path = root / f"{sobject}.lock"
+    with open(lock_path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ObjectBusyError(f"[{sobject}] another process is loading this object (it holds {lock_path})") from None
+        for stale in root.glob(f"{sobject}-*"):
+            if stale != folder:
+                log.warning("[%s] deleting %s, left by a run that did not finish", sobject, stale)
+                shutil.rmtree(stale, ignore_errors=True)
+        _clear_load_state(folder, sobject)
+        folder.mkdir(exist_ok=True)
+        try:
+            yield folder
+        except BaseException:
+            _clear_load_state(folder, sobject)
+            raise
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _clear_load_state(folder: Path, sobject: str) -> None:
+    for leftover in [folder / "chunks", *folder.glob("dlt-*")]:
+        if leftover.exists():
+            log.warning("[%s] deleting %s, left by a run that did not finish", sobject, leftover)
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 def sync_object(client: SalesforceClient, entry: CatalogObject, warehouse: Warehouse, *,
                 since: datetime | None = None, until: datetime | None = None, full_refresh: bool = False,
-                work_dir: Path | None = None, extract_options: ExtractOptions | None = None, split_options: SplitOptions | None = None,
-                dlt_settings: DltSettings | None = None) -> SyncResult:
+                work_dir: Path | None = None, extract_options: ExtractOptions | None = None,
+                split_options: SplitOptions | None = None, dlt_settings: DltSettings | None = None) -> SyncResult:
     """Extract, split and load one object for one window (or all of it, replacing, on full refresh)."""
-    work = Path(tempfile.mkdtemp(prefix=f"sf-{entry.name}-", dir=work_dir))
-    with PeakRss() as rss:
-        try:
-            include_deleted = entry.include_deleted and not full_refresh
-            t0 = time.monotonic()
-            result, describe = extract_object(
-                client, entry.name, work / "extract", since=None if full_refresh else since,
-                until=None if full_refresh else until, include_deleted=include_deleted,
-                cursor_field=entry.cursor_field, exclude_fields=list(entry.exclude_fields), options=extract_options)
-            t1 = time.monotonic()
-            by_name = {f["name"]: f for f in describe["fields"]}
-            fields = [by_name[name] for name in result.fields]
-            skipped = {f["name"]: f["type"] for f in describe["fields"] if f["name"] not in set(result.fields)}
-            chunks = plan_chunks(result.files, work / "chunks", split_options, rows=result.page_records)
-            csv_records = sum(c.rows for c in chunks)
-            t2 = time.monotonic()
-            loader = ObjectLoader(entry.name, warehouse.dlt_destination(), dataset_name=warehouse.dataset,
-                                  staging=warehouse.staging, pipelines_dir=warehouse.staging.local_dir or work,
-                                  settings=dlt_settings)
-            if full_refresh:
-                warehouse.drop_object_table(loader.table, loader.pipeline_name)
-            loaded = loader.load(chunks, fields, mode="replace" if full_refresh else "merge")
-            t3 = time.monotonic()
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+    window = "full" if full_refresh else window_name(since, until)
+    with object_workspace(work_root(work_dir), entry.name, window) as work, PeakRss() as rss:
+        include_deleted = entry.include_deleted and not full_refresh
+        t0 = time.monotonic()
+        result, describe = extract_object(
+            client, entry.name, work / "extract", since=None if full_refresh else since,
+            until=None if full_refresh else until, include_deleted=include_deleted,
+            cursor_field=entry.cursor_field, exclude_fields=list(entry.exclude_fields), options=extract_options)
+        t1 = time.monotonic()
+        by_name = {f["name"]: f for f in describe["fields"]}
+        fields = [by_name[name] for name in result.fields]
+        skipped = {f["name"]: f["type"] for f in describe["fields"] if f["name"] not in set(result.fields)}
+        chunks = plan_chunks(result.files, work / "chunks", split_options, rows=result.page_records)
+        csv_records = sum(c.rows for c in chunks)
+        faultpoint("split_done", entry.name)
+        t2 = time.monotonic()
+        loader = ObjectLoader(entry.name, warehouse.dlt_destination(), dataset_name=warehouse.dataset,
+                              staging=warehouse.staging, pipelines_dir=warehouse.staging.local_dir or work,
+                              settings=dlt_settings)
+        if full_refresh:
+            warehouse.drop_object_table(loader.table, loader.pipeline_name)
+        loaded = loader.load(chunks, fields, mode="replace" if full_refresh else "merge")
+        t3 = time.monotonic()
     return SyncResult(
         sobject=entry.name, table=loaded.table, dataset=warehouse.dataset, mode="replace" if full_refresh else "merge",
         since=None if full_refresh else since, until=None if full_refresh else until,
         salesforce_records=result.records, csv_records=csv_records, rows_loaded=loaded.rows,
         rows_deleted=loaded.deleted, bytes=result.bytes, chunks=loaded.chunks, extract_seconds=t1 - t0,
         split_seconds=t2 - t1, load_seconds=t3 - t2, peak_rss_mb=rss.peak_mb, job_id=result.job_id,
-        load_ids=loaded.load_ids, skipped_fields=skipped,
+        load_ids=loaded.load_ids, skipped_fields=skipped, resumed_pages=result.resumed_pages,
     )

@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..csvscan import RecordScanner
+from ..faultpoints import faultpoint
 from .client import SalesforceClient, html_error, is_html
 from .errors import JobFailedError, SalesforceError, UnexpectedResponseError
 from .soql import build_query
@@ -242,6 +243,7 @@ class BulkExtract:
         with self._manifest_lock:
             manifest.pages[name] = records
             manifest.save(self.out_dir / MANIFEST)
+        faultpoint("page_written", self.sobject)
 
     def run(self) -> ExtractResult:
         started = time.monotonic()

@@ -1,0 +1,58 @@
+"""Named points on the data path where a test can make a run fail or stop, to prove recovery.
+
+Off unless ``SF_PIPELINE_FAULTPOINTS`` is set (never in production): a comma-separated list of
+``point[:object][@n]=action``, where the point is one of ``POINTS``, ``@n`` picks the n-th time the
+point is reached in this process (default: the first), and the action is ``raise`` (an ``InjectedFault``)
+or ``stop`` (the process sends itself SIGSTOP, so that a test can SIGKILL it at exactly that point).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import Counter
+
+ENV = "SF_PIPELINE_FAULTPOINTS"
+POINTS = {
+    "page_written",  # an extract page is complete on disk (others may still be downloading)
+    "chunk_written",  # the splitter has written a chunk file
+    "split_done",  # every chunk is on disk, nothing loaded yet
+    "batch_read",  # a chunk is being loaded: one of its record batches went to dlt
+    "chunk_loaded",  # a chunk is in the warehouse, its staged files not yet deleted
+}
+ACTIONS = {"raise", "stop"}
+_hits: Counter[tuple[str, str]] = Counter()
+
+
+class InjectedFault(RuntimeError):
+    """Raised at a fault point; the message names the point and the object."""
+
+
+def _parse(spec: str) -> list[tuple[str, str | None, int, str]]:
+    rules = []
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        target, _, action = item.partition("=")
+        target, _, nth = target.partition("@")
+        point, _, sobject = target.partition(":")
+        if point not in POINTS or action not in ACTIONS:
+            raise ValueError(f"{ENV}: {item!r} is not point[:object][@n]=action with a point in {sorted(POINTS)} "
+                             f"and an action in {sorted(ACTIONS)}")
+        rules.append((point, sobject or None, int(nth or 1), action))
+    return rules
+
+
+def faultpoint(point: str, sobject: str) -> None:
+    spec = os.environ.get(ENV)
+    if not spec:
+        return
+    _hits[(point, sobject)] += 1
+    for rule_point, rule_object, nth, action in _parse(spec):
+        if rule_point == point and rule_object in (None, sobject) and _hits[(point, sobject)] == nth:
+            if action == "stop":
+                os.kill(os.getpid(), signal.SIGSTOP)
+            else:
+                raise InjectedFault(f"[{sobject}] injected fault at {point} (hit {nth}, {ENV})")
+
+
+def reset() -> None:
+    _hits.clear()
