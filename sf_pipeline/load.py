@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import dlt
+from dlt.pipeline.exceptions import PipelineStepFailed
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
@@ -116,7 +117,11 @@ def arrow_batches(files: list[Path], fields: list[dict] | None, sobject: str, de
     for path in files:
         if path.stat().st_size == 0:
             continue
-        header = read_header(path, delimiter)
+        try:
+            header = read_header(path, delimiter)
+        except UnicodeDecodeError as exc:
+            raise LoadError(f"[{sobject}] {path}: not UTF-8 text ({exc.reason} at byte {exc.start} of the "
+                            "header); Salesforce writes UTF-8") from exc
         if by_name:
             unknown = [h for h in header if h not in by_name]
             if unknown:
@@ -199,8 +204,11 @@ class ObjectLoader:
                         table_name=self.table, write_disposition=disposition,
                         primary_key="Id" if mode == "merge" else None, columns=columns,
                     )
-                    info = pipeline.run(resource, loader_file_format=self.settings.loader_file_format)
-                    info.raise_on_failed_jobs()
+                    try:
+                        info = pipeline.run(resource, loader_file_format=self.settings.loader_file_format)
+                        info.raise_on_failed_jobs()
+                    except PipelineStepFailed as exc:
+                        raise _load_error(exc, self.sobject, k, chunks) from exc
                     load_ids += list(info.loads_ids)
                     faultpoint("chunk_loaded", self.sobject)
                     if staged:
@@ -226,6 +234,18 @@ class ObjectLoader:
             # rows queryAll reports deleted are removed from the destination, not loaded
             hints["IsDeleted"] = {"hard_delete": True}
         return hints
+
+
+def _load_error(exc: PipelineStepFailed, sobject: str, k: int, chunks: list[Chunk]) -> LoadError:
+    """Our own error when dlt wraps it (a bad file names itself); else one that names the object and chunk."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, LoadError):
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    files = ", ".join(f.name for f in chunks[k].files)
+    return LoadError(f"[{sobject}] chunk {k + 1}/{len(chunks)} ({files}) failed at dlt's {exc.step} step: "
+                     f"{exc.exception}")
 
 
 def load_files(sobject: str, chunks: list[Chunk], fields: list[dict] | None, destination: Any, *,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -47,10 +47,10 @@ class SnowflakeSettings:
     account: str | None = None
     user: str | None = None
     database: str | None = None
-    password: str | None = None
-    private_key: str | None = None
+    password: str | None = field(default=None, repr=False)
+    private_key: str | None = field(default=None, repr=False)
     private_key_path: str | None = None
-    private_key_passphrase: str | None = None
+    private_key_passphrase: str | None = field(default=None, repr=False)
     role: str | None = None
     warehouse: str | None = None
     stage: str | None = None  # a named external stage over the bucket; else COPY uses a SAS token
@@ -107,8 +107,8 @@ class StagingSettings:
 
     location: str | None = None  # None/"none", a local folder, or az://container/prefix
     azure_account_name: str | None = None
-    azure_account_key: str | None = None
-    azure_sas_token: str | None = None
+    azure_account_key: str | None = field(default=None, repr=False)
+    azure_sas_token: str | None = field(default=None, repr=False)
     # http(s)://host[:port]/account instead of https://<account>.blob.core.windows.net (Azurite, private endpoints)
     azure_blob_endpoint: str | None = None
 

@@ -12,6 +12,7 @@ import dagster as dg
 
 from ..catalog import Catalog, CatalogObject
 from ..salesforce.soql import build_query
+from ..load import table_name
 from ..sync import SyncResult, sync_object
 from .resources import PipelineSettings, SalesforceResource, WarehouseResource
 
@@ -20,6 +21,8 @@ POOL = "salesforce_object_load"
 RECONCILE_CHECK = "row_count_reconciliation"
 EMPTY_GUARD_CHECK = "not_unexpectedly_empty"
 WAREHOUSE_COUNT_CHECK = "warehouse_row_count"
+SHRINK_CHECK = "not_much_smaller_than_before"
+SHRINK_RATIO = 0.5  # warn when a window (or the whole table) holds less than half the rows it held before
 
 
 class ObjectLoadConfig(dg.Config):
@@ -92,6 +95,9 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog) -> dg.AssetsDefin
             dg.AssetCheckSpec(WAREHOUSE_COUNT_CHECK, asset=key, description=(
                 "Rows in the warehouse table for the window = live rows Salesforce counts for it "
                 "(a warning: rows edited in Salesforce during the run can differ until the next window)")),
+            dg.AssetCheckSpec(SHRINK_CHECK, asset=key, description=(
+                f"Warns when the window (or, on a full refresh, the table) holds less than {SHRINK_RATIO:.0%} "
+                "of the rows it held before this load: a filter, a permission or a sharing rule may have changed")),
         ],
         metadata={"salesforce/weight": entry.weight},
     )
@@ -105,6 +111,7 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog) -> dg.AssetsDefin
         description = "full refresh" if full_refresh else f"{since.isoformat()} .. {until.isoformat()}"
         context.log.info(f"[{entry.name}] {description}")
         target = warehouse.warehouse()
+        before = target.count_rows(table_name(entry.name), entry.cursor_field, since, until)
         with salesforce.client() as client:
             result = sync_object(
                 client, entry, target, since=since, until=until, full_refresh=full_refresh,
@@ -126,6 +133,9 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog) -> dg.AssetsDefin
             dg.AssetCheckResult(
                 check_name=WAREHOUSE_COUNT_CHECK, passed=in_warehouse == truth, severity=dg.AssetCheckSeverity.WARN,
                 metadata={"warehouse_rows": in_warehouse, "salesforce_live_count": truth}),
+            dg.AssetCheckResult(
+                check_name=SHRINK_CHECK, passed=not (before and in_warehouse < before * SHRINK_RATIO),
+                severity=dg.AssetCheckSeverity.WARN, metadata={"rows_before": before, "rows_after": in_warehouse}),
         ]
         return dg.MaterializeResult(metadata=_metadata(result, description), check_results=checks)
 

@@ -24,6 +24,7 @@ class Fault:
     stage: str = "any"
     object: str | None = None
     times: int = 1  # how many matching requests it hits; -1 for every one
+    skip: int = 0  # matching requests let through before the first hit (e.g. 2: the third result page)
     status: int = 503
     retry_after: float = 1.0
     polls: int = 3
@@ -63,6 +64,9 @@ class FaultPlan:
         with self._lock:
             for fault in self._faults:
                 if (kinds is None or fault.kind in kinds) and fault.matches(stage, sobject):
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        continue
                     if fault.times > 0:
                         fault.times -= 1
                     fault.hits += 1

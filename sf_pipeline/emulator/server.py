@@ -221,8 +221,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- plumbing ---------------------------------------------------------------------------------
     def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        return self._request_body
 
     def _send(self, status: int, body: bytes, content_type: str = "application/json;charset=UTF-8",
               headers: dict[str, str] | None = None) -> None:
@@ -254,6 +253,10 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
+        # read the whole body first: an answer sent before it was read (a fault, an early error) would leave
+        # it on the keep-alive connection, where it would be parsed as the next request
+        length = int(self.headers.get("Content-Length") or 0)
+        self._request_body = self.rfile.read(length) if length else b""
         url = urlsplit(self.path)
         params = {k: v[-1] for k, v in parse_qs(url.query).items()}
         st = self.state

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 _SEGMENT = r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*"
 # Api names: letters, digits and single underscores, starting with a letter; "__" only between a
 # namespace, the name and a suffix (ns__Field__c, Site_Location__Latitude__s).
-IDENTIFIER = re.compile(rf"^{_SEGMENT}(?:__{_SEGMENT}){{0,2}}$")
+IDENTIFIER = re.compile(rf"{_SEGMENT}(?:__{_SEGMENT}){{0,2}}")  # fullmatch: "$" would accept a final newline
 # Bulk API 2.0 cannot select compound fields or base64 fields.
 UNQUERYABLE_TYPES = {"address", "location", "base64"}
 
@@ -26,7 +26,7 @@ class InvalidIdentifierError(ValueError):
 
 
 def check_identifier(name: str, what: str = "name") -> str:
-    if not isinstance(name, str) or len(name) > 120 or not IDENTIFIER.match(name):
+    if not isinstance(name, str) or len(name) > 120 or not IDENTIFIER.fullmatch(name):
         raise InvalidIdentifierError(f"{what} {name!r} is not a valid Salesforce API name "
                                      "(letters, digits and single underscores, starting with a letter)")
     return name
@@ -57,6 +57,10 @@ def select_fields(describe: dict, wanted: list[str] | None = None, exclude: list
     else:
         candidates = list(describe["fields"])
     excluded = {e.lower() for e in exclude or []}
+    if unknown := sorted(e for e in exclude or [] if e.lower() not in by_lower):
+        # a typo here would silently extract the very field the user meant to leave out
+        raise InvalidIdentifierError(f"[{sobject}] exclude_fields names {', '.join(unknown)}, not field(s) of "
+                                     f"{sobject} in describe")
     fields, skipped = [], {}
     for f in candidates:
         if f["name"].lower() in excluded:
