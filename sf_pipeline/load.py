@@ -36,6 +36,7 @@ from .warehouse import FILE_FORMATS, StagedFiles, StagingSettings
 log = logging.getLogger(__name__)
 
 WriteMode = Literal["replace", "merge", "append"]
+REFRESH_SUFFIX = "__sf_refresh"  # a full refresh loads into <table>__sf_refresh, then swaps it in
 READ_BLOCK = 4 << 20  # measured: 4 MB blocks read faster than 16 MB here and peak lower
 
 
@@ -162,15 +163,16 @@ class ObjectLoader:
 
     def __init__(self, sobject: str, destination: Any, *, dataset_name: str = "salesforce",
                  staging: StagingSettings | None = None, pipelines_dir: Path | None = None,
-                 settings: DltSettings | None = None, pipeline_name: str | None = None) -> None:
+                 settings: DltSettings | None = None, pipeline_name: str | None = None,
+                 table: str | None = None) -> None:
         self.sobject = check_identifier(sobject, "sObject")
-        self.table = table_name(sobject)
+        self.table = table or table_name(sobject)
         self.destination = destination
         self.staging = staging or StagingSettings()
         self.dataset_name = dataset_name
         self.pipelines_dir = pipelines_dir or self.staging.local_dir
         self.settings = settings or DltSettings()
-        self.pipeline_name = pipeline_name or f"sf_{self.table}"
+        self.pipeline_name = pipeline_name or f"sf_{table_name(sobject)}"
 
     def load(self, chunks: list[Chunk], fields: list[dict] | None, mode: WriteMode = "merge",
              delimiter: str = ",") -> LoadResult:
@@ -183,9 +185,12 @@ class ObjectLoader:
             shutil.rmtree(workdir)
         workdir.mkdir(parents=True)
         staged = StagedFiles(self.staging, self.dataset_name, self.table) if self.staging.kind == "azure" else None
-        if staged and (stale := staged.remove()):
-            log.warning("[%s] deleted %d staged file(s) left by an earlier run in %s", self.sobject, stale,
-                        staged.folder)
+        if staged:  # files a dead run left, under this table or the object's other one (a shadow, or the table)
+            for table in (table_name(self.sobject), table_name(self.sobject) + REFRESH_SUFFIX):
+                leftovers = StagedFiles(self.staging, self.dataset_name, table)
+                if stale := leftovers.remove():
+                    log.warning("[%s] deleted %d staged file(s) left by an earlier run in %s", self.sobject, stale,
+                                leftovers.folder)
         has_deleted = any(f["name"] == "IsDeleted" for f in fields or [])
         columns = self._column_hints(mode, has_deleted)
         load_ids: list[str] = []

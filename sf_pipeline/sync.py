@@ -1,8 +1,8 @@
 """One object, one window, end to end: extract, split, load. Plain Python, no Dagster.
 
-A full refresh extracts everything live (``query``), drops the object's table (only once the extract
-and split have succeeded) and loads it anew; a window extracts the rows whose cursor falls in it,
-deleted ones included (``queryAll``), and merges them on the key.
+A full refresh extracts everything live (``query``), loads it into a shadow table and, once every chunk
+is in, swaps that in for the object's table, so a failure leaves the table as it was; a window extracts
+the rows whose cursor falls in it, deleted ones included (``queryAll``), and merges them on the key.
 
 Each (object, window) works in a folder of its own under the work root, behind a per-object lock. A run
 that dies (SIGKILL, an evicted pod) leaves it behind: the next run of the same window resumes the
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .catalog import CatalogObject
 from .faultpoints import faultpoint
-from .load import DltSettings, ObjectLoader
+from .load import REFRESH_SUFFIX, DltSettings, ObjectLoader, table_name
 from .memory import PeakRss
 from .salesforce import ExtractOptions, SalesforceClient
 from .salesforce.bulk import extract_object
@@ -133,15 +133,18 @@ def sync_object(client: SalesforceClient, entry: CatalogObject, warehouse: Wareh
         csv_records = sum(c.rows for c in chunks)
         faultpoint("split_done", entry.name)
         t2 = time.monotonic()
+        table = table_name(entry.name)
         loader = ObjectLoader(entry.name, warehouse.dlt_destination(), dataset_name=warehouse.dataset,
                               staging=warehouse.staging, pipelines_dir=warehouse.staging.local_dir or work,
-                              settings=dlt_settings)
+                              settings=dlt_settings, table=table + REFRESH_SUFFIX if full_refresh else table)
         if full_refresh:
-            warehouse.drop_object_table(loader.table, loader.pipeline_name)
+            warehouse.drop_object_table(loader.table, loader.pipeline_name)  # a dead run's shadow
         loaded = loader.load(chunks, fields, mode="replace" if full_refresh else "merge")
+        if full_refresh:
+            warehouse.swap_in(loader.table, table, loader.pipeline_name)
         t3 = time.monotonic()
     return SyncResult(
-        sobject=entry.name, table=loaded.table, dataset=warehouse.dataset, mode="replace" if full_refresh else "merge",
+        sobject=entry.name, table=table, dataset=warehouse.dataset, mode="replace" if full_refresh else "merge",
         since=None if full_refresh else since, until=None if full_refresh else until,
         salesforce_records=result.records, csv_records=csv_records, rows_loaded=loaded.rows,
         rows_deleted=loaded.deleted, bytes=result.bytes, chunks=loaded.chunks, extract_seconds=t1 - t0,

@@ -247,6 +247,37 @@ def drop_object_table(conn: Any, dialect: DestinationKind, schema: str, table: s
     return existed
 
 
+def swap_in(conn: Any, dialect: DestinationKind, schema: str, loaded: str, table: str, dlt_schema: str) -> None:
+    """Put the freshly loaded table ``loaded`` in the place of the catalog object's ``table``.
+
+    DuckDB does it in one transaction; Snowflake with ``ALTER TABLE ... SWAP WITH`` (atomic) when the
+    table exists. dlt's stored schema for the pipeline is forgotten, so the next load reconciles its
+    DDL with the table as it now is.
+    """
+    def name(t: str) -> str:
+        return f"{_quote(normalize(dialect, schema))}.{_quote(normalize(dialect, t))}"
+
+    cur = conn.cursor()
+    exists = table_exists(conn, dialect, schema, table)
+    if dialect == "duckdb":
+        cur.execute("BEGIN TRANSACTION")
+        cur.execute(f"DROP TABLE IF EXISTS {name(table)}")
+        cur.execute(f"ALTER TABLE {name(loaded)} RENAME TO {_quote(normalize(dialect, table))}")
+    elif exists:
+        cur.execute(f"ALTER TABLE {name(loaded)} SWAP WITH {name(table)}")
+        cur.execute(f"DROP TABLE {name(loaded)}")
+    else:
+        cur.execute(f"ALTER TABLE {name(loaded)} RENAME TO {name(table)}")
+    if table_exists(conn, dialect, schema, "_dlt_version"):
+        versions = name("_dlt_version")
+        cur.execute(f"DELETE FROM {versions} WHERE {_quote(normalize(dialect, 'schema_name'))} = {_literal(dlt_schema)}")
+    if dialect == "duckdb":
+        cur.execute("COMMIT")
+    with contextlib.suppress(Exception):
+        conn.commit()
+    log.info("full refresh: %s now holds the rows loaded into %s", name(table), name(loaded))
+
+
 def count_rows(conn: Any, dialect: DestinationKind, schema: str, table: str, cursor_field: str | None = None,
                since: datetime | None = None, until: datetime | None = None) -> int:
     """Rows in an object's table, optionally those whose cursor falls in [since, until)."""
@@ -332,6 +363,10 @@ class Warehouse:
     def drop_object_table(self, table: str, dlt_schema: str) -> bool:
         with self.connection() as conn:
             return drop_object_table(conn, self.kind, self.dataset, table, dlt_schema)
+
+    def swap_in(self, loaded: str, table: str, dlt_schema: str) -> None:
+        with self.connection() as conn:
+            swap_in(conn, self.kind, self.dataset, loaded, table, dlt_schema)
 
     def count_rows(self, table: str, cursor_field: str | None = None, since: datetime | None = None,
                    until: datetime | None = None) -> int:

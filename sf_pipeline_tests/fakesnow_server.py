@@ -21,6 +21,8 @@
    typed, multi-column tables dlt creates (``MATCH_BY_COLUMN_NAME``, which Snowflake supports for JSON)
    fails with a binder error. It is logged and then refused with an error that says so; the JSONL test
    checks the statement and the staged file instead of the rows.
+6. fakesnow's parser has no ``ALTER TABLE a SWAP WITH b`` (Snowflake's atomic exchange of two tables, which
+   a full refresh uses to put its shadow table in place): it runs as three renames to the same end state.
 Nothing else is changed.
 
 Usage: python -m sf_pipeline_tests.fakesnow_server --host 127.0.0.1 --port P
@@ -48,6 +50,7 @@ _FILE_FORMAT = re.compile(r"FILE_FORMAT = \(([^)]*)\)")
 _AZURE_FROM = re.compile(r"FROM '(azure://[^']+)'")
 _AZURE_CREDENTIALS = re.compile(r"CREDENTIALS=\(AZURE_SAS_TOKEN='([^']*)'\)")
 _FORMAT_TYPE = re.compile(r"TYPE = '(\w+)'")
+_SWAP = re.compile(r"ALTER TABLE (\S+) SWAP WITH (\S+)", re.IGNORECASE)
 
 
 def _describe_last_sql(self: FakeSnowflakeCursor) -> list:
@@ -91,6 +94,13 @@ def _read_from_azure(command: str) -> str:
 
 
 def _execute(self: FakeSnowflakeCursor, command: str, *args, **kwargs):
+    if swap := _SWAP.fullmatch(command.strip()):  # shim 6
+        first, second = swap.groups()
+        parked = first[:-1] + '__SWAPPING"' if first.endswith('"') else first + "__SWAPPING"
+        for step in (f"ALTER TABLE {first} RENAME TO {parked}", f"ALTER TABLE {second} RENAME TO {first}",
+                     f"ALTER TABLE {parked} RENAME TO {second}"):
+            result = _original_execute(self, step, *args, **kwargs)
+        return result
     command = _STAGE_LITERAL.sub(r"@\1.\2/\3\4", command)
     command = _FILE_FORMAT.sub(_space_separated, command)
     command = command.replace("MATCH_BY_COLUMN_NAME='CASE_INSENSITIVE'", "MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE")

@@ -22,6 +22,10 @@ from sf_pipeline.catalog import Catalog, load_catalog
 from sf_pipeline.defs.assets import asset_key, build_assets, partitions_def
 from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, WarehouseResource
 from sf_pipeline.emulator.soql import epoch_ms
+from sf_pipeline.salesforce import SalesforceClient
+from sf_pipeline.split import SplitOptions
+from sf_pipeline.sync import sync_object
+from sf_pipeline.warehouse import Warehouse
 
 from .conftest import Emulator
 
@@ -132,3 +136,30 @@ def test_pipeline_stage_failure_then_retry(catalog: Catalog, org: Emulator, tmp_
     assert len(chunks) == 1 and chunks.pop() >= 3, "one load of the object, in several chunks"
     assert_exactly_the_truth(catalog, org, db, "Account")
     assert [p.name for p in work.iterdir()] == ["Account.lock"]
+
+
+def test_a_failed_full_refresh_leaves_the_table_as_it_was(org: Emulator, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full refresh loads into a shadow table and swaps it in only when every chunk is loaded."""
+    db, work = tmp_path / "sf.duckdb", tmp_path / "work"
+    warehouse = Warehouse(duckdb_path=db)
+    entry = load_catalog().get("Account")
+    split = SplitOptions(min_rows=1_000, target_bytes=400_000)
+    with SalesforceClient(org.settings()) as client:
+        sync_object(client, entry, warehouse, full_refresh=True, work_dir=work, split_options=split)
+        with duckdb.connect(str(db)) as con:  # a row only the old table has: it must survive the failure
+            con.execute("INSERT INTO salesforce.account (id) VALUES ('only-in-the-old-table')")
+            before = con.execute("SELECT id FROM salesforce.account ORDER BY id").fetchall()
+        faultpoints.reset()
+        monkeypatch.setenv(faultpoints.ENV, "batch_read:Account@3=raise")
+        with pytest.raises(Exception, match=r"\[Account\].*injected fault"):
+            sync_object(client, entry, warehouse, full_refresh=True, work_dir=work, split_options=split)
+        with duckdb.connect(str(db), read_only=True) as con:
+            assert con.execute("SELECT id FROM salesforce.account ORDER BY id").fetchall() == before
+        monkeypatch.delenv(faultpoints.ENV)
+        sync_object(client, entry, warehouse, full_refresh=True, work_dir=work, split_options=split)
+    with duckdb.connect(str(db), read_only=True) as con:
+        ids = sorted(r[0] for r in con.execute("SELECT id FROM salesforce.account").fetchall())
+        shadows = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name LIKE '%sf_refresh'")
+        assert shadows.fetchone()[0] == 0
+    assert ids == sorted(org.truth_ids("Account"))

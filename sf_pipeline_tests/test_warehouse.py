@@ -93,7 +93,9 @@ def test_full_refresh_then_window_stage_in_azure_and_clean_up(org: Emulator, war
         assert ids(warehouse, "account") == sorted(org.truth_ids("Account"))
         copied = copies_of(fakesnow_server, container)
         assert len(copied) >= full.chunks, "every chunk's file is COPYed from the bucket"
-        assert all(c["blob"].startswith("sf/salesforce/account/") and c["format"] == "PARQUET" for c in copied)
+        # a full refresh loads into a shadow table, swapped in at the end: its files are staged under its name
+        assert all(c["blob"].startswith("sf/salesforce/account__sf_refresh/") and c["format"] == "PARQUET"
+                   for c in copied)
         assert "fake-password" not in json.dumps(copied) and AZURITE_KEY not in json.dumps(copied)
 
         # a window merges on Id and removes the rows Salesforce reports deleted in it
@@ -145,7 +147,7 @@ def test_jsonl_staging_writes_json_files_and_a_json_copy(org: Emulator, warehous
     copies = copies_of(fakesnow_server, container)  # dlt retries the refused COPY: the same file each time
     assert len({c["blob"] for c in copies}) == 1
     copy = copies[0]
-    assert copy["format"] == "JSON" and copy["blob"].startswith("sf/salesforce/user/")
+    assert copy["format"] == "JSON" and copy["blob"].startswith("sf/salesforce/user__sf_refresh/")
     assert "MATCH_BY_COLUMN_NAME" in copy["statement"] and "***" in copy["statement"]
     assert copy["blob"].endswith(".jsonl") or copy["blob"].endswith(".jsonl.gz")
     data = azurite.service().get_blob_client(container, copy["blob"]).download_blob().readall()
