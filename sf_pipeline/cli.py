@@ -124,7 +124,6 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
     from .catalog import load_catalog
     from .defs.resources import default_resources
-    from .split import SplitOptions
     from .sync import sync_object
 
     entry = load_catalog().get(args.object)
@@ -133,9 +132,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
         return 2
     with dg.build_resources(default_resources()) as resources:
         settings = resources.pipeline_settings
-        split = SplitOptions(min_rows=args.chunk_min_rows or settings.chunk_min_rows,
-                             target_bytes=int((args.chunk_target_mb or settings.chunk_target_mb) * 2**20),
-                             max_chunks=settings.max_chunks)
+        split = settings.split_options()
+        if args.chunk_min_rows is not None:
+            split = dataclasses.replace(split, min_rows=args.chunk_min_rows)
+        if args.chunk_target_mb is not None:
+            split = dataclasses.replace(split, target_bytes=int(args.chunk_target_mb * 2**20))
         extract = resources.salesforce.extract_options()
         if args.max_records:
             extract = dataclasses.replace(extract, max_records=args.max_records)

@@ -187,7 +187,7 @@ class ObjectLoader:
         staged = StagedFiles(self.staging, self.dataset_name, self.table) if self.staging.kind == "azure" else None
         if staged:  # files a dead run left, under this table or the object's other one (a shadow, or the table)
             for table in (table_name(self.sobject), table_name(self.sobject) + REFRESH_SUFFIX):
-                leftovers = StagedFiles(self.staging, self.dataset_name, table)
+                leftovers = staged if table == self.table else StagedFiles(self.staging, self.dataset_name, table)
                 if stale := leftovers.remove():
                     log.warning("[%s] deleted %d staged file(s) left by an earlier run in %s", self.sobject, stale,
                                 leftovers.folder)

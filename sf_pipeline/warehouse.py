@@ -229,21 +229,28 @@ def table_exists(conn: Any, dialect: DestinationKind, schema: str, table: str) -
     return int(cur.fetchone()[0]) > 0
 
 
+def qualified(dialect: DestinationKind, schema: str, table: str) -> str:
+    return f"{_quote(normalize(dialect, schema))}.{_quote(normalize(dialect, table))}"
+
+
+def _forget_dlt_schema(conn: Any, dialect: DestinationKind, schema: str, dlt_schema: str) -> None:
+    """dlt skips its DDL when the stored schema hash matches; forgetting it makes the next load reconcile
+    its tables with what the warehouse now holds (recreate a dropped table, adopt a swapped-in one)."""
+    if table_exists(conn, dialect, schema, "_dlt_version"):
+        conn.cursor().execute(f"DELETE FROM {qualified(dialect, schema, '_dlt_version')} WHERE "
+                              f"{_quote(normalize(dialect, 'schema_name'))} = {_literal(dlt_schema)}")
+
+
 def drop_object_table(conn: Any, dialect: DestinationKind, schema: str, table: str, dlt_schema: str) -> bool:
     """Drop one catalog object's table and forget dlt's stored schema for its pipeline, so the next load
     recreates it. ``table`` must come from the catalog (never from dlt's schema). Returns whether it existed.
     """
     existed = table_exists(conn, dialect, schema, table)
-    cur = conn.cursor()
-    qualified = f"{_quote(normalize(dialect, schema))}.{_quote(normalize(dialect, table))}"
-    cur.execute(f"DROP TABLE IF EXISTS {qualified}")
-    if table_exists(conn, dialect, schema, "_dlt_version"):
-        # dlt skips its DDL when the stored schema hash matches: without this the table would not come back
-        versions = f"{_quote(normalize(dialect, schema))}.{_quote(normalize(dialect, '_dlt_version'))}"
-        cur.execute(f"DELETE FROM {versions} WHERE {_quote(normalize(dialect, 'schema_name'))} = {_literal(dlt_schema)}")
+    conn.cursor().execute(f"DROP TABLE IF EXISTS {qualified(dialect, schema, table)}")
+    _forget_dlt_schema(conn, dialect, schema, dlt_schema)
     with contextlib.suppress(Exception):
         conn.commit()
-    log.info("full refresh: dropped %s (%s)", qualified, "existed" if existed else "was absent")
+    log.info("full refresh: dropped %s (%s)", qualified(dialect, schema, table), "existed" if existed else "was absent")
     return existed
 
 
@@ -255,7 +262,7 @@ def swap_in(conn: Any, dialect: DestinationKind, schema: str, loaded: str, table
     DDL with the table as it now is.
     """
     def name(t: str) -> str:
-        return f"{_quote(normalize(dialect, schema))}.{_quote(normalize(dialect, t))}"
+        return qualified(dialect, schema, t)
 
     cur = conn.cursor()
     exists = table_exists(conn, dialect, schema, table)
@@ -268,9 +275,7 @@ def swap_in(conn: Any, dialect: DestinationKind, schema: str, loaded: str, table
         cur.execute(f"DROP TABLE {name(loaded)}")
     else:
         cur.execute(f"ALTER TABLE {name(loaded)} RENAME TO {name(table)}")
-    if table_exists(conn, dialect, schema, "_dlt_version"):
-        versions = name("_dlt_version")
-        cur.execute(f"DELETE FROM {versions} WHERE {_quote(normalize(dialect, 'schema_name'))} = {_literal(dlt_schema)}")
+    _forget_dlt_schema(conn, dialect, schema, dlt_schema)
     if dialect == "duckdb":
         cur.execute("COMMIT")
     with contextlib.suppress(Exception):
@@ -285,7 +290,7 @@ def count_rows(conn: Any, dialect: DestinationKind, schema: str, table: str, cur
         return 0
     from dlt.common.normalizers.naming.snake_case import NamingConvention
 
-    sql = f"SELECT COUNT(*) FROM {_quote(normalize(dialect, schema))}.{_quote(normalize(dialect, table))}"
+    sql = f"SELECT COUNT(*) FROM {qualified(dialect, schema, table)}"
     if cursor_field and since and until:
         column = _quote(normalize(dialect, NamingConvention().normalize_identifier(cursor_field)))
         sql += (f" WHERE {column} >= {_literal(since.isoformat())}::TIMESTAMP_TZ"

@@ -16,17 +16,13 @@ from pathlib import Path
 
 import httpx
 
+from sf_pipeline.stack import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 AZURITE_BIN = ROOT / ".cache" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
 # Azurite's published development account (https://learn.microsoft.com/azure/storage/common/storage-use-azurite)
 AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, name: str, timeout: float = 60) -> None:
