@@ -166,6 +166,23 @@ def cmd_check_connections(args: argparse.Namespace) -> int:
     return 0 if all(c.ok for c in checks) else 1
 
 
+def cmd_free_slots(args: argparse.Namespace) -> int:
+    """Frees the pool slots a finished run still claims (the daemon does it on its own after
+    ``free_slots_after_run_end_seconds``; this is for an instance without run monitoring)."""
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(args.run_id)
+        if run is None:
+            raise ValueError(f"no run {args.run_id} in the instance at DAGSTER_HOME={os.environ.get('DAGSTER_HOME')}")
+        if not run.is_finished:
+            raise ValueError(f"run {args.run_id} is {run.status.value}: terminate it first (UI: Terminate, or "
+                             "let run monitoring fail it if its processes are gone)")
+        instance.event_log_storage.free_concurrency_slots_for_run(args.run_id)
+    print(f"freed the pool slots of run {args.run_id} ({run.status.value})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sf-pipeline", description=__doc__)
     parser.add_argument("--log-level", default=os.environ.get("SF_PIPELINE_LOG_LEVEL", "INFO"),
@@ -230,6 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-connections", help="report whether the org, the staging area and the warehouse "
                                                  "are reachable and authorised (loads nothing)")
     p.set_defaults(func=cmd_check_connections)
+
+    p = sub.add_parser("free-slots", help="free the concurrency pool slots a finished run still claims "
+                                          "(uses the instance at DAGSTER_HOME)")
+    p.add_argument("run_id")
+    p.set_defaults(func=cmd_free_slots)
     return parser
 
 

@@ -4,6 +4,9 @@ Off unless ``SF_PIPELINE_FAULTPOINTS`` is set (never in production): a comma-sep
 ``point[:object][@n]=action``, where the point is one of ``POINTS``, ``@n`` picks the n-th time the
 point is reached in this process (default: the first), and the action is ``raise`` (an ``InjectedFault``)
 or ``stop`` (the process sends itself SIGSTOP, so that a test can SIGKILL it at exactly that point).
+
+With ``SF_PIPELINE_FAULTPOINTS_ONCE`` naming a folder, each rule fires once across all processes (a file
+there marks it fired), so the retry of a run killed at a point runs through it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import signal
 from collections import Counter
 
 ENV = "SF_PIPELINE_FAULTPOINTS"
+ONCE_ENV = "SF_PIPELINE_FAULTPOINTS_ONCE"
 POINTS = {
     "page_written",  # an extract page is complete on disk (others may still be downloading)
     "chunk_written",  # the splitter has written a chunk file
@@ -48,10 +52,23 @@ def faultpoint(point: str, sobject: str) -> None:
     _hits[(point, sobject)] += 1
     for rule_point, rule_object, nth, action in _parse(spec):
         if rule_point == point and rule_object in (None, sobject) and _hits[(point, sobject)] == nth:
+            if not _first_time(f"{rule_point}-{rule_object}-{nth}-{action}"):
+                continue
             if action == "stop":
                 os.kill(os.getpid(), signal.SIGSTOP)
             else:
                 raise InjectedFault(f"[{sobject}] injected fault at {point} (hit {nth}, {ENV})")
+
+
+def _first_time(rule: str) -> bool:
+    folder = os.environ.get(ONCE_ENV)
+    if not folder:
+        return True
+    try:
+        with open(os.path.join(folder, rule), "x"):
+            return True
+    except FileExistsError:
+        return False
 
 
 def reset() -> None:

@@ -7,8 +7,10 @@ processes that talk HTTP to the emulator and write the DuckDB file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -55,7 +57,7 @@ class LocalDagster:
 
     def _spawn(self, name: str, args: list[str]) -> None:
         log_dir = self.log_dir or self.home
-        log = open(log_dir / f"{name}.log", "wb")
+        log = open(log_dir / f"{name}.log", "ab")
         self.procs[name] = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
 
     def start(self) -> LocalDagster:
@@ -63,11 +65,14 @@ class LocalDagster:
         shutil.copy(ROOT / "dagster.yaml", self.home / "dagster.yaml")
         self.emulator = make_server(self.emulator_config)
         self.emulator.start_background()
+        self.start_webserver()
+        return self
+
+    def start_webserver(self) -> None:
         bin_dir = Path(sys.executable).parent
         self._spawn("webserver", [str(bin_dir / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1",
                                   "-p", str(self.port)])
         self.wait_for_webserver()
-        return self
 
     def start_daemon(self) -> None:
         self._spawn("daemon", [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", "workspace.yaml"])
@@ -114,6 +119,24 @@ class LocalDagster:
                 raise RuntimeError(f"dagster-daemon exited; see {self.home / 'daemon.log'}")
             time.sleep(1)
         raise TimeoutError(f"runs still going after {timeout_s}s: {statuses}")
+
+    def crash(self) -> None:
+        """SIGKILL the webserver, the daemon and every process under them (code servers, run workers, step
+        processes), as a host reboot or the OOM killer taking the lot would; the emulator org stays up."""
+        import psutil
+
+        doomed = []
+        for proc in self.procs.values():
+            try:
+                doomed += [proc.pid, *(c.pid for c in psutil.Process(proc.pid).children(recursive=True))]
+            except psutil.NoSuchProcess:
+                pass
+        for pid in doomed:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for proc in self.procs.values():
+            proc.wait()
+        self.procs.clear()
 
     def stop(self) -> None:
         for proc in self.procs.values():

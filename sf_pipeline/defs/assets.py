@@ -59,6 +59,7 @@ def _metadata(result: SyncResult, description: str) -> dict[str, object]:
         "window": dg.MetadataValue.text(description),
         "bulk_job_id": dg.MetadataValue.text(result.job_id),
         "fields_left_out": dg.MetadataValue.json(result.skipped_fields),
+        "resumed_pages": dg.MetadataValue.int(result.resumed_pages),
     }
 
 

@@ -128,6 +128,10 @@ def _env(name: str, default: str | None = None) -> Any:
     return dg.EnvVar(name) if os.environ.get(name) else default
 
 
+def _int_env(name: str, default: int) -> Any:
+    return dg.EnvVar.int(name) if os.environ.get(name) else default
+
+
 SNOWFLAKE_ENV = ("account", "user", "password", "private_key", "private_key_path", "private_key_passphrase", "role",
                  "warehouse", "database", "stage", "endpoint")
 AZURE_ENV = {"azure_account_name": "AZURE_STORAGE_ACCOUNT_NAME", "azure_account_key": "AZURE_STORAGE_ACCOUNT_KEY",
@@ -157,10 +161,15 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             password=_env("SF_PASSWORD", None) if os.environ.get("SF_PASSWORD") else None,
             refresh_token=_env("SF_REFRESH_TOKEN", None) if os.environ.get("SF_REFRESH_TOKEN") else None,
             api_version=_env("SF_API_VERSION", DEFAULT_API_VERSION),
+            max_records_per_page=_int_env("SF_PIPELINE_PAGE_RECORDS", SalesforceResource.model_fields[
+                "max_records_per_page"].default),
         ),
         "warehouse": warehouse_from_env(),
         "pipeline_settings": PipelineSettings(
             work_dir=_env("SF_PIPELINE_WORK_DIR", None) if os.environ.get("SF_PIPELINE_WORK_DIR") else None,
             dlt_log_level=_env("SF_PIPELINE_DLT_LOG_LEVEL", "WARNING"),
+            chunk_min_rows=_int_env("SF_PIPELINE_CHUNK_MIN_ROWS", PipelineSettings.model_fields["chunk_min_rows"].default),
+            chunk_target_mb=_int_env("SF_PIPELINE_CHUNK_TARGET_MB",
+                                     PipelineSettings.model_fields["chunk_target_mb"].default),
         ),
     }

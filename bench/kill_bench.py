@@ -1,0 +1,135 @@
+"""A killed run never stalls the queue: SIGKILL one object's run at random moments, N times in a row.
+
+Usage: python bench/kill_bench.py [--kills 10] [--rows 100000] [--seed 7]
+
+A real webserver and daemon with this repo's dagster.yaml. Each round queues an Account run over its whole
+partition range, SIGKILLs the run worker and its step process after a random delay (anywhere from the
+extract to the last chunk's load), queues a User run right after, and waits for the daemon to fail,
+free, retry and drain. Prints per round: when the kill fell, seconds until the queue started the next
+object run, seconds until both were done, and whether the table then held Salesforce's rows exactly once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+from dagster._core.instance.ref import InstanceRef
+from dagster._core.storage.tags import AUTO_RETRY_RUN_ID_TAG
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import median, table  # noqa: E402
+
+from sf_pipeline.catalog import load_catalog  # noqa: E402
+from sf_pipeline.defs.assets import asset_key, partitions_def  # noqa: E402
+from sf_pipeline.defs.jobs import job_name, run_tags  # noqa: E402
+from sf_pipeline.emulator import EmulatorConfig  # noqa: E402
+from sf_pipeline.emulator.soql import epoch_ms  # noqa: E402
+from sf_pipeline.run_launcher import recorded_pids  # noqa: E402
+from sf_pipeline.stack import LocalDagster  # noqa: E402
+
+
+def truth_ids(stack: LocalDagster, since: datetime, until: datetime) -> list[str]:
+    obj = stack.emulator.state.org.get("Account")
+    lo, hi = epoch_ms(since.isoformat()), epoch_ms(until.isoformat())
+    id_field = obj.by_name["id"]
+    return sorted(obj.raw_value(id_field, i) for i in range(obj.rows)
+                  if lo <= obj.modstamp_ms(i) < hi and not obj.is_deleted(i))
+
+
+def loaded_ids(db: Path) -> list[str]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return sorted(r[0] for r in con.execute("SELECT id FROM salesforce.account").fetchall())
+
+
+def first_step_pid_time(instance: dg.DagsterInstance, run_id: str, timeout_s: float = 300) -> float:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        events = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_WORKER_STARTED)
+        if events:
+            return time.monotonic()
+        time.sleep(0.1)
+    raise TimeoutError(f"run {run_id} never started its step")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kills", type=int, default=10)
+    ap.add_argument("--rows", type=int, default=100_000, help="Account rows in the emulator's org")
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    catalog = load_catalog()
+    keys = partitions_def(catalog).get_partition_keys()
+    since = datetime.fromisoformat(keys[0]).replace(tzinfo=UTC)
+    until = datetime.fromisoformat(keys[-1]).replace(tzinfo=UTC) + timedelta(days=1)
+    work = Path(tempfile.mkdtemp(prefix="kill-bench-"))
+    env = {"SF_PIPELINE_WORK_DIR": str(work / "work"), "SF_PIPELINE_PAGE_RECORDS": str(max(1, args.rows // 8)),
+           "SF_PIPELINE_CHUNK_MIN_ROWS": str(max(1, args.rows // 8)), "SF_PIPELINE_CHUNK_TARGET_MB": "8"}
+    config = EmulatorConfig(port=0, rows={"Account": args.rows, "User": 300})
+    rows = []
+    with LocalDagster(work / "home", work / "sf.duckdb", config, extra_env=env) as stack:
+        stack.start_daemon()
+        instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(stack.home)))
+        account, user = catalog.get("Account"), catalog.get("User")
+
+        def submit(entry) -> str:  # noqa: ANN001
+            return stack.submit(job_name(entry), asset_key(entry.name).path, run_tags(instance, entry, keys[0], keys[-1]))
+
+        clean = submit(account)  # one undisturbed run: how long the step takes, to aim the kills
+        stepped = first_step_pid_time(instance, clean)
+        stack.wait([clean], timeout_s=900)
+        step_s = time.monotonic() - stepped
+        print(f"undisturbed Account run: step {step_s:.0f}s; {args.kills} kills at random moments in it "
+              f"(seed {args.seed}, work in {work})", flush=True)
+        truth = truth_ids(stack, since, until)
+        for round_no in range(1, args.kills + 1):
+            run_id = submit(account)
+            started = first_step_pid_time(instance, run_id)
+            delay = rng.uniform(0.5, max(1.0, step_s * 0.95))
+            time.sleep(max(0.0, started + delay - time.monotonic()))
+            if instance.get_run_by_id(run_id).is_finished:
+                rows.append([round_no, f"{delay:.1f}", "finished before the kill", "-", "-", "-"])
+                continue
+            pids = list(recorded_pids(instance.all_logs(run_id)))
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            killed_at = time.time()
+            other = submit(user)
+            deadline = time.monotonic() + 600
+            while AUTO_RETRY_RUN_ID_TAG not in instance.get_run_by_id(run_id).tags:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"round {round_no}: no retry of {run_id}")
+                time.sleep(0.5)
+            retry = instance.get_run_by_id(run_id).tags[AUTO_RETRY_RUN_ID_TAG]
+            statuses = stack.wait([retry, other], timeout_s=900)
+            records = [instance.get_run_record_by_id(r) for r in (retry, other)]
+            next_start = min(r.start_time for r in records) - killed_at
+            done = max(r.end_time for r in records) - killed_at
+            exact = loaded_ids(stack.duckdb_path) == truth
+            rows.append([round_no, f"{delay:.1f}", "/".join(sorted(set(statuses.values()))), f"{next_start:.0f}",
+                         f"{done:.0f}", "yes" if exact else "NO"])
+            print(table(["round", "kill at step +s", "retry and User", "queue ran again s", "both done s", "exact"],
+                        rows[-1:]).splitlines()[-1], flush=True)
+    print()
+    print(table(["round", "kill at step +s", "retry and User", "queue ran again s", "both done s", "exact"], rows))
+    again = [float(r[3]) for r in rows if r[3] != "-"]
+    if again:
+        print(f"\nqueue ran again after a kill: median {median(again):.0f}s, max {max(again):.0f}s over "
+              f"{len(again)} kills; exact tables: {sum(r[5] == 'yes' for r in rows)}/{len(again)}")
+
+
+if __name__ == "__main__":
+    main()

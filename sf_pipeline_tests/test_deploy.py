@@ -1,0 +1,86 @@
+"""The Kubernetes values carry the same queue, monitoring and retry policy as dagster.yaml, and
+dagster.yaml itself loads into a real instance with run monitoring on and the process-checking launcher."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from sf_pipeline.defs.jobs import CONCURRENCY_TAG
+from sf_pipeline.run_launcher import ProcessCheckingRunLauncher
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_dagster_yaml_monitors_runs_and_frees_dead_runs_slots(tmp_path: Path) -> None:
+    shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert isinstance(instance.run_launcher, ProcessCheckingRunLauncher)
+        assert instance.run_launcher.supports_check_run_worker_health
+        assert instance.run_monitoring_enabled
+        assert 0 < instance.run_monitoring_settings["free_slots_after_run_end_seconds"] <= 60
+        assert 0 < instance.run_monitoring_poll_interval_seconds <= 60
+        assert instance.run_monitoring_start_timeout_seconds > 0 and instance.run_monitoring_cancel_timeout_seconds > 0
+        assert instance.run_retries_enabled and instance.run_retries_max_retries >= 1
+
+
+def test_helm_values_carry_the_instance_policy() -> None:
+    values = yaml.safe_load((ROOT / "deploy" / "helm" / "values.yaml").read_text())
+    instance = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+    daemon = values["dagsterDaemon"]
+    queue = daemon["runCoordinator"]["config"]["queuedRunCoordinator"]
+    assert queue["tagConcurrencyLimits"] == instance["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert queue["tagConcurrencyLimits"][0] == {"key": CONCURRENCY_TAG, "limit": 1}
+    monitoring = daemon["runMonitoring"]
+    local = instance["run_monitoring"]
+    assert monitoring["enabled"] is True
+    assert monitoring["freeSlotsAfterRunEndSeconds"] == local["free_slots_after_run_end_seconds"]
+    assert monitoring["pollIntervalSeconds"] == local["poll_interval_seconds"]
+    assert monitoring["startTimeoutSeconds"] == local["start_timeout_seconds"]
+    assert monitoring["cancelTimeoutSeconds"] == local["cancel_timeout_seconds"]
+    assert daemon["runRetries"] == {"enabled": True, "maxRetries": instance["run_retries"]["max_retries"]}
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    limits = values["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]["containerConfig"]["resources"]
+    assert limits["limits"]["memory"] == "4Gi"
+
+
+def test_a_pid_counts_only_while_it_is_the_process_that_was_named(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from sf_pipeline.run_launcher import alive
+
+    now = time.time()
+    assert alive(os.getpid(), now)
+    assert not alive(os.getpid(), 0.0), "a process created after the event is a reused pid, not the run's"
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert not alive(child.pid, now)
+
+
+def test_free_slots_frees_what_a_finished_run_still_claims(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+
+    from sf_pipeline.cli import main
+    from sf_pipeline.defs.assets import POOL
+
+    shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    with dg.DagsterInstance.get() as instance:
+        dead = instance.add_run(DagsterRun(job_name="salesforce_objects", status=DagsterRunStatus.STARTED))
+        storage = instance.event_log_storage
+        storage.set_concurrency_slots(POOL, 1)
+        assert storage.claim_concurrency_slot(POOL, dead.run_id, "salesforce__Account").is_claimed
+        assert main(["free-slots", dead.run_id]) == 1
+        assert f"run {dead.run_id} is STARTED: terminate it first" in capsys.readouterr().err
+        instance.report_run_failed(dead, "killed")
+        assert storage.get_concurrency_info(POOL).claimed_slots, "the failed run still holds its slot"
+        assert main(["free-slots", dead.run_id]) == 0
+        assert not storage.get_concurrency_info(POOL).claimed_slots
