@@ -11,13 +11,10 @@ from pathlib import Path
 import yaml
 
 from .salesforce.soql import check_identifier
+from .errors import CatalogError
 
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
 GRANULARITIES = ("daily", "weekly", "monthly")
-
-
-class CatalogError(ValueError):
-    """A catalog entry that cannot be used; the message names the object and the setting."""
 
 
 @dataclass(frozen=True)

@@ -171,12 +171,14 @@ def cmd_free_slots(args: argparse.Namespace) -> int:
     ``free_slots_after_run_end_seconds``; this is for an instance without run monitoring)."""
     import dagster as dg
 
+    from .errors import SettingsError
+
     with dg.DagsterInstance.get() as instance:
         run = instance.get_run_by_id(args.run_id)
         if run is None:
-            raise ValueError(f"no run {args.run_id} in the instance at DAGSTER_HOME={os.environ.get('DAGSTER_HOME')}")
+            raise SettingsError(f"no run {args.run_id} in the instance at DAGSTER_HOME={os.environ.get('DAGSTER_HOME')}")
         if not run.is_finished:
-            raise ValueError(f"run {args.run_id} is {run.status.value}: terminate it first (UI: Terminate, or "
+            raise SettingsError(f"run {args.run_id} is {run.status.value}: terminate it first (UI: Terminate, or "
                              "let run monitoring fail it if its processes are gone)")
         instance.event_log_storage.free_concurrency_slots_for_run(args.run_id)
     print(f"freed the pool slots of run {args.run_id} ({run.status.value})")
@@ -260,14 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "alembic", "azure", "snowflake.connector"):  # a line per request / per migration drowns the useful ones
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from .load import LoadError
-    from .salesforce import SalesforceError
-    from .split import MalformedCsvError
-    from .sync import ObjectBusyError
+    from .errors import SfPipelineError
 
     try:
         return args.func(args)
-    except (SalesforceError, MalformedCsvError, LoadError, ObjectBusyError, ValueError) as exc:
+    except SfPipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

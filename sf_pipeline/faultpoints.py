@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter
+from .errors import InjectedFault, SettingsError
 
 ENV = "SF_PIPELINE_FAULTPOINTS"
 ONCE_ENV = "SF_PIPELINE_FAULTPOINTS_ONCE"
@@ -28,10 +29,6 @@ ACTIONS = {"raise", "stop"}
 _hits: Counter[tuple[str, str]] = Counter()
 
 
-class InjectedFault(RuntimeError):
-    """Raised at a fault point; the message names the point and the object."""
-
-
 def _parse(spec: str) -> list[tuple[str, str | None, int, str]]:
     rules = []
     for item in filter(None, (part.strip() for part in spec.split(","))):
@@ -39,7 +36,7 @@ def _parse(spec: str) -> list[tuple[str, str | None, int, str]]:
         target, _, nth = target.partition("@")
         point, _, sobject = target.partition(":")
         if point not in POINTS or action not in ACTIONS:
-            raise ValueError(f"{ENV}: {item!r} is not point[:object][@n]=action with a point in {sorted(POINTS)} "
+            raise SettingsError(f"{ENV}: {item!r} is not point[:object][@n]=action with a point in {sorted(POINTS)} "
                              f"and an action in {sorted(ACTIONS)}")
         rules.append((point, sobject or None, int(nth or 1), action))
     return rules

@@ -32,16 +32,13 @@ from .salesforce.soql import check_identifier
 from .split import Chunk
 from .types import csv_column_types, finish_batch, time_columns
 from .warehouse import FILE_FORMATS, StagedFiles, StagingSettings
+from .errors import LoadError, SettingsError
 
 log = logging.getLogger(__name__)
 
 WriteMode = Literal["replace", "merge", "append"]
 REFRESH_SUFFIX = "__sf_refresh"  # a full refresh loads into <table>__sf_refresh, then swaps it in
 READ_BLOCK = 4 << 20  # measured: 4 MB blocks read faster than 16 MB here and peak lower
-
-
-class LoadError(RuntimeError):
-    """A chunk that could not be read or loaded; names the object and the file."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +54,7 @@ class DltSettings:
 
     def __post_init__(self) -> None:
         if self.loader_file_format not in FILE_FORMATS:
-            raise ValueError(f"loader file format (SF_PIPELINE_STAGING_FORMAT) must be one of {FILE_FORMATS}, "
+            raise SettingsError(f"loader file format (SF_PIPELINE_STAGING_FORMAT) must be one of {FILE_FORMATS}, "
                              f"got {self.loader_file_format!r}")
 
     @contextlib.contextmanager

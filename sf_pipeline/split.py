@@ -15,12 +15,9 @@ from pathlib import Path
 
 from .csvscan import QUOTE, RecordScanner
 from .faultpoints import faultpoint
+from .errors import MalformedCsvError, SettingsError
 
 BLOCK = 1 << 20
-
-
-class MalformedCsvError(ValueError):
-    """A CSV that cannot be split safely; the message names the file and the byte offset."""
 
 
 @dataclass(frozen=True)
@@ -31,11 +28,11 @@ class SplitOptions:
 
     def __post_init__(self) -> None:
         if self.min_rows < 0:
-            raise ValueError(f"min_rows must be >= 0, got {self.min_rows}")
+            raise SettingsError(f"min_rows must be >= 0, got {self.min_rows}")
         if self.target_bytes < 1:
-            raise ValueError(f"target_bytes must be >= 1, got {self.target_bytes}")
+            raise SettingsError(f"target_bytes must be >= 1, got {self.target_bytes}")
         if self.max_chunks < 1:
-            raise ValueError(f"max_chunks must be >= 1, got {self.max_chunks}")
+            raise SettingsError(f"max_chunks must be >= 1, got {self.max_chunks}")
 
     def chunk_count(self, rows: int, body_bytes: int) -> int:
         if rows <= self.min_rows:

@@ -31,6 +31,7 @@ from .salesforce import ExtractOptions, SalesforceClient
 from .salesforce.bulk import extract_object
 from .split import SplitOptions, plan_chunks
 from .warehouse import Warehouse
+from .errors import ObjectBusyError
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +62,6 @@ class SyncResult:
     @property
     def reconciled(self) -> bool:
         return self.salesforce_records == self.csv_records == self.rows_loaded
-
-
-class ObjectBusyError(RuntimeError):
-    """Another process holds the object's lock: two loads of one object never run at once."""
 
 
 def work_root(work_dir: Path | None = None) -> Path:

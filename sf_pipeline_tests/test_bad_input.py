@@ -13,7 +13,8 @@ import pytest
 
 from sf_pipeline.catalog import CatalogObject, load_catalog
 from sf_pipeline.emulator.soql import epoch_ms
-from sf_pipeline.defs.assets import EMPTY_GUARD_CHECK, SHRINK_CHECK, asset_key, build_assets, partitions_def
+from sf_pipeline.defs.assets import asset_key, build_assets, partitions_def
+from sf_pipeline.defs.checks import EMPTY_GUARD_CHECK, SHRINK_CHECK
 from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, WarehouseResource
 from sf_pipeline.load import LoadError, ObjectLoader
 from sf_pipeline.salesforce import SalesforceClient, SalesforceError

@@ -13,7 +13,8 @@ import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from sf_pipeline.catalog import CatalogError, load_catalog
-from sf_pipeline.defs.assets import EMPTY_GUARD_CHECK, RECONCILE_CHECK, asset_key, build_assets, partitions_def
+from sf_pipeline.defs.assets import asset_key, build_assets, partitions_def
+from sf_pipeline.defs.checks import EMPTY_GUARD_CHECK, RECONCILE_CHECK
 from sf_pipeline.defs.jobs import CONCURRENCY_TAG, PRIORITY_TAG, build_jobs
 from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, WarehouseResource
 from sf_pipeline.defs.schedules import build_schedules

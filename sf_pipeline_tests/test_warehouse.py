@@ -21,7 +21,8 @@ import pytest
 
 from sf_pipeline.catalog import load_catalog
 from sf_pipeline.connections import check_staging, check_warehouse
-from sf_pipeline.defs.assets import WAREHOUSE_COUNT_CHECK, asset_key, build_assets
+from sf_pipeline.defs.assets import asset_key, build_assets
+from sf_pipeline.defs.checks import WAREHOUSE_COUNT_CHECK
 from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, WarehouseResource
 from sf_pipeline.load import DltSettings
 from sf_pipeline.salesforce import SalesforceClient

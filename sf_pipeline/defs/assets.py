@@ -6,23 +6,17 @@ Partitions are time windows on the object's cursor field; a backfill over a rang
 
 
 import os
-from datetime import datetime
 
 import dagster as dg
 
 from ..catalog import Catalog, CatalogObject
-from ..salesforce.soql import build_query
 from ..load import table_name
 from ..sync import SyncResult, sync_object
+from .checks import check_specs, evaluate_checks
 from .resources import PipelineSettings, SalesforceResource, WarehouseResource
 
 GROUP = "salesforce"
 POOL = "salesforce_object_load"
-RECONCILE_CHECK = "row_count_reconciliation"
-EMPTY_GUARD_CHECK = "not_unexpectedly_empty"
-WAREHOUSE_COUNT_CHECK = "warehouse_row_count"
-SHRINK_CHECK = "not_much_smaller_than_before"
-SHRINK_RATIO = 0.5  # warn when a window (or the whole table) holds less than half the rows it held before
 
 
 class ObjectLoadConfig(dg.Config):
@@ -63,15 +57,6 @@ def _metadata(result: SyncResult, description: str) -> dict[str, object]:
     }
 
 
-def _window_count(salesforce: SalesforceResource, entry: CatalogObject, since: datetime | None,
-                  until: datetime | None, include_deleted: bool) -> int:
-    """Salesforce's own count for the window (REST COUNT(), cheap): the empty-result guard's truth."""
-    soql = build_query(entry.name, ["Id"], entry.cursor_field if since else None, since, until)
-    soql = soql.replace("SELECT Id FROM", "SELECT COUNT() FROM", 1)
-    with salesforce.client() as client:
-        return int(client.query(soql, sobject=entry.name, include_deleted=include_deleted)["totalSize"])
-
-
 def build_object_asset(entry: CatalogObject, catalog: Catalog) -> dg.AssetsDefinition:
     key = asset_key(entry.name)
     partitioned = entry.cursor_field is not None
@@ -88,18 +73,7 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog) -> dg.AssetsDefin
         partitions_def=partitions_def(catalog) if partitioned else None,
         backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
         pool=POOL,
-        check_specs=[
-            dg.AssetCheckSpec(RECONCILE_CHECK, asset=key, description=(
-                "Rows Salesforce reported for the window = rows in the CSV = rows loaded")),
-            dg.AssetCheckSpec(EMPTY_GUARD_CHECK, asset=key, description=(
-                "Fails when the load returned no rows although Salesforce counts rows in the window")),
-            dg.AssetCheckSpec(WAREHOUSE_COUNT_CHECK, asset=key, description=(
-                "Rows in the warehouse table for the window = live rows Salesforce counts for it "
-                "(a warning: rows edited in Salesforce during the run can differ until the next window)")),
-            dg.AssetCheckSpec(SHRINK_CHECK, asset=key, description=(
-                f"Warns when the window (or, on a full refresh, the table) holds less than {SHRINK_RATIO:.0%} "
-                "of the rows it held before this load: a filter, a permission or a sharing rule may have changed")),
-        ],
+        check_specs=check_specs(key),
         metadata={"salesforce/weight": entry.weight},
     )
     def _object_asset(context: dg.AssetExecutionContext, config: ObjectLoadConfig, salesforce: SalesforceResource,
@@ -120,24 +94,7 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog) -> dg.AssetsDefin
                 split_options=pipeline_settings.split_options(),
                 dlt_settings=pipeline_settings.dlt_settings(warehouse.staging_file_format),
             )
-        truth = _window_count(salesforce, entry, since, until, include_deleted=False)
-        in_warehouse = target.count_rows(result.table, entry.cursor_field, since, until)
-        checks = [
-            dg.AssetCheckResult(
-                check_name=RECONCILE_CHECK, passed=result.reconciled,
-                metadata={"salesforce_records": result.salesforce_records, "csv_records": result.csv_records,
-                          "rows_loaded": result.rows_loaded}),
-            dg.AssetCheckResult(
-                check_name=EMPTY_GUARD_CHECK, passed=not (result.rows_loaded == 0 and truth > 0),
-                severity=dg.AssetCheckSeverity.ERROR,
-                metadata={"rows_loaded": result.rows_loaded, "salesforce_count": truth}),
-            dg.AssetCheckResult(
-                check_name=WAREHOUSE_COUNT_CHECK, passed=in_warehouse == truth, severity=dg.AssetCheckSeverity.WARN,
-                metadata={"warehouse_rows": in_warehouse, "salesforce_live_count": truth}),
-            dg.AssetCheckResult(
-                check_name=SHRINK_CHECK, passed=not (before and in_warehouse < before * SHRINK_RATIO),
-                severity=dg.AssetCheckSeverity.WARN, metadata={"rows_before": before, "rows_after": in_warehouse}),
-        ]
+        checks = evaluate_checks(salesforce, target, entry, result, since, until, rows_before=before)
         return dg.MaterializeResult(metadata=_metadata(result, description), check_results=checks)
 
     return _object_asset

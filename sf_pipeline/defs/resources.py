@@ -48,6 +48,19 @@ class SalesforceResource(dg.ConfigurableResource):
         return ExtractOptions(max_records=self.max_records_per_page, concurrency=self.download_concurrency)
 
 
+def snowflake_resource(settings: SnowflakeSettings, schema: str) -> Any:
+    """dagster-snowflake's resource on the warehouse's account: it runs the DDL and counts the pipeline owns."""
+    from dagster_snowflake import SnowflakeResource
+
+    settings.validate()
+    return SnowflakeResource(
+        account=settings.account, user=settings.user, password=settings.password, database=settings.database,
+        schema=schema, role=settings.role, warehouse=settings.warehouse, private_key=settings.private_key,
+        private_key_path=settings.private_key_path, private_key_password=settings.private_key_passphrase,
+        additional_snowflake_connection_args=settings.endpoint_args() or None,
+    )
+
+
 class WarehouseResource(dg.ConfigurableResource):
     """Where rows land and how they get there: DuckDB (embedded default) or Snowflake, with files staged
     nowhere special, in a local folder, or in an Azure Blob Storage bucket (``az://container/prefix``)."""
@@ -86,7 +99,8 @@ class WarehouseResource(dg.ConfigurableResource):
                                   azure_blob_endpoint=self.azure_blob_endpoint)
         warehouse = Warehouse(kind=self.destination, dataset=self.dataset,  # type: ignore[arg-type]
                               duckdb_path=Path(self.duckdb_path), duckdb_memory_limit=self.duckdb_memory_limit,
-                              snowflake=snowflake, staging=staging)
+                              snowflake=snowflake, staging=staging,
+                              snowflake_connection=lambda: snowflake_resource(snowflake, self.dataset).get_connection())
         try:
             warehouse.validate()
         except WarehouseConfigError as exc:

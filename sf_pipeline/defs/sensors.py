@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from ..catalog import Catalog
-from ..salesforce.soql import soql_datetime
+from ..salesforce.soql import count_query
 from .assets import asset_key, partitions_def
 from .jobs import job_name, run_tags
 from .resources import SalesforceResource
@@ -31,8 +31,7 @@ def build_change_sensor(catalog: Catalog, jobs: list) -> dg.SensorDefinition:
         with salesforce.client() as client:
             for entry in objects:
                 since = datetime.fromisoformat(cursor[entry.name]) if entry.name in cursor else now - DEFAULT_LOOKBACK
-                soql = (f"SELECT COUNT() FROM {entry.name} WHERE {entry.cursor_field} > {soql_datetime(since)} "
-                        f"AND {entry.cursor_field} <= {soql_datetime(now)}")
+                soql = count_query(entry.name, entry.cursor_field, since, now)
                 changed = client.query(soql, sobject=entry.name, include_deleted=entry.include_deleted)["totalSize"]
                 cursor[entry.name] = now.isoformat()
                 if not changed:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..errors import SfPipelineError
 
-class SalesforceError(Exception):
+
+class SalesforceError(SfPipelineError):
     """Base class: every message names the sObject (when there is one) and the request."""
 
     def __init__(self, message: str, *, sobject: str | None = None, request: str | None = None,

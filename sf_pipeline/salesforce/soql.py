@@ -10,6 +10,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from ..errors import CatalogError, InvalidIdentifierError
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +20,6 @@ _SEGMENT = r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*"
 IDENTIFIER = re.compile(rf"{_SEGMENT}(?:__{_SEGMENT}){{0,2}}")  # fullmatch: "$" would accept a final newline
 # Bulk API 2.0 cannot select compound fields or base64 fields.
 UNQUERYABLE_TYPES = {"address", "location", "base64"}
-
-
-class InvalidIdentifierError(ValueError):
-    """An object or field name that is not a plain Salesforce API name."""
 
 
 def check_identifier(name: str, what: str = "name") -> str:
@@ -88,16 +85,24 @@ def build_query(sobject: str, fields: list[str], cursor_field: str | None = None
     check_identifier(sobject, "sObject")
     for name in fields:
         check_identifier(name, f"field of {sobject}")
-    soql = f"SELECT {', '.join(fields)} FROM {sobject}"
-    conditions = []
+    return f"SELECT {', '.join(fields)} FROM {sobject}{_window(sobject, cursor_field, since, until)}"
+
+
+def count_query(sobject: str, cursor_field: str | None = None, since: datetime | None = None,
+                until: datetime | None = None) -> str:
+    """``SELECT COUNT() FROM sobject [WHERE ...]`` over the same half-open window as ``build_query``."""
+    check_identifier(sobject, "sObject")
+    return f"SELECT COUNT() FROM {sobject}{_window(sobject, cursor_field, since, until)}"
+
+
+def _window(sobject: str, cursor_field: str | None, since: datetime | None, until: datetime | None) -> str:
     if (since or until) and not cursor_field:
-        raise ValueError(f"[{sobject}] a time window needs a cursor field")
+        raise CatalogError(f"[{sobject}] a time window needs a cursor field")
+    conditions = []
     if cursor_field:
         check_identifier(cursor_field, f"cursor field of {sobject}")
         if since:
             conditions.append(f"{cursor_field} >= {soql_datetime(since)}")
         if until:
             conditions.append(f"{cursor_field} < {soql_datetime(until)}")
-    if conditions:
-        soql += " WHERE " + " AND ".join(conditions)
-    return soql
+    return " WHERE " + " AND ".join(conditions) if conditions else ""

@@ -1,0 +1,106 @@
+"""The DDL and counts the pipeline owns, on an open DB-API connection (DuckDB or Snowflake): dropping and
+swapping catalog objects' tables (never a table because dlt's schema lists it), and row counts."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import datetime
+from typing import Any
+
+from .settings import DestinationKind
+
+log = logging.getLogger(__name__)
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def normalize(dialect: DestinationKind, identifier: str) -> str:
+    """How dlt spells an identifier in the warehouse: Snowflake folds to upper case."""
+    return identifier.upper() if dialect == "snowflake" else identifier
+
+
+def table_exists(conn: Any, dialect: DestinationKind, schema: str, table: str) -> bool:
+    cur = conn.cursor()
+    cur.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = "
+                f"{_literal(normalize(dialect, schema))} AND table_name = {_literal(normalize(dialect, table))}")
+    return int(cur.fetchone()[0]) > 0
+
+
+def qualified(dialect: DestinationKind, schema: str, table: str) -> str:
+    return f"{_quote(normalize(dialect, schema))}.{_quote(normalize(dialect, table))}"
+
+
+def _forget_dlt_schema(conn: Any, dialect: DestinationKind, schema: str, dlt_schema: str) -> None:
+    """dlt skips its DDL when the stored schema hash matches; forgetting it makes the next load reconcile
+    its tables with what the warehouse now holds (recreate a dropped table, adopt a swapped-in one)."""
+    if table_exists(conn, dialect, schema, "_dlt_version"):
+        conn.cursor().execute(f"DELETE FROM {qualified(dialect, schema, '_dlt_version')} WHERE "
+                              f"{_quote(normalize(dialect, 'schema_name'))} = {_literal(dlt_schema)}")
+
+
+def drop_object_table(conn: Any, dialect: DestinationKind, schema: str, table: str, dlt_schema: str) -> bool:
+    """Drop one catalog object's table and forget dlt's stored schema for its pipeline, so the next load
+    recreates it. ``table`` must come from the catalog (never from dlt's schema). Returns whether it existed.
+    """
+    existed = table_exists(conn, dialect, schema, table)
+    conn.cursor().execute(f"DROP TABLE IF EXISTS {qualified(dialect, schema, table)}")
+    _forget_dlt_schema(conn, dialect, schema, dlt_schema)
+    with contextlib.suppress(Exception):
+        conn.commit()
+    log.info("full refresh: dropped %s (%s)", qualified(dialect, schema, table), "existed" if existed else "was absent")
+    return existed
+
+
+def swap_in(conn: Any, dialect: DestinationKind, schema: str, loaded: str, table: str, dlt_schema: str) -> None:
+    """Put the freshly loaded table ``loaded`` in the place of the catalog object's ``table``.
+
+    DuckDB does it in one transaction; Snowflake with ``ALTER TABLE ... SWAP WITH`` (atomic) when the
+    table exists. dlt's stored schema for the pipeline is forgotten, so the next load reconciles its
+    DDL with the table as it now is.
+    """
+    def name(t: str) -> str:
+        return qualified(dialect, schema, t)
+
+    cur = conn.cursor()
+    exists = table_exists(conn, dialect, schema, table)
+    if dialect == "duckdb":
+        cur.execute("BEGIN TRANSACTION")
+        cur.execute(f"DROP TABLE IF EXISTS {name(table)}")
+        cur.execute(f"ALTER TABLE {name(loaded)} RENAME TO {_quote(normalize(dialect, table))}")
+    elif exists:
+        cur.execute(f"ALTER TABLE {name(loaded)} SWAP WITH {name(table)}")
+        cur.execute(f"DROP TABLE {name(loaded)}")
+    else:
+        cur.execute(f"ALTER TABLE {name(loaded)} RENAME TO {name(table)}")
+    _forget_dlt_schema(conn, dialect, schema, dlt_schema)
+    if dialect == "duckdb":
+        cur.execute("COMMIT")
+    with contextlib.suppress(Exception):
+        conn.commit()
+    log.info("full refresh: %s now holds the rows loaded into %s", name(table), name(loaded))
+
+
+def count_rows(conn: Any, dialect: DestinationKind, schema: str, table: str, cursor_field: str | None = None,
+               since: datetime | None = None, until: datetime | None = None) -> int:
+    """Rows in an object's table, optionally those whose cursor falls in [since, until)."""
+    if not table_exists(conn, dialect, schema, table):
+        return 0
+    from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+    sql = f"SELECT COUNT(*) FROM {qualified(dialect, schema, table)}"
+    if cursor_field and since and until:
+        column = _quote(normalize(dialect, NamingConvention().normalize_identifier(cursor_field)))
+        sql += (f" WHERE {column} >= {_literal(since.isoformat())}::TIMESTAMP_TZ"
+                f" AND {column} < {_literal(until.isoformat())}::TIMESTAMP_TZ")
+        if dialect == "duckdb":
+            sql = sql.replace("::TIMESTAMP_TZ", "::TIMESTAMPTZ")
+    cur = conn.cursor()
+    cur.execute(sql)
+    return int(cur.fetchone()[0])
