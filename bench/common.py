@@ -15,12 +15,27 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 
 
-def start_emulator(port: int, rows: str, page_records: int = 250_000) -> subprocess.Popen:
+def start_emulator(port: int, rows: str, page_records: int | None = None) -> subprocess.Popen:
     """The emulator in a separate process, so the client's RSS is measured alone."""
+    page_args = ["--page-records", str(page_records)] if page_records else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sf_pipeline.cli", "--log-level", "WARNING", "emulator", "--port", str(port),
-         "--rows", rows, "--page-records", str(page_records)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ},
+        [
+            sys.executable,
+            "-m",
+            "sf_pipeline.cli",
+            "--log-level",
+            "WARNING",
+            "emulator",
+            "--port",
+            str(port),
+            "--rows",
+            rows,
+            *page_args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ},
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -36,7 +51,7 @@ def start_emulator(port: int, rows: str, page_records: int = 250_000) -> subproc
 def table(headers: list[str], rows: list[list[object]]) -> str:
     cells = [headers] + [[f"{c:.1f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in cells]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in cells]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
 

@@ -38,11 +38,19 @@ def main() -> None:
     timings["arrow typed CSV read"] = time.monotonic() - t
     with tempfile.TemporaryDirectory(dir=OUT) as tmp, DltSettings().applied():
         work = Path(tmp)
-        pipeline = dlt.pipeline("steps", pipelines_dir=str(work), destination=duckdb_destination(work / "x.duckdb"),
-                                dataset_name="salesforce", progress=None)
+        pipeline = dlt.pipeline(
+            "steps",
+            pipelines_dir=str(work),
+            destination=duckdb_destination(work / "x.duckdb"),
+            dataset_name="salesforce",
+            progress=None,
+        )
         resource = dlt.resource(arrow_batches([src], fields, "Account"), name="account", write_disposition="replace")
-        for step, call in (("dlt extract (Arrow to Parquet)", lambda: pipeline.extract(resource, loader_file_format="parquet")),
-                           ("dlt normalize", pipeline.normalize), ("dlt load (DuckDB reads Parquet)", pipeline.load)):
+        for step, call in (
+            ("dlt extract (Arrow to Parquet)", lambda: pipeline.extract(resource, loader_file_format="parquet")),
+            ("dlt normalize", pipeline.normalize),
+            ("dlt load (DuckDB reads Parquet)", pipeline.load),
+        ):
             t = time.monotonic()
             call()
             timings[step] = time.monotonic() - t

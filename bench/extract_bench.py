@@ -46,19 +46,34 @@ def main() -> None:
     rows = []
     try:
         # warm-up: the emulator generates and caches the object once per seed
-        subprocess.run([sys.executable, "-c", CHILD, str(args.port), str(work / "warm"), "0", "4"], check=True,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, "-c", CHILD, str(args.port), str(work / "warm"), "0", "4"], check=True, capture_output=True
+        )
         for gzip, conc in [(False, 1), (False, 4), (True, 4)]:
             runs = []
             for _ in range(args.repeat):
                 shutil.rmtree(work / "out", ignore_errors=True)
-                out = subprocess.run([sys.executable, "-c", CHILD, str(args.port), str(work / "out"),
-                                      "1" if gzip else "0", str(conc)], check=True, capture_output=True, text=True)
+                out = subprocess.run(
+                    [sys.executable, "-c", CHILD, str(args.port), str(work / "out"), "1" if gzip else "0", str(conc)],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
                 runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
             mb = runs[0]["bytes"] / 1e6
             secs = median([r["seconds"] for r in runs])
-            rows.append(["gzip" if gzip else "identity", conc, runs[0]["records"], f"{mb:.0f}", runs[0]["files"],
-                         secs, mb / secs, max(r["peak_mb"] for r in runs)])
+            rows.append(
+                [
+                    "gzip" if gzip else "identity",
+                    conc,
+                    runs[0]["records"],
+                    f"{mb:.0f}",
+                    runs[0]["files"],
+                    secs,
+                    mb / secs,
+                    max(r["peak_mb"] for r in runs),
+                ]
+            )
     finally:
         emu.kill()
         shutil.rmtree(work, ignore_errors=True)

@@ -34,16 +34,17 @@ from sf_pipeline.defs.assets import asset_key, partitions_def  # noqa: E402
 from sf_pipeline.defs.jobs import job_name, run_tags  # noqa: E402
 from sf_pipeline.emulator import EmulatorConfig  # noqa: E402
 from sf_pipeline.emulator.soql import epoch_ms  # noqa: E402
+from sf_pipeline.local_dagster import LocalDagster  # noqa: E402
 from sf_pipeline.run_launcher import recorded_pids  # noqa: E402
-from sf_pipeline.stack import LocalDagster  # noqa: E402
 
 
 def truth_ids(stack: LocalDagster, since: datetime, until: datetime) -> list[str]:
     obj = stack.emulator.state.org.get("Account")
     lo, hi = epoch_ms(since.isoformat()), epoch_ms(until.isoformat())
     id_field = obj.by_name["id"]
-    return sorted(obj.raw_value(id_field, i) for i in range(obj.rows)
-                  if lo <= obj.modstamp_ms(i) < hi and not obj.is_deleted(i))
+    return sorted(
+        obj.raw_value(id_field, i) for i in range(obj.rows) if lo <= obj.modstamp_ms(i) < hi and not obj.is_deleted(i)
+    )
 
 
 def loaded_ids(db: Path) -> list[str]:
@@ -73,8 +74,12 @@ def main() -> None:
     since = datetime.fromisoformat(keys[0]).replace(tzinfo=UTC)
     until = datetime.fromisoformat(keys[-1]).replace(tzinfo=UTC) + timedelta(days=1)
     work = Path(tempfile.mkdtemp(prefix="kill-bench-"))
-    env = {"SF_PIPELINE_WORK_DIR": str(work / "work"), "SF_PIPELINE_PAGE_RECORDS": str(max(1, args.rows // 8)),
-           "SF_PIPELINE_CHUNK_MIN_ROWS": str(max(1, args.rows // 8)), "SF_PIPELINE_CHUNK_TARGET_MB": "8"}
+    env = {
+        "SF_PIPELINE_WORK_DIR": str(work / "work"),
+        "SF_PIPELINE_PAGE_RECORDS": str(max(1, args.rows // 8)),
+        "SF_PIPELINE_CHUNK_MIN_ROWS": str(max(1, args.rows // 8)),
+        "SF_PIPELINE_CHUNK_TARGET_MB": "8",
+    }
     config = EmulatorConfig(port=0, rows={"Account": args.rows, "User": 300})
     rows = []
     with LocalDagster(work / "home", work / "sf.duckdb", config, extra_env=env) as stack:
@@ -83,14 +88,19 @@ def main() -> None:
         account, user = catalog.get("Account"), catalog.get("User")
 
         def submit(entry) -> str:  # noqa: ANN001
-            return stack.submit(job_name(entry), asset_key(entry.name).path, run_tags(instance, entry, keys[0], keys[-1]))
+            return stack.submit(
+                job_name(entry), asset_key(entry.name).path, run_tags(instance, entry, keys[0], keys[-1])
+            )
 
         clean = submit(account)  # one undisturbed run: how long the step takes, to aim the kills
         stepped = first_step_pid_time(instance, clean)
         stack.wait([clean], timeout_s=900)
         step_s = time.monotonic() - stepped
-        print(f"undisturbed Account run: step {step_s:.0f}s; {args.kills} kills at random moments in it "
-              f"(seed {args.seed}, work in {work})", flush=True)
+        print(
+            f"undisturbed Account run: step {step_s:.0f}s; {args.kills} kills at random moments in it "
+            f"(seed {args.seed}, work in {work})",
+            flush=True,
+        )
         truth = truth_ids(stack, since, until)
         for round_no in range(1, args.kills + 1):
             run_id = submit(account)
@@ -119,16 +129,31 @@ def main() -> None:
             next_start = min(r.start_time for r in records) - killed_at
             done = max(r.end_time for r in records) - killed_at
             exact = loaded_ids(stack.duckdb_path) == truth
-            rows.append([round_no, f"{delay:.1f}", "/".join(sorted(set(statuses.values()))), f"{next_start:.0f}",
-                         f"{done:.0f}", "yes" if exact else "NO"])
-            print(table(["round", "kill at step +s", "retry and User", "queue ran again s", "both done s", "exact"],
-                        rows[-1:]).splitlines()[-1], flush=True)
+            rows.append(
+                [
+                    round_no,
+                    f"{delay:.1f}",
+                    "/".join(sorted(set(statuses.values()))),
+                    f"{next_start:.0f}",
+                    f"{done:.0f}",
+                    "yes" if exact else "NO",
+                ]
+            )
+            print(
+                table(
+                    ["round", "kill at step +s", "retry and User", "queue ran again s", "both done s", "exact"],
+                    rows[-1:],
+                ).splitlines()[-1],
+                flush=True,
+            )
     print()
     print(table(["round", "kill at step +s", "retry and User", "queue ran again s", "both done s", "exact"], rows))
     again = [float(r[3]) for r in rows if r[3] != "-"]
     if again:
-        print(f"\nqueue ran again after a kill: median {median(again):.0f}s, max {max(again):.0f}s over "
-              f"{len(again)} kills; exact tables: {sum(r[5] == 'yes' for r in rows)}/{len(again)}")
+        print(
+            f"\nqueue ran again after a kill: median {median(again):.0f}s, max {max(again):.0f}s over "
+            f"{len(again)} kills; exact tables: {sum(r[5] == 'yes' for r in rows)}/{len(again)}"
+        )
 
 
 if __name__ == "__main__":

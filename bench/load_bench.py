@@ -110,8 +110,12 @@ print(json.dumps(after))
 
 def run_step(step: str, src: Path, work: Path, describe: Path, naive_rows: int) -> dict:
     code = PRELUDE + STEPS[step] + EPILOGUE
-    out = subprocess.run([sys.executable, "-c", code, str(src), str(work), str(describe), str(naive_rows)],
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(src), str(work), str(describe), str(naive_rows)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -139,8 +143,18 @@ def main() -> None:
             secs = median([r["seconds"] for r in runs])
             mb = runs[0]["bytes"] / 1e6
             mbs[step] = mb / secs
-            rows.append([step, runs[0]["rows"], f"{mb:.0f}", secs, mb / secs, runs[0]["rows"] / secs,
-                         max(r["peak_mb"] for r in runs), runs[0].get("chunks", "")])
+            rows.append(
+                [
+                    step,
+                    runs[0]["rows"],
+                    f"{mb:.0f}",
+                    secs,
+                    mb / secs,
+                    runs[0]["rows"] / secs,
+                    max(r["peak_mb"] for r in runs),
+                    runs[0].get("chunks", ""),
+                ]
+            )
         print(f"input: {src.name}, {src.stat().st_size / 1e6:.0f} MB, medians of {args.repeat} runs")
         print(table(["step", "rows", "MB", "median s", "MB/s", "rows/s", "max peak RSS MB", "chunks"], rows))
         if "ours" in mbs and "duckdb" in mbs:
@@ -150,12 +164,14 @@ def main() -> None:
         if "split" in mbs and "pyarrow" in mbs:
             print(f"split / pyarrow streaming read: {mbs['split'] / mbs['pyarrow']:.2f}")
         if args.objects:
-            out = subprocess.run([sys.executable, "-c", MANY, str(args.objects), str(work)], check=True,
-                                 capture_output=True, text=True)
+            out = subprocess.run(
+                [sys.executable, "-c", MANY, str(args.objects), str(work)], check=True, capture_output=True, text=True
+            )
             after = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"RSS after object 1: {after[0]:.0f} MB, after object {len(after)}: {after[-1]:.0f} MB "
-                  f"({(after[-1] / after[0] - 1) * 100:+.1f}%); every 10th: "
-                  + ", ".join(f"{a:.0f}" for a in after[::10]))
+            print(
+                f"RSS after object 1: {after[0]:.0f} MB, after object {len(after)}: {after[-1]:.0f} MB "
+                f"({(after[-1] / after[0] - 1) * 100:+.1f}%); every 10th: " + ", ".join(f"{a:.0f}" for a in after[::10])
+            )
 
 
 if __name__ == "__main__":

@@ -34,18 +34,38 @@ def main() -> None:
     try:
         (group / "memory.limit_in_bytes").write_text(str(args.limit_mb * 2**20))
         with tempfile.TemporaryDirectory(dir=OUT) as tmp:
-            cmd = [sys.executable, "-m", "sf_pipeline.cli", "--log-level", "WARNING", "load", str(src),
-                   "--object", "Account", "--describe", str(describe), "--duckdb", f"{tmp}/pod.duckdb"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "sf_pipeline.cli",
+                "--log-level",
+                "WARNING",
+                "load",
+                str(src),
+                "--object",
+                "Account",
+                "--describe",
+                str(describe),
+                "--duckdb",
+                f"{tmp}/pod.duckdb",
+            ]
             started = time.monotonic()
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                    preexec_fn=lambda: (group / "cgroup.procs").write_text(str(os.getpid())))
+            proc = subprocess.Popen(
+                cmd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                preexec_fn=lambda: (group / "cgroup.procs").write_text(str(os.getpid())),
+            )
             out, _ = proc.communicate()
             seconds = time.monotonic() - started
         peak = int((group / "memory.max_usage_in_bytes").read_text()) / 2**20
         rss_line = out.strip().splitlines()[-1] if out.strip() else ""
-        print(f"input {src.stat().st_size / 1e6:.0f} MB, limit {args.limit_mb} MB: exit {proc.returncode}"
-              f"{' (SIGKILL: OOM)' if proc.returncode in (137, -9) else ''}, {seconds:.1f}s, cgroup peak "
-              f"{peak:.0f} MB (page cache included)\n{rss_line}")
+        print(
+            f"input {src.stat().st_size / 1e6:.0f} MB, limit {args.limit_mb} MB: exit {proc.returncode}"
+            f"{' (SIGKILL: OOM)' if proc.returncode in (137, -9) else ''}, {seconds:.1f}s, cgroup peak "
+            f"{peak:.0f} MB (page cache included)\n{rss_line}"
+        )
     finally:
         group.rmdir()
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from .salesforce.soql import check_identifier
 from .errors import CatalogError
+from .salesforce.soql import check_identifier
 
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
 GRANULARITIES = ("daily", "weekly", "monthly")
@@ -76,17 +76,31 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
             raise CatalogError(f"{where}: {exc}") from exc
         if name.lower() in seen:
             raise CatalogError(f"{where} is listed twice")
-        unknown = set(entry) - {"name", "cursor_field", "primary_key", "include_deleted", "exclude_fields",
-                                "weight", "owners", "tags"}
+        unknown = set(entry) - {
+            "name",
+            "cursor_field",
+            "primary_key",
+            "include_deleted",
+            "exclude_fields",
+            "weight",
+            "owners",
+            "tags",
+        }
         if unknown:
             raise CatalogError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
         seen.add(name.lower())
-        objects.append(CatalogObject(
-            name=name, cursor_field=cursor, primary_key=pk, include_deleted=bool(entry.get("include_deleted", True)),
-            exclude_fields=excluded, weight=float(entry.get("weight", 1.0)),
-            owners=tuple(entry.get("owners", defaults.get("owners", []))),
-            tags={str(k): str(v) for k, v in (entry.get("tags") or {}).items()},
-        ))
+        objects.append(
+            CatalogObject(
+                name=name,
+                cursor_field=cursor,
+                primary_key=pk,
+                include_deleted=bool(entry.get("include_deleted", True)),
+                exclude_fields=excluded,
+                weight=float(entry.get("weight", 1.0)),
+                owners=tuple(entry.get("owners", defaults.get("owners", []))),
+                tags={str(k): str(v) for k, v in (entry.get("tags") or {}).items()},
+            )
+        )
     if not objects:
         raise CatalogError(f"{path}: the catalog lists no objects")
     return Catalog(tuple(objects), start, granularity)

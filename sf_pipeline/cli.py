@@ -9,6 +9,10 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .split import SplitOptions
 
 log = logging.getLogger("sf_pipeline")
 
@@ -31,15 +35,19 @@ def _rows(text: str) -> dict[str, int]:
 def cmd_emulator(args: argparse.Namespace) -> int:
     from .emulator import EmulatorConfig, Fault, make_server
 
-    config = EmulatorConfig(host=args.host, port=args.port, seed=args.seed, scale=args.scale,
-                            rows=args.rows or {}, default_page_records=args.page_records)
+    config = EmulatorConfig(host=args.host, port=args.port, seed=args.seed, scale=args.scale, rows=args.rows or {})
+    if args.page_records:
+        config.default_page_records = args.page_records
     if args.cache_dir:
         config.cache_dir = Path(args.cache_dir)
     if args.faults:
         config.faults = [Fault(**spec) for spec in json.loads(Path(args.faults).read_text())]
     server = make_server(config)
-    print(f"Salesforce emulator listening on {server.url} (seed {config.seed}); "
-          f"client id {config.client_id!r}, user {config.username!r}", flush=True)
+    print(
+        f"Salesforce emulator listening on {server.url} (seed {config.seed}); "
+        f"client id {config.client_id!r}, user {config.username!r}",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -55,15 +63,25 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from .salesforce.bulk import extract_object
 
     settings = SalesforceSettings.from_env()
-    options = ExtractOptions(max_records=args.max_records, concurrency=args.concurrency, gzip=not args.no_gzip)
-    with PeakRss() as rss, SalesforceClient(settings, max_connections=args.concurrency + 2) as client:
-        result, _ = extract_object(client, args.object, Path(args.out), since=args.since, until=args.until,
-                                   include_deleted=args.include_deleted, options=options)
+    given = {"max_records": args.max_records, "concurrency": args.concurrency}
+    options = ExtractOptions(gzip=not args.no_gzip, **{k: v for k, v in given.items() if v is not None})
+    with PeakRss() as rss, SalesforceClient(settings, max_connections=options.concurrency + 2) as client:
+        result, _ = extract_object(
+            client,
+            args.object,
+            Path(args.out),
+            since=args.since,
+            until=args.until,
+            include_deleted=args.include_deleted,
+            options=options,
+        )
     for f in result.files:
         print(f)
-    print(f"{result.sobject}: {result.records} records, {len(result.files)} file(s), {result.bytes / 1e6:.1f} MB, "
-          f"{result.seconds:.1f}s ({result.bytes / 1e6 / max(result.seconds, 1e-9):.1f} MB/s), "
-          f"peak RSS {rss.peak_mb:.0f} MB")
+    print(
+        f"{result.sobject}: {result.records} records, {len(result.files)} file(s), {result.bytes / 1e6:.1f} MB, "
+        f"{result.seconds:.1f}s ({result.bytes / 1e6 / max(result.seconds, 1e-9):.1f} MB/s), "
+        f"peak RSS {rss.peak_mb:.0f} MB"
+    )
     return 0
 
 
@@ -71,23 +89,26 @@ def cmd_split(args: argparse.Namespace) -> int:
     import time
 
     from .memory import PeakRss
-    from .split import SplitOptions, split_csv
+    from .split import split_csv
 
-    options = SplitOptions(min_rows=args.min_rows, target_bytes=int(args.target_mb * 2**20), max_chunks=args.max_chunks)
+    options = _split_options(args)
     started = time.monotonic()
     with PeakRss() as rss:
         chunks = split_csv(Path(args.csv), Path(args.out), options)
     for c in chunks:
         print(c.files[0])
-    print(f"rows {sum(c.rows for c in chunks)}, chunks {len(chunks)}, seconds {time.monotonic() - started:.1f}, "
-          f"peak RSS {rss.peak_mb:.0f} MB")
+    print(
+        f"rows {sum(c.rows for c in chunks)}, chunks {len(chunks)}, seconds {time.monotonic() - started:.1f}, "
+        f"peak RSS {rss.peak_mb:.0f} MB"
+    )
     return 0
 
 
 def cmd_load(args: argparse.Namespace) -> int:
     from .load import ObjectLoader
+    from .salesforce.soql import UNQUERYABLE_TYPES
+    from .split import plan_chunks
     from .warehouse import duckdb_destination
-    from .split import SplitOptions, plan_chunks
 
     source = Path(args.csv_or_dir)
     files = sorted(source.glob("*.csv")) if source.is_dir() else [source]
@@ -97,15 +118,16 @@ def cmd_load(args: argparse.Namespace) -> int:
     fields = None
     if args.describe:
         describe = json.loads(Path(args.describe).read_text())
-        fields = [f for f in describe["fields"] if f.get("type") not in ("address", "location", "base64")]
+        fields = [f for f in describe["fields"] if f.get("type") not in UNQUERYABLE_TYPES]
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="sf-load-") as tmp:
-        chunks = plan_chunks(files, Path(tmp), SplitOptions(min_rows=args.min_rows,
-                                                            target_bytes=int(args.target_mb * 2**20)))
+        chunks = plan_chunks(files, Path(tmp), _split_options(args))
         result = ObjectLoader(args.object, duckdb_destination(Path(args.duckdb))).load(chunks, fields, args.mode)
-    print(f"{result.sobject} -> {Path(args.duckdb)}:{result.dataset}.{result.table}: rows {result.rows}, "
-          f"chunks {result.chunks}, seconds {result.seconds:.1f}, peak RSS {result.peak_rss_mb:.0f} MB")
+    print(
+        f"{result.sobject} -> {Path(args.duckdb)}:{result.dataset}.{result.table}: rows {result.rows}, "
+        f"chunks {result.chunks}, seconds {result.seconds:.1f}, peak RSS {result.peak_rss_mb:.0f} MB"
+    )
     return 0
 
 
@@ -141,14 +163,33 @@ def cmd_sync(args: argparse.Namespace) -> int:
         if args.max_records:
             extract = dataclasses.replace(extract, max_records=args.max_records)
         with resources.salesforce.client() as client:
-            result = sync_object(client, entry, resources.warehouse.warehouse(), since=args.since, until=args.until,
-                                 full_refresh=args.full_refresh, work_dir=settings.work_path(),
-                                 extract_options=extract, split_options=split,
-                                 dlt_settings=settings.dlt_settings(resources.warehouse.staging_file_format))
-    print(json.dumps({"object": result.sobject, "table": f"{result.dataset}.{result.table}", "mode": result.mode,
-                      "rows": result.rows_loaded, "deleted": result.rows_deleted, "chunks": result.chunks,
-                      "resumed_pages": result.resumed_pages, "reconciled": result.reconciled,
-                      "peak_rss_mb": round(result.peak_rss_mb, 1)}))
+            result = sync_object(
+                client,
+                entry,
+                resources.warehouse.warehouse(),
+                since=args.since,
+                until=args.until,
+                full_refresh=args.full_refresh,
+                work_dir=settings.work_path(),
+                extract_options=extract,
+                split_options=split,
+                dlt_settings=settings.dlt_settings(resources.warehouse.staging_file_format),
+            )
+    print(
+        json.dumps(
+            {
+                "object": result.sobject,
+                "table": f"{result.dataset}.{result.table}",
+                "mode": result.mode,
+                "rows": result.rows_loaded,
+                "deleted": result.rows_deleted,
+                "chunks": result.chunks,
+                "resumed_pages": result.resumed_pages,
+                "reconciled": result.reconciled,
+                "peak_rss_mb": round(result.peak_rss_mb, 1),
+            }
+        )
+    )
     return 0 if result.reconciled else 1
 
 
@@ -176,19 +217,43 @@ def cmd_free_slots(args: argparse.Namespace) -> int:
     with dg.DagsterInstance.get() as instance:
         run = instance.get_run_by_id(args.run_id)
         if run is None:
-            raise SettingsError(f"no run {args.run_id} in the instance at DAGSTER_HOME={os.environ.get('DAGSTER_HOME')}")
+            raise SettingsError(
+                f"no run {args.run_id} in the instance at DAGSTER_HOME={os.environ.get('DAGSTER_HOME')}"
+            )
         if not run.is_finished:
-            raise SettingsError(f"run {args.run_id} is {run.status.value}: terminate it first (UI: Terminate, or "
-                             "let run monitoring fail it if its processes are gone)")
+            raise SettingsError(
+                f"run {args.run_id} is {run.status.value}: terminate it first (UI: Terminate, or "
+                "let run monitoring fail it if its processes are gone)"
+            )
         instance.event_log_storage.free_concurrency_slots_for_run(args.run_id)
     print(f"freed the pool slots of run {args.run_id} ({run.status.value})")
     return 0
 
 
+def _split_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target-mb", type=float, help="chunk size to aim at (default: SplitOptions')")
+    p.add_argument("--min-rows", type=int, help="chunk only above this many rows (default: SplitOptions')")
+
+
+def _split_options(args: argparse.Namespace) -> SplitOptions:
+    """The pipeline's split defaults with what the command line gave."""
+    from .split import SplitOptions
+
+    given = {
+        "min_rows": args.min_rows,
+        "max_chunks": getattr(args, "max_chunks", None),
+        "target_bytes": int(args.target_mb * 2**20) if args.target_mb else None,
+    }
+    return SplitOptions(**{k: v for k, v in given.items() if v is not None})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sf-pipeline", description=__doc__)
-    parser.add_argument("--log-level", default=os.environ.get("SF_PIPELINE_LOG_LEVEL", "INFO"),
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("SF_PIPELINE_LOG_LEVEL", "INFO"),
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("emulator", help="serve the local Salesforce org (Bulk API 2.0 emulator)")
@@ -197,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--scale", type=float, default=1.0, help="multiply every object's row count")
     p.add_argument("--rows", type=_rows, help="row counts, e.g. Account=1000000,Contact=5000")
-    p.add_argument("--page-records", type=int, default=250_000, help="records per page without maxRecords")
+    p.add_argument("--page-records", type=int, help="records per page when a request gives no maxRecords")
     p.add_argument("--cache-dir", help="where generated object data is cached")
     p.add_argument("--faults", help="JSON file with a list of faults to inject")
     p.set_defaults(func=cmd_emulator)
@@ -208,17 +273,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=_datetime)
     p.add_argument("--until", type=_datetime)
     p.add_argument("--include-deleted", action="store_true", help="queryAll: include soft-deleted rows")
-    p.add_argument("--max-records", type=int, default=250_000)
-    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--max-records", type=int, help="records per result page (default: ExtractOptions')")
+    p.add_argument("--concurrency", type=int, help="pages downloaded at once (default: ExtractOptions')")
     p.add_argument("--no-gzip", action="store_true")
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("split", help="split a big CSV into chunk files (streaming, quote-aware)")
     p.add_argument("csv")
     p.add_argument("--out", required=True)
-    p.add_argument("--target-mb", type=float, default=500)
-    p.add_argument("--max-chunks", type=int, default=16)
-    p.add_argument("--min-rows", type=int, default=500_000)
+    _split_arguments(p)
+    p.add_argument("--max-chunks", type=int, help="at most this many chunks (default: SplitOptions')")
     p.set_defaults(func=cmd_split)
 
     p = sub.add_parser("load", help="load CSV files of one object into DuckDB with a fresh dlt pipeline")
@@ -227,8 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--describe", help="a describe JSON file; without it every column loads as text")
     p.add_argument("--duckdb", default="data/sf_pipeline.duckdb")
     p.add_argument("--mode", choices=["replace", "merge", "append"], default="replace")
-    p.add_argument("--target-mb", type=float, default=500)
-    p.add_argument("--min-rows", type=int, default=500_000)
+    _split_arguments(p)
     p.set_defaults(func=cmd_load)
 
     p = sub.add_parser("demo", help="run the whole pipeline on the embedded defaults")
@@ -246,12 +309,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-records", type=int, help="records per result page asked of Salesforce")
     p.set_defaults(func=cmd_sync)
 
-    p = sub.add_parser("check-connections", help="report whether the org, the staging area and the warehouse "
-                                                 "are reachable and authorised (loads nothing)")
+    p = sub.add_parser(
+        "check-connections",
+        help="report whether the org, the staging area and the warehouse are reachable and authorised (loads nothing)",
+    )
     p.set_defaults(func=cmd_check_connections)
 
-    p = sub.add_parser("free-slots", help="free the concurrency pool slots a finished run still claims "
-                                          "(uses the instance at DAGSTER_HOME)")
+    p = sub.add_parser(
+        "free-slots",
+        help="free the concurrency pool slots a finished run still claims (uses the instance at DAGSTER_HOME)",
+    )
     p.add_argument("run_id")
     p.set_defaults(func=cmd_free_slots)
     return parser
@@ -260,7 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "alembic", "azure", "snowflake.connector"):  # a line per request / per migration drowns the useful ones
+    for noisy in (
+        "httpx",
+        "alembic",
+        "azure",
+        "snowflake.connector",
+    ):  # a line per request / per migration drowns the useful ones
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from .errors import SfPipelineError
 

@@ -43,8 +43,10 @@ def check_salesforce(settings: SalesforceSettings, objects: Sequence[str]) -> Ch
         missing = [name for name in objects if name not in listed]
         unqueryable = [name for name in objects if name in listed and not listed[name].get("queryable", True)]
         if missing or unqueryable:
-            raise SalesforceError("catalog object(s) " + ", ".join(
-                [f"{n} (not in the org)" for n in missing] + [f"{n} (not queryable)" for n in unqueryable]))
+            raise SalesforceError(
+                "catalog object(s) "
+                + ", ".join([f"{n} (not in the org)" for n in missing] + [f"{n} (not queryable)" for n in unqueryable])
+            )
         return f"logged in; {len(listed)} sObjects, all {len(objects)} catalog objects queryable"
 
     return _run("salesforce", settings.login_url, probe)
@@ -69,8 +71,9 @@ def check_staging(staging: StagingSettings, destination: str) -> Check:
         url = staging.bucket_url or ""
         container = url.split("://", 1)[1].split("/", 1)[0]
         if not fs.exists(container):
-            raise WarehouseConfigError(f"container {container!r} does not exist in account "
-                                       f"{staging.azure_account_name!r}")
+            raise WarehouseConfigError(
+                f"container {container!r} does not exist in account {staging.azure_account_name!r}"
+            )
         path = f"{staging.dataset_prefix('_sf_pipeline_check')}/{uuid.uuid4().hex}.txt"
         fs.pipe_file(path, b"ok")
         fs.invalidate_cache()
@@ -91,9 +94,14 @@ def check_warehouse(warehouse: Warehouse) -> Check:
             cur = conn.cursor()
             cur.execute("SELECT 1")
             cur.fetchone()
-        where = warehouse.duckdb_path if warehouse.kind == "duckdb" else (
-            f"database {warehouse.snowflake.database}, role {warehouse.snowflake.role or '(default)'}, "
-            f"warehouse {warehouse.snowflake.warehouse or '(default)'}")
+        where = (
+            warehouse.duckdb_path
+            if warehouse.kind == "duckdb"
+            else (
+                f"database {warehouse.snowflake.database}, role {warehouse.snowflake.role or '(default)'}, "
+                f"warehouse {warehouse.snowflake.warehouse or '(default)'}"
+            )
+        )
         return f"connected to {warehouse.kind} ({where}); dataset {warehouse.dataset}"
 
     target = str(warehouse.duckdb_path) if warehouse.kind == "duckdb" else (warehouse.snowflake.account or "?")
@@ -101,8 +109,11 @@ def check_warehouse(warehouse: Warehouse) -> Check:
 
 
 def check_all(salesforce: SalesforceSettings, warehouse: Warehouse, objects: Sequence[str]) -> list[Check]:
-    return [check_salesforce(salesforce, objects), check_staging(warehouse.staging, warehouse.kind),
-            check_warehouse(warehouse)]
+    return [
+        check_salesforce(salesforce, objects),
+        check_staging(warehouse.staging, warehouse.kind),
+        check_warehouse(warehouse),
+    ]
 
 
 def format_checks(checks: Sequence[Check]) -> str:

@@ -73,12 +73,3 @@ class RecordScanner:
     def complete_records(self) -> int:
         """Records including a final one that lacks its terminating newline."""
         return self.records + (0 if self._at_record_end or self.inside else 1)
-
-
-def count_records(path: str, block_size: int = 1 << 20) -> tuple[int, bool]:
-    """(records including the header, ends inside an open quote) for a CSV file."""
-    scanner = RecordScanner()
-    with open(path, "rb") as f:
-        while block := f.read(block_size):
-            scanner.feed(block)
-    return scanner.complete_records, scanner.inside

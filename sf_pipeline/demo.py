@@ -13,7 +13,7 @@ from .catalog import load_catalog
 from .defs.assets import asset_key, partitions_def
 from .defs.jobs import PRIORITY_TAG, job_name, run_tags
 from .emulator import EmulatorConfig
-from .stack import LocalDagster
+from .local_dagster import LocalDagster
 
 
 def run_demo(out: Path, scale: float = 1.0) -> int:
@@ -39,7 +39,7 @@ def run_demo(out: Path, scale: float = 1.0) -> int:
             event = instance.get_latest_materialization_event(asset_key(name))
             meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
 
-            def value(key: str, default: object = "-") -> object:
+            def value(key: str, default: object = "-", meta: dict = meta) -> object:
                 return meta[key].value if key in meta else default
 
             seconds = sum(float(value(k, 0)) for k in ("extract_seconds", "split_seconds", "load_seconds"))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter
+
 from .errors import InjectedFault, SettingsError
 
 ENV = "SF_PIPELINE_FAULTPOINTS"
@@ -36,8 +37,10 @@ def _parse(spec: str) -> list[tuple[str, str | None, int, str]]:
         target, _, nth = target.partition("@")
         point, _, sobject = target.partition(":")
         if point not in POINTS or action not in ACTIONS:
-            raise SettingsError(f"{ENV}: {item!r} is not point[:object][@n]=action with a point in {sorted(POINTS)} "
-                             f"and an action in {sorted(ACTIONS)}")
+            raise SettingsError(
+                f"{ENV}: {item!r} is not point[:object][@n]=action with a point in {sorted(POINTS)} "
+                f"and an action in {sorted(ACTIONS)}"
+            )
         rules.append((point, sobject or None, int(nth or 1), action))
     return rules
 

@@ -22,23 +22,26 @@ from pathlib import Path
 from typing import Any, Literal
 
 import dlt
-from dlt.pipeline.exceptions import PipelineStepFailed
 import pyarrow as pa
 import pyarrow.csv as pacsv
+from dlt.pipeline.exceptions import PipelineStepFailed
 
+from .arrow_types import csv_column_types, finish_batch, time_columns
+from .errors import LoadError, SettingsError
 from .faultpoints import faultpoint
 from .memory import PeakRss, lean_arrow_allocator
 from .salesforce.soql import check_identifier
 from .split import Chunk
-from .types import csv_column_types, finish_batch, time_columns
 from .warehouse import FILE_FORMATS, StagedFiles, StagingSettings
-from .errors import LoadError, SettingsError
 
 log = logging.getLogger(__name__)
 
 WriteMode = Literal["replace", "merge", "append"]
 REFRESH_SUFFIX = "__sf_refresh"  # a full refresh loads into <table>__sf_refresh, then swaps it in
 READ_BLOCK = 4 << 20  # measured: 4 MB blocks read faster than 16 MB here and peak lower
+
+
+LOG_LEVELS = ("INFO", "WARNING")
 
 
 @dataclass(frozen=True)
@@ -53,9 +56,16 @@ class DltSettings:
     loader_file_format: str = "parquet"  # parquet or jsonl: the files dlt stages and the warehouse ingests
 
     def __post_init__(self) -> None:
+        if self.log_level not in LOG_LEVELS:
+            raise SettingsError(
+                f"dlt log level (SF_PIPELINE_DLT_LOG_LEVEL) must be INFO or WARNING (never a level "
+                f"that hides failures), got {self.log_level!r}"
+            )
         if self.loader_file_format not in FILE_FORMATS:
-            raise SettingsError(f"loader file format (SF_PIPELINE_STAGING_FORMAT) must be one of {FILE_FORMATS}, "
-                             f"got {self.loader_file_format!r}")
+            raise SettingsError(
+                f"loader file format (SF_PIPELINE_STAGING_FORMAT) must be one of {FILE_FORMATS}, "
+                f"got {self.loader_file_format!r}"
+            )
 
     @contextlib.contextmanager
     def applied(self) -> Iterator[None]:
@@ -108,8 +118,9 @@ class BatchStats:
     deleted: int = 0  # rows with IsDeleted = true
 
 
-def arrow_batches(files: list[Path], fields: list[dict] | None, sobject: str, delimiter: str = ",",
-                  stats: BatchStats | None = None) -> Iterator[pa.RecordBatch]:
+def arrow_batches(
+    files: list[Path], fields: list[dict] | None, sobject: str, delimiter: str = ",", stats: BatchStats | None = None
+) -> Iterator[pa.RecordBatch]:
     """Typed record batches from CSV files, streamed block by block (never a whole file in memory)."""
     by_name = {f["name"]: f for f in fields or []}
     for path in files:
@@ -118,13 +129,16 @@ def arrow_batches(files: list[Path], fields: list[dict] | None, sobject: str, de
         try:
             header = read_header(path, delimiter)
         except UnicodeDecodeError as exc:
-            raise LoadError(f"[{sobject}] {path}: not UTF-8 text ({exc.reason} at byte {exc.start} of the "
-                            "header); Salesforce writes UTF-8") from exc
+            raise LoadError(
+                f"[{sobject}] {path}: not UTF-8 text ({exc.reason} at byte {exc.start} of the "
+                "header); Salesforce writes UTF-8"
+            ) from exc
         if by_name:
             unknown = [h for h in header if h not in by_name]
             if unknown:
-                raise LoadError(f"[{sobject}] {path.name}: column(s) {', '.join(unknown)} are not fields of "
-                                f"{sobject} in describe")
+                raise LoadError(
+                    f"[{sobject}] {path.name}: column(s) {', '.join(unknown)} are not fields of {sobject} in describe"
+                )
             typed = [by_name[h] for h in header]
             column_types = csv_column_types(typed)
             times = time_columns(typed)
@@ -136,8 +150,12 @@ def arrow_batches(files: list[Path], fields: list[dict] | None, sobject: str, de
                 path,
                 read_options=pacsv.ReadOptions(block_size=READ_BLOCK, use_threads=True),
                 parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
-                convert_options=pacsv.ConvertOptions(column_types=column_types, strings_can_be_null=True,
-                                                     quoted_strings_can_be_null=False, null_values=[""]),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=column_types,
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=False,
+                    null_values=[""],
+                ),
             )
             deleted_at = header.index("IsDeleted") if "IsDeleted" in header and by_name else None
             for batch in reader:
@@ -158,10 +176,18 @@ class ObjectLoader:
     and files left by an earlier run that died are deleted before the first chunk.
     """
 
-    def __init__(self, sobject: str, destination: Any, *, dataset_name: str = "salesforce",
-                 staging: StagingSettings | None = None, pipelines_dir: Path | None = None,
-                 settings: DltSettings | None = None, pipeline_name: str | None = None,
-                 table: str | None = None) -> None:
+    def __init__(
+        self,
+        sobject: str,
+        destination: Any,
+        *,
+        dataset_name: str = "salesforce",
+        staging: StagingSettings | None = None,
+        pipelines_dir: Path | None = None,
+        settings: DltSettings | None = None,
+        pipeline_name: str | None = None,
+        table: str | None = None,
+    ) -> None:
         self.sobject = check_identifier(sobject, "sObject")
         self.table = table or table_name(sobject)
         self.destination = destination
@@ -171,8 +197,9 @@ class ObjectLoader:
         self.settings = settings or DltSettings()
         self.pipeline_name = pipeline_name or f"sf_{table_name(sobject)}"
 
-    def load(self, chunks: list[Chunk], fields: list[dict] | None, mode: WriteMode = "merge",
-             delimiter: str = ",") -> LoadResult:
+    def load(
+        self, chunks: list[Chunk], fields: list[dict] | None, mode: WriteMode = "merge", delimiter: str = ","
+    ) -> LoadResult:
         started = time.monotonic()
         lean_arrow_allocator()
         # one folder per table, cleared first: a dead run's load packages are deleted, never loaded
@@ -186,25 +213,37 @@ class ObjectLoader:
             for table in (table_name(self.sobject), table_name(self.sobject) + REFRESH_SUFFIX):
                 leftovers = staged if table == self.table else StagedFiles(self.staging, self.dataset_name, table)
                 if stale := leftovers.remove():
-                    log.warning("[%s] deleted %d staged file(s) left by an earlier run in %s", self.sobject, stale,
-                                leftovers.folder)
+                    log.warning(
+                        "[%s] deleted %d staged file(s) left by an earlier run in %s",
+                        self.sobject,
+                        stale,
+                        leftovers.folder,
+                    )
         has_deleted = any(f["name"] == "IsDeleted" for f in fields or [])
         columns = self._column_hints(mode, has_deleted)
         load_ids: list[str] = []
         rows = deleted = 0
         size = sum(c.bytes for c in chunks)
         with self.settings.applied(), PeakRss() as rss:
-            pipeline = dlt.pipeline(pipeline_name=self.pipeline_name, pipelines_dir=str(workdir),
-                                    destination=self.destination, staging=self.staging.dlt_staging(),
-                                    dataset_name=self.dataset_name, progress=None)
+            pipeline = dlt.pipeline(
+                pipeline_name=self.pipeline_name,
+                pipelines_dir=str(workdir),
+                destination=self.destination,
+                staging=self.staging.dlt_staging(),
+                dataset_name=self.dataset_name,
+                progress=None,
+            )
             try:
                 stats = BatchStats()
                 for k, chunk in enumerate(chunks):
                     disposition = mode if (mode != "replace" or k == 0) else "append"
                     resource = dlt.resource(
-                        arrow_batches(chunk.files, fields, self.sobject, delimiter, stats), name=self.table,
-                        table_name=self.table, write_disposition=disposition,
-                        primary_key="Id" if mode == "merge" else None, columns=columns,
+                        arrow_batches(chunk.files, fields, self.sobject, delimiter, stats),
+                        name=self.table,
+                        table_name=self.table,
+                        write_disposition=disposition,
+                        primary_key="Id" if mode == "merge" else None,
+                        columns=columns,
                     )
                     try:
                         info = pipeline.run(resource, loader_file_format=self.settings.loader_file_format)
@@ -219,15 +258,26 @@ class ObjectLoader:
                     counts = pipeline.last_trace.last_normalize_info.row_counts
                     rows += counts.get(self.table, 0)
                     chunk.remove()
-                    log.info("[%s] chunk %d/%d loaded: %d rows", self.sobject, k + 1, len(chunks),
-                             counts.get(self.table, 0))
+                    log.info(
+                        "[%s] chunk %d/%d loaded: %d rows", self.sobject, k + 1, len(chunks), counts.get(self.table, 0)
+                    )
                 deleted = stats.deleted if mode == "merge" else 0
             finally:
                 del pipeline
                 gc.collect()
                 shutil.rmtree(workdir, ignore_errors=True)
-        return LoadResult(self.sobject, self.table, self.dataset_name, rows, deleted, len(chunks), size,
-                          time.monotonic() - started, rss.peak_mb, load_ids)
+        return LoadResult(
+            self.sobject,
+            self.table,
+            self.dataset_name,
+            rows,
+            deleted,
+            len(chunks),
+            size,
+            time.monotonic() - started,
+            rss.peak_mb,
+            load_ids,
+        )
 
     @staticmethod
     def _column_hints(mode: WriteMode, has_deleted: bool) -> dict[str, dict]:
@@ -246,16 +296,9 @@ def _load_error(exc: PipelineStepFailed, sobject: str, k: int, chunks: list[Chun
             return cause
         cause = cause.__cause__ or cause.__context__
     files = ", ".join(f.name for f in chunks[k].files)
-    return LoadError(f"[{sobject}] chunk {k + 1}/{len(chunks)} ({files}) failed at dlt's {exc.step} step: "
-                     f"{exc.exception}")
+    return LoadError(
+        f"[{sobject}] chunk {k + 1}/{len(chunks)} ({files}) failed at dlt's {exc.step} step: {exc.exception}"
+    )
 
 
-def load_files(sobject: str, chunks: list[Chunk], fields: list[dict] | None, destination: Any, *,
-               mode: WriteMode = "merge", dataset_name: str = "salesforce", staging: StagingSettings | None = None,
-               settings: DltSettings | None = None) -> LoadResult:
-    """Convenience: a fresh ObjectLoader for one object, used once."""
-    loader = ObjectLoader(sobject, destination, dataset_name=dataset_name, staging=staging, settings=settings)
-    return loader.load(chunks, fields, mode)
-
-
-__all__ = ["BatchStats", "DltSettings", "LoadError", "LoadResult", "ObjectLoader", "arrow_batches", "load_files", "table_name"]
+__all__ = ["BatchStats", "DltSettings", "LoadError", "LoadResult", "ObjectLoader", "arrow_batches", "table_name"]

@@ -74,4 +74,5 @@ class ProcessCheckingRunLauncher(DefaultRunLauncher):
         return CheckRunHealthResult(
             WorkerStatus.FAILED,
             f"every process of the run is gone (pids {sorted(pids)}): killed with its code server, "
-            "by the OOM killer, or by a restart of the host")
+            "by the OOM killer, or by a restart of the host",
+        )

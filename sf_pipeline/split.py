@@ -14,17 +14,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .csvscan import QUOTE, RecordScanner
-from .faultpoints import faultpoint
 from .errors import MalformedCsvError, SettingsError
+from .faultpoints import faultpoint
 
 BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
 class SplitOptions:
+    """How a CSV is cut into chunks. These defaults are the pipeline's (the Dagster resource and the CLI
+    take theirs from here)."""
+
     min_rows: int = 500_000  # chunk only above this many data rows
     target_bytes: int = 500 * 2**20  # aim for chunks of about this size
     max_chunks: int = 16
+
+    @property
+    def target_mb(self) -> float:
+        return self.target_bytes / 2**20
 
     def __post_init__(self) -> None:
         if self.min_rows < 0:
@@ -100,12 +107,14 @@ def _header_end(path: Path, block: bytes) -> int:
 
 
 def _field_count(line: bytes, delimiter: str) -> int:
-    return len(next(csv.reader(io.StringIO(line.decode("utf-8", errors="replace"), newline=""),
-                               delimiter=delimiter), []))
+    return len(
+        next(csv.reader(io.StringIO(line.decode("utf-8", errors="replace"), newline=""), delimiter=delimiter), [])
+    )
 
 
-def split_csv(path: Path, out_dir: Path, options: SplitOptions | None = None, *, delimiter: str = ",",
-              rows: int | None = None) -> list[Chunk]:
+def split_csv(
+    path: Path, out_dir: Path, options: SplitOptions | None = None, *, delimiter: str = ",", rows: int | None = None
+) -> list[Chunk]:
     """Split ``path`` into chunks, or return it whole when it has ``min_rows`` data rows or fewer.
 
     ``rows`` (data rows, when the caller already knows them) saves a counting pass.
@@ -173,8 +182,10 @@ def split_csv(path: Path, out_dir: Path, options: SplitOptions | None = None, *,
     if scanner.inside:
         for chunk in writer.chunks:
             chunk.remove()
-        raise MalformedCsvError(f"{path}: a quoted value is never closed (the file ends inside quotes at byte "
-                                f"{size}); the last complete record ends before it")
+        raise MalformedCsvError(
+            f"{path}: a quoted value is never closed (the file ends inside quotes at byte "
+            f"{size}); the last complete record ends before it"
+        )
     if rows is None and sum(c.rows for c in writer.chunks) <= options.min_rows:
         total = sum(c.rows for c in writer.chunks)
         for chunk in writer.chunks:
@@ -201,8 +212,9 @@ def _check_record_at_cut(path: Path, block: bytes, pos: int, width: int, delimit
         return  # the record runs past this block: nothing to see cheaply
     found = _field_count(block[pos:end], delimiter)
     if found != width:
-        raise MalformedCsvError(f"{path}: the record at byte {block_offset + pos} has {found} fields, the header "
-                                f"has {width} (a ragged row)")
+        raise MalformedCsvError(
+            f"{path}: the record at byte {block_offset + pos} has {found} fields, the header has {width} (a ragged row)"
+        )
 
 
 def count_data_rows(path: Path) -> int:
@@ -218,13 +230,16 @@ def count_data_rows(path: Path) -> int:
                 # remember roughly where the current record began, for the error below
                 last_record_start = offset
     if scanner.inside:
-        raise MalformedCsvError(f"{path}: a quoted value is never closed: the file ends inside quotes "
-                                f"(the open record starts after byte {last_record_start})")
+        raise MalformedCsvError(
+            f"{path}: a quoted value is never closed: the file ends inside quotes "
+            f"(the open record starts after byte {last_record_start})"
+        )
     return max(scanner.complete_records - 1, 0)
 
 
-def plan_chunks(files: list[Path], out_dir: Path, options: SplitOptions | None = None,
-                rows: list[int] | None = None) -> list[Chunk]:
+def plan_chunks(
+    files: list[Path], out_dir: Path, options: SplitOptions | None = None, rows: list[int] | None = None
+) -> list[Chunk]:
     """Group an extract's page files into load chunks: one chunk when the object is small, else up to
     ``max_chunks`` chunks of about ``target_bytes`` each, splitting any page bigger than a chunk."""
     options = options or SplitOptions()
@@ -238,7 +253,7 @@ def plan_chunks(files: list[Path], out_dir: Path, options: SplitOptions | None =
     per_chunk = math.ceil(total_bytes / n)
     piece_options = SplitOptions(min_rows=0, target_bytes=per_chunk, max_chunks=options.max_chunks)
     pieces: list[Chunk] = []
-    for f, count, size in zip(files, counts, sizes):
+    for f, count, size in zip(files, counts, sizes, strict=True):
         if size > per_chunk * 1.5 and count > 1:
             pieces += split_csv(f, out_dir, piece_options, rows=count)
         else:

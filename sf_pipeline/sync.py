@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .catalog import CatalogObject
+from .errors import ObjectBusyError
 from .faultpoints import faultpoint
 from .load import REFRESH_SUFFIX, DltSettings, ObjectLoader, table_name
 from .memory import PeakRss
@@ -31,7 +32,6 @@ from .salesforce import ExtractOptions, SalesforceClient
 from .salesforce.bulk import extract_object
 from .split import SplitOptions, plan_chunks
 from .warehouse import Warehouse
-from .errors import ObjectBusyError
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,9 @@ def object_workspace(root: Path, sobject: str, window: str) -> Iterator[Path]:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ObjectBusyError(f"[{sobject}] another process is loading this object (it holds {lock_path})") from None
+            raise ObjectBusyError(
+                f"[{sobject}] another process is loading this object (it holds {lock_path})"
+            ) from None
         for stale in root.glob(f"{sobject}-*"):
             if stale != folder:
                 log.warning("[%s] deleting %s, left by a run that did not finish", sobject, stale)
@@ -109,19 +111,35 @@ def _clear_load_state(folder: Path, sobject: str) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-def sync_object(client: SalesforceClient, entry: CatalogObject, warehouse: Warehouse, *,
-                since: datetime | None = None, until: datetime | None = None, full_refresh: bool = False,
-                work_dir: Path | None = None, extract_options: ExtractOptions | None = None,
-                split_options: SplitOptions | None = None, dlt_settings: DltSettings | None = None) -> SyncResult:
+def sync_object(
+    client: SalesforceClient,
+    entry: CatalogObject,
+    warehouse: Warehouse,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    full_refresh: bool = False,
+    work_dir: Path | None = None,
+    extract_options: ExtractOptions | None = None,
+    split_options: SplitOptions | None = None,
+    dlt_settings: DltSettings | None = None,
+) -> SyncResult:
     """Extract, split and load one object for one window (or all of it, replacing, on full refresh)."""
     window = "full" if full_refresh else window_name(since, until)
     with object_workspace(work_root(work_dir), entry.name, window) as work, PeakRss() as rss:
         include_deleted = entry.include_deleted and not full_refresh
         t0 = time.monotonic()
         result, describe = extract_object(
-            client, entry.name, work / "extract", since=None if full_refresh else since,
-            until=None if full_refresh else until, include_deleted=include_deleted,
-            cursor_field=entry.cursor_field, exclude_fields=list(entry.exclude_fields), options=extract_options)
+            client,
+            entry.name,
+            work / "extract",
+            since=None if full_refresh else since,
+            until=None if full_refresh else until,
+            include_deleted=include_deleted,
+            cursor_field=entry.cursor_field,
+            exclude_fields=list(entry.exclude_fields),
+            options=extract_options,
+        )
         t1 = time.monotonic()
         by_name = {f["name"]: f for f in describe["fields"]}
         fields = [by_name[name] for name in result.fields]
@@ -131,9 +149,15 @@ def sync_object(client: SalesforceClient, entry: CatalogObject, warehouse: Wareh
         faultpoint("split_done", entry.name)
         t2 = time.monotonic()
         table = table_name(entry.name)
-        loader = ObjectLoader(entry.name, warehouse.dlt_destination(), dataset_name=warehouse.dataset,
-                              staging=warehouse.staging, pipelines_dir=warehouse.staging.local_dir or work,
-                              settings=dlt_settings, table=table + REFRESH_SUFFIX if full_refresh else table)
+        loader = ObjectLoader(
+            entry.name,
+            warehouse.dlt_destination(),
+            dataset_name=warehouse.dataset,
+            staging=warehouse.staging,
+            pipelines_dir=warehouse.staging.local_dir or work,
+            settings=dlt_settings,
+            table=table + REFRESH_SUFFIX if full_refresh else table,
+        )
         if full_refresh:
             warehouse.drop_object_table(loader.table, loader.pipeline_name)  # a dead run's shadow
         loaded = loader.load(chunks, fields, mode="replace" if full_refresh else "merge")
@@ -141,10 +165,24 @@ def sync_object(client: SalesforceClient, entry: CatalogObject, warehouse: Wareh
             warehouse.swap_in(loader.table, table, loader.pipeline_name)
         t3 = time.monotonic()
     return SyncResult(
-        sobject=entry.name, table=table, dataset=warehouse.dataset, mode="replace" if full_refresh else "merge",
-        since=None if full_refresh else since, until=None if full_refresh else until,
-        salesforce_records=result.records, csv_records=csv_records, rows_loaded=loaded.rows,
-        rows_deleted=loaded.deleted, bytes=result.bytes, chunks=loaded.chunks, extract_seconds=t1 - t0,
-        split_seconds=t2 - t1, load_seconds=t3 - t2, peak_rss_mb=rss.peak_mb, job_id=result.job_id,
-        load_ids=loaded.load_ids, skipped_fields=skipped, resumed_pages=result.resumed_pages,
+        sobject=entry.name,
+        table=table,
+        dataset=warehouse.dataset,
+        mode="replace" if full_refresh else "merge",
+        since=None if full_refresh else since,
+        until=None if full_refresh else until,
+        salesforce_records=result.records,
+        csv_records=csv_records,
+        rows_loaded=loaded.rows,
+        rows_deleted=loaded.deleted,
+        bytes=result.bytes,
+        chunks=loaded.chunks,
+        extract_seconds=t1 - t0,
+        split_seconds=t2 - t1,
+        load_seconds=t3 - t2,
+        peak_rss_mb=rss.peak_mb,
+        job_id=result.job_id,
+        load_ids=loaded.load_ids,
+        skipped_fields=skipped,
+        resumed_pages=result.resumed_pages,
     )

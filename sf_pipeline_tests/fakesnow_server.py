@@ -81,14 +81,26 @@ def _read_from_azure(command: str) -> str:
     file_format = (m.group(1) if (m := _FORMAT_TYPE.search(command)) else "").upper()
     if log_path := os.environ.get("FAKESNOW_COPY_LOG"):
         with open(log_path, "a") as f:
-            f.write(json.dumps({"url": match.group(1), "container": container, "blob": blob, "format": file_format,
-                                "statement": _AZURE_CREDENTIALS.sub("CREDENTIALS=(AZURE_SAS_TOKEN='***')", command)})
-                    + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "url": match.group(1),
+                        "container": container,
+                        "blob": blob,
+                        "format": file_format,
+                        "statement": _AZURE_CREDENTIALS.sub("CREDENTIALS=(AZURE_SAS_TOKEN='***')", command),
+                    }
+                )
+                + "\n"
+            )
     if file_format == "JSON":
         # a ProgrammingError goes back as a SQL error; anything else is an HTTP 500 the connector retries
         raise snowflake.connector.errors.ProgrammingError(
             msg=f"fakesnow cannot COPY JSON by column name into a typed table ({blob}); see shim 5 in "
-                "sf_pipeline_tests/fakesnow_server.py", errno=2043, sqlstate="0A000")
+            "sf_pipeline_tests/fakesnow_server.py",
+            errno=2043,
+            sqlstate="0A000",
+        )
     command = _AZURE_CREDENTIALS.sub("", command)
     return command.replace(match.group(0), f"FROM '{local}'")
 
@@ -97,8 +109,11 @@ def _execute(self: FakeSnowflakeCursor, command: str, *args, **kwargs):
     if swap := _SWAP.fullmatch(command.strip()):  # shim 6
         first, second = swap.groups()
         parked = first[:-1] + '__SWAPPING"' if first.endswith('"') else first + "__SWAPPING"
-        for step in (f"ALTER TABLE {first} RENAME TO {parked}", f"ALTER TABLE {second} RENAME TO {first}",
-                     f"ALTER TABLE {parked} RENAME TO {second}"):
+        for step in (
+            f"ALTER TABLE {first} RENAME TO {parked}",
+            f"ALTER TABLE {second} RENAME TO {first}",
+            f"ALTER TABLE {parked} RENAME TO {second}",
+        ):
             result = _original_execute(self, step, *args, **kwargs)
         return result
     command = _STAGE_LITERAL.sub(r"@\1.\2/\3\4", command)

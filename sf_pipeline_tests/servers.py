@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from sf_pipeline.stack import free_port
+from sf_pipeline.local_dagster import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 AZURITE_BIN = ROOT / ".cache" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
@@ -55,8 +55,10 @@ class Azurite:
         return f"http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT}"
 
     def connection_string(self, key: str = AZURITE_KEY) -> str:
-        return (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={key};"
-                f"BlobEndpoint={self.blob_endpoint};")
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={key};"
+            f"BlobEndpoint={self.blob_endpoint};"
+        )
 
     def service(self):  # noqa: ANN201 - azure.storage.blob.BlobServiceClient
         from azure.storage.blob import BlobServiceClient
@@ -73,9 +75,22 @@ def run_azurite(workdir: Path) -> Iterator[Azurite]:
         raise RuntimeError(f"Azurite is not installed at {AZURITE_BIN}: run scripts/ensure-azurite (make test does)")
     port = free_port()
     proc = subprocess.Popen(
-        [str(AZURITE_BIN), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(workdir),
-         "--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry"],
-        stdout=open(workdir / "azurite.log", "wb"), stderr=subprocess.STDOUT)
+        [
+            str(AZURITE_BIN),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--location",
+            str(workdir),
+            "--skipApiVersionCheck",
+            "--loose",
+            "--silent",
+            "--disableTelemetry",
+        ],
+        stdout=open(workdir / "azurite.log", "wb"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         wait_for_port(port, proc, "Azurite")
         yield Azurite(port)
@@ -107,9 +122,13 @@ def run_fakesnow(workdir: Path, azure_connection_string: str | None = None) -> I
     env = {**os.environ, "FAKESNOW_COPY_LOG": str(copy_log)}
     if azure_connection_string:
         env["AZURE_STORAGE_CONNECTION_STRING"] = azure_connection_string
-    proc = subprocess.Popen([sys.executable, "-m", "sf_pipeline_tests.fakesnow_server", "--host", "127.0.0.1",
-                             "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=open(workdir / "fakesnow.log", "wb"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sf_pipeline_tests.fakesnow_server", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=open(workdir / "fakesnow.log", "wb"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         wait_for_port(port, proc, "fakesnow")
         httpx.get(f"http://127.0.0.1:{port}/", timeout=5)

@@ -19,10 +19,9 @@ from sf_pipeline.salesforce import (
     TransientError,
     UnexpectedResponseError,
 )
-from sf_pipeline.salesforce.bulk import MANIFEST, BulkExtract, extract_object
-from sf_pipeline.emulator.soql import epoch_ms
+from sf_pipeline.salesforce.bulk import BulkExtract, extract_object
 
-from .conftest import Emulator
+from .helpers import Emulator
 
 SMALL_PAGES = ExtractOptions(max_records=2_500, concurrency=3, poll_initial_s=0.02, poll_max_s=0.1)
 
@@ -56,8 +55,9 @@ def test_window_and_deleted_rows(client: SalesforceClient, org: Emulator, tmp_pa
     s, u = int(since.timestamp() * 1000), int(until.timestamp() * 1000)
     live, _ = extract_object(client, "Contact", tmp_path / "live", since=since, until=until, options=SMALL_PAGES)
     assert ids_in(live.files) == org.truth_ids("Contact", s, u)
-    everything, _ = extract_object(client, "Contact", tmp_path / "all", since=since, until=until,
-                                   include_deleted=True, options=SMALL_PAGES)
+    everything, _ = extract_object(
+        client, "Contact", tmp_path / "all", since=since, until=until, include_deleted=True, options=SMALL_PAGES
+    )
     assert ids_in(everything.files) == org.truth_ids("Contact", s, u, include_deleted=True)
     assert everything.records > live.records > 0
     # User has no IsDeleted: include_deleted is quietly a plain query
@@ -84,9 +84,11 @@ def test_auth_flows(org: Emulator, flow: str, tmp_path: Path) -> None:
 def test_bad_credentials_name_the_failure(org: Emulator) -> None:
     with SalesforceClient(org.settings(client_secret="wrong")) as c, pytest.raises(AuthError, match="invalid_client"):
         c.sobjects()
-    with SalesforceClient(org.settings(username="demo@example.com", password="bad")) as c:
-        with pytest.raises(AuthError, match="invalid_grant"):
-            c.sobjects()
+    with (
+        SalesforceClient(org.settings(username="demo@example.com", password="bad")) as c,
+        pytest.raises(AuthError, match="invalid_grant"),
+    ):
+        c.sobjects()
 
 
 def test_expired_session_is_renewed_once(client: SalesforceClient, org: Emulator, tmp_path: Path) -> None:
@@ -112,8 +114,9 @@ def test_session_refused_twice_is_an_auth_error(client: SalesforceClient, org: E
 
 
 @pytest.mark.parametrize("stage", ["create", "poll", "result_pages", "results", "describe"])
-def test_throttling_and_server_errors_are_retried(client: SalesforceClient, org: Emulator, tmp_path: Path,
-                                                  stage: str) -> None:
+def test_throttling_and_server_errors_are_retried(
+    client: SalesforceClient, org: Emulator, tmp_path: Path, stage: str
+) -> None:
     org.fault(kind="rate_limit", stage=stage, object="Case", times=1, retry_after=0.2)
     org.fault(kind="server_error", stage=stage, object="Case", times=1, status=503)
     org.fault(kind="server_error", stage=stage, object="Case", times=1, status=500)
@@ -152,8 +155,9 @@ def test_cut_body_without_gzip(client: SalesforceClient, org: Emulator, tmp_path
 
 
 @pytest.mark.parametrize("stage", ["results", "poll", "describe"])
-def test_html_login_page_with_200_is_an_error_not_zero_rows(client: SalesforceClient, org: Emulator,
-                                                             tmp_path: Path, stage: str) -> None:
+def test_html_login_page_with_200_is_an_error_not_zero_rows(
+    client: SalesforceClient, org: Emulator, tmp_path: Path, stage: str
+) -> None:
     org.fault(kind="html_login", stage=stage, object="Lead", times=-1)
     with pytest.raises(UnexpectedResponseError, match=r"\[Lead\].*HTML page.*login"):
         extract_object(client, "Lead", tmp_path, options=SMALL_PAGES)
@@ -177,7 +181,12 @@ def test_a_job_that_outlives_its_timeout_is_aborted(client: SalesforceClient, or
     org.fault(kind="slow_job", stage="poll", object="Task", polls=1000)
     options = ExtractOptions(poll_initial_s=0.02, poll_max_s=0.05, job_timeout_s=0.3)
     with pytest.raises(JobFailedError, match="still InProgress"):
-        extract_object(client, "Task", tmp_path, options=options, )
+        extract_object(
+            client,
+            "Task",
+            tmp_path,
+            options=options,
+        )
     states = {j["state"] for j in client.list_jobs() if j["object"] == "Task"}
     assert "Aborted" in states
 
@@ -221,10 +230,12 @@ def test_interrupted_download_resumes_from_complete_pages(org: Emulator, tmp_pat
     with SalesforceClient(org.settings()) as c:
         extract = BulkExtract(c, "Account", ["Id", "Name"], tmp_path, options=options)
         original = extract._download_once
+
         def failing(url, part, final, headers):
             if final.name.endswith("00004.csv"):
                 raise ConnectionResetError("simulated drop")
             return original(url, part, final, headers)
+
         extract._download_once = failing  # type: ignore[method-assign]
         with pytest.raises(Exception, match="simulated drop"):
             extract.run()
@@ -262,7 +273,13 @@ def test_record_count_mismatch_is_an_error(client: SalesforceClient, org: Emulat
 
 
 def test_concurrent_downloads_share_one_renewal(client: SalesforceClient, org: Emulator, tmp_path: Path) -> None:
+    client.sobjects()  # logged in before the downloads start
     org.fault(kind="expired_session", stage="results", object="Account", times=1)
+    org.reset_stats()
     result, _ = extract_object(client, "Account", tmp_path, options=SMALL_PAGES)
     assert result.records == len(org.truth_ids("Account"))
+    token_requests = org.stats().get("POST /services/oauth2/token", 0)
+    assert token_requests == 1, (
+        f"{SMALL_PAGES.concurrency} downloads hit the expired session; renewals: {token_requests}"
+    )
     assert threading.active_count() < 20

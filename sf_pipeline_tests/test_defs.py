@@ -21,7 +21,7 @@ from sf_pipeline.defs.schedules import build_schedules
 from sf_pipeline.defs.sensors import build_change_sensor
 from sf_pipeline.emulator.soql import epoch_ms
 
-from .conftest import Emulator
+from .helpers import Emulator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,9 +60,11 @@ def test_backfill_range_is_one_run_with_correct_rows(org: Emulator, tmp_path: Pa
     assets = build_assets(catalog)
     account = next(a for a in assets if asset_key("Account") in a.keys)
     db = tmp_path / "sf.duckdb"
-    result = dg.materialize([account], resources=resources(org, db),
-                            tags={ASSET_PARTITION_RANGE_START_TAG: "2025-01-01",
-                                  ASSET_PARTITION_RANGE_END_TAG: "2025-03-31"})
+    result = dg.materialize(
+        [account],
+        resources=resources(org, db),
+        tags={ASSET_PARTITION_RANGE_START_TAG: "2025-01-01", ASSET_PARTITION_RANGE_END_TAG: "2025-03-31"},
+    )
     assert result.success
     materializations = result.asset_materializations_for_node("salesforce__Account")
     # Dagster records the range as one materialization per partition, all from this one run and one step:
@@ -89,8 +91,11 @@ def test_change_sensor_requests_the_changed_partitions(org: Emulator) -> None:
     sensor = build_change_sensor(catalog, jobs)
     cursor = {e.name: "2026-10-29T00:00:00+00:00" for e in catalog.objects}
     cursor["User"] = "2030-01-01T00:00:00+00:00"  # nothing after this: no request for User
-    with dg.build_sensor_context(cursor=json.dumps(cursor), instance=dg.DagsterInstance.ephemeral(), resources={
-            "salesforce": SalesforceResource(login_url=org.url)}) as context:
+    with dg.build_sensor_context(
+        cursor=json.dumps(cursor),
+        instance=dg.DagsterInstance.ephemeral(),
+        resources={"salesforce": SalesforceResource(login_url=org.url)},
+    ) as context:
         result = sensor(context)
     requests = {r.tags["dagster/asset_partition_range_start"]: r for r in result.run_requests}
     objects = sorted(r.asset_selection[0].path[1] for r in result.run_requests)
@@ -107,8 +112,9 @@ def test_change_sensor_requests_the_changed_partitions(org: Emulator) -> None:
 def test_schedules_request_latest_partition_and_a_trailing_range(org: Emulator) -> None:
     catalog = load_catalog()
     jobs = build_jobs(catalog)
-    daily, weekly = [s for s in build_schedules(catalog, jobs) if s.name in ("salesforce_daily",
-                                                                             "salesforce_weekly_resync")]
+    daily, weekly = [
+        s for s in build_schedules(catalog, jobs) if s.name in ("salesforce_daily", "salesforce_weekly_resync")
+    ]
     when = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
     with dg.instance_for_test() as instance:
         context = dg.build_schedule_context(scheduled_execution_time=when, instance=instance)
@@ -119,8 +125,10 @@ def test_schedules_request_latest_partition_and_a_trailing_range(org: Emulator) 
     priorities = [int(r.tags[PRIORITY_TAG]) for r in daily_requests]
     assert priorities == sorted(priorities, reverse=True), "heaviest objects are requested first"
     for r in weekly_requests:
-        assert (r.tags[ASSET_PARTITION_RANGE_START_TAG], r.tags[ASSET_PARTITION_RANGE_END_TAG]) == \
-            ("2026-11-15", "2026-11-21")
+        assert (r.tags[ASSET_PARTITION_RANGE_START_TAG], r.tags[ASSET_PARTITION_RANGE_END_TAG]) == (
+            "2026-11-15",
+            "2026-11-21",
+        )
     assert partitions_def(catalog).get_first_partition_key() == "2024-01-01"
 
 
@@ -128,6 +136,11 @@ def test_dagster_definitions_validate_passes() -> None:
     import subprocess
     import sys
 
-    out = subprocess.run([str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w",
-                          "workspace.yaml"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]

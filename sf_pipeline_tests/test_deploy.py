@@ -64,8 +64,9 @@ def test_a_pid_counts_only_while_it_is_the_process_that_was_named(tmp_path: Path
     assert not alive(child.pid, now)
 
 
-def test_free_slots_frees_what_a_finished_run_still_claims(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_free_slots_frees_what_a_finished_run_still_claims(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
 
     from sf_pipeline.cli import main

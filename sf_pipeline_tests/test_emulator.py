@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from .conftest import Emulator
+from .helpers import Emulator
 
 V = "/services/data/v62.0"
 
@@ -68,9 +68,31 @@ def test_sobjects_and_describe(api: httpx.Client) -> None:
     assert by_name["BillingCity"]["compoundFieldName"] == "BillingAddress"
     assert by_name["AnnualRevenue"]["type"] == "currency" and by_name["Credit_Limit__c"]["scale"] == 2
     types = {f["type"] for o in names for f in api.get(f"/sobjects/{o}/describe").json()["fields"]}
-    assert {"id", "reference", "string", "textarea", "picklist", "multipicklist", "combobox", "email", "phone",
-            "url", "boolean", "int", "long", "double", "currency", "percent", "date", "datetime", "time",
-            "base64", "address", "location", "encryptedstring"} <= types
+    assert {
+        "id",
+        "reference",
+        "string",
+        "textarea",
+        "picklist",
+        "multipicklist",
+        "combobox",
+        "email",
+        "phone",
+        "url",
+        "boolean",
+        "int",
+        "long",
+        "double",
+        "currency",
+        "percent",
+        "date",
+        "datetime",
+        "time",
+        "base64",
+        "address",
+        "location",
+        "encryptedstring",
+    } <= types
     assert api.get("/sobjects/Nope__c/describe").status_code == 404
 
 
@@ -105,14 +127,21 @@ def test_gzip_when_asked(api: httpx.Client) -> None:
     assert body.startswith('"Id"\n') and body.count("\n") == info["numberRecordsProcessed"] + 1
 
 
-@pytest.mark.parametrize("delimiter,char", [("COMMA", ","), ("TAB", "\t"), ("PIPE", "|"), ("SEMICOLON", ";"),
-                                            ("CARET", "^"), ("BACKQUOTE", "`")])
+@pytest.mark.parametrize(
+    ("delimiter", "char"),
+    [("COMMA", ","), ("TAB", "\t"), ("PIPE", "|"), ("SEMICOLON", ";"), ("CARET", "^"), ("BACKQUOTE", "`")],
+)
 @pytest.mark.parametrize("line_ending", ["LF", "CRLF"])
-def test_csv_is_written_as_salesforce_writes_it(api: httpx.Client, org: Emulator, delimiter: str, char: str,
-                                                line_ending: str) -> None:
+def test_csv_is_written_as_salesforce_writes_it(
+    api: httpx.Client, org: Emulator, delimiter: str, char: str, line_ending: str
+) -> None:
     fields = ["Id", "Name", "Description", "Notes__c", "BillingStreet", "AnnualRevenue", "Is_Strategic__c"]
-    info = run_job(api, f"SELECT {', '.join(fields)} FROM Account WHERE SystemModstamp < 2024-06-01T00:00:00Z",
-                   columnDelimiter=delimiter, lineEnding=line_ending)
+    info = run_job(
+        api,
+        f"SELECT {', '.join(fields)} FROM Account WHERE SystemModstamp < 2024-06-01T00:00:00Z",
+        columnDelimiter=delimiter,
+        lineEnding=line_ending,
+    )
     body = api.get(f"/jobs/query/{info['id']}/results").content
     terminator = b"\r\n" if line_ending == "CRLF" else b"\n"
     assert body.endswith(b'"' + terminator) or body.endswith(char.encode() + terminator)
@@ -125,11 +154,12 @@ def test_csv_is_written_as_salesforce_writes_it(api: httpx.Client, org: Emulator
     # every value equals the org's value; nulls are empty and unquoted
     metas = [obj.by_name[f.lower()] for f in fields]
     first = obj.first_row_at_or_after(0)
-    expected = [[obj.raw_value(m, i) or "" for m in metas] for i in range(first, obj.rows)
-                if not obj.is_deleted(i)][: len(rows) - 1]
+    expected = [[obj.raw_value(m, i) or "" for m in metas] for i in range(first, obj.rows) if not obj.is_deleted(i)][
+        : len(rows) - 1
+    ]
     assert rows[1:] == expected
     if delimiter == "COMMA" and line_ending == "LF":
-        assert f'{char}{char}'.encode() in body or b',\n' in body  # a null is an empty, unquoted value
+        assert f"{char}{char}".encode() in body or b",\n" in body  # a null is an empty, unquoted value
 
 
 def test_window_filters_and_query_all(api: httpx.Client, org: Emulator) -> None:
@@ -137,10 +167,16 @@ def test_window_filters_and_query_all(api: httpx.Client, org: Emulator) -> None:
     lo, hi = obj.modstamp_ms(1000), obj.modstamp_ms(2000)
     since, until = "2025-03-01T00:00:00Z", "2025-09-01T00:00:00Z"
     live = run_job(api, f"SELECT Id FROM Contact WHERE SystemModstamp >= {since} AND SystemModstamp < {until}")
-    everything = api.post("/jobs/query", json={"operation": "queryAll", "query":
-                          f"SELECT Id, IsDeleted FROM Contact WHERE SystemModstamp >= {since} AND SystemModstamp < {until}"})
+    everything = api.post(
+        "/jobs/query",
+        json={
+            "operation": "queryAll",
+            "query": f"SELECT Id, IsDeleted FROM Contact WHERE SystemModstamp >= {since} AND SystemModstamp < {until}",
+        },
+    )
     assert lo < hi
     from sf_pipeline.emulator.soql import epoch_ms
+
     s, u = epoch_ms(since), epoch_ms(until)
     assert live["numberRecordsProcessed"] == len(org.truth_ids("Contact", s, u))
     job_id = everything.json()["id"]
@@ -155,8 +191,9 @@ def test_job_lifecycle_list_abort_delete_and_version(api: httpx.Client) -> None:
     info = run_job(api, "SELECT Id FROM Case")
     assert info["jobType"] == "V2Query" and info["state"] == "JobComplete"
     assert any(j["id"] == info["id"] for j in api.get("/jobs/query").json()["records"])
-    other = httpx.get(str(api.base_url).replace("v62.0", "v61.0") + f"/jobs/query/{info['id']}/results",
-                      headers=api.headers)
+    other = httpx.get(
+        str(api.base_url).replace("v62.0", "v61.0") + f"/jobs/query/{info['id']}/results", headers=api.headers
+    )
     assert other.status_code == 409
     r = api.patch(f"/jobs/query/{info['id']}", json={"state": "Aborted"})
     assert r.status_code == 400  # a completed job cannot be aborted
@@ -173,15 +210,18 @@ def test_abort_a_running_job(api: httpx.Client, org: Emulator) -> None:
     assert aborted["state"] == "Aborted"
 
 
-@pytest.mark.parametrize("soql,code", [
-    ("SELECT COUNT() FROM Account", "INVALIDJOB"),
-    ("SELECT Id FROM Account LIMIT 5 OFFSET 5", "INVALIDJOB"),
-    ("SELECT Id, BillingAddress FROM Account", "FUNCTIONALITY_NOT_ENABLED"),
-    ("SELECT Id, Signature__c FROM Invoice__c", "INVALIDJOB"),
-    ("SELECT Id, (SELECT Id FROM Contacts) FROM Account", "INVALIDJOB"),
-    ("SELECT Id, Nope__c FROM Account", "INVALID_FIELD"),
-    ("SELEC Id FROM Account", "MALFORMED_QUERY"),
-])
+@pytest.mark.parametrize(
+    ("soql", "code"),
+    [
+        ("SELECT COUNT() FROM Account", "INVALIDJOB"),
+        ("SELECT Id FROM Account LIMIT 5 OFFSET 5", "INVALIDJOB"),
+        ("SELECT Id, BillingAddress FROM Account", "FUNCTIONALITY_NOT_ENABLED"),
+        ("SELECT Id, Signature__c FROM Invoice__c", "INVALIDJOB"),
+        ("SELECT Id, (SELECT Id FROM Contacts) FROM Account", "INVALIDJOB"),
+        ("SELECT Id, Nope__c FROM Account", "INVALID_FIELD"),
+        ("SELEC Id FROM Account", "MALFORMED_QUERY"),
+    ],
+)
 def test_bulk_rejects_what_salesforce_rejects(api: httpx.Client, soql: str, code: str) -> None:
     r = api.post("/jobs/query", json={"operation": "query", "query": soql})
     assert r.status_code == 400 and r.json()[0]["errorCode"] == code

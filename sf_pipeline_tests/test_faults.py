@@ -27,7 +27,7 @@ from sf_pipeline.split import SplitOptions
 from sf_pipeline.sync import sync_object
 from sf_pipeline.warehouse import Warehouse
 
-from .conftest import Emulator
+from .helpers import Emulator
 
 # monthly partitions keep a whole-history run (a single-run backfill of every partition) to 34 events
 FIRST, LAST = "2024-01-01", "2026-10-01"
@@ -48,42 +48,57 @@ class Case:
 
 
 def salesforce_cases() -> list[Case]:
-    cases = [Case("token", "rate_limit", False, {"retry_after": 0.1}), Case("token", "server_error", False),
-             Case("token", "html_login", True), Case("token", "request_limit", True)]
+    cases = [
+        Case("token", "rate_limit", False, {"retry_after": 0.1}),
+        Case("token", "server_error", False),
+        Case("token", "html_login", True),
+        Case("token", "request_limit", True),
+    ]
     for stage in ("describe", "create", "poll", "result_pages"):
         cases += [Case(stage, kind, False, {"retry_after": 0.1} if kind == "rate_limit" else {}) for kind in TRANSIENT]
         cases += [Case(stage, "html_login", True)]
-    cases += [Case("describe", "server_error", False, {"status": 500}), Case("create", "request_limit", True),
-              Case("create", "job_failed", True, {"message": "INVALID_FIELD: No such column"}),
-              Case("poll", "slow_job", False, {"polls": 3})]
+    cases += [
+        Case("describe", "server_error", False, {"status": 500}),
+        Case("create", "request_limit", True),
+        Case("create", "job_failed", True, {"message": "INVALID_FIELD: No such column"}),
+        Case("poll", "slow_job", False, {"polls": 3}),
+    ]
     for page in range(3):  # the first, second and third result page
         cases += [Case("results", kind, False, {"skip": page}) for kind in (*TRANSIENT, "cut_body")]
         cases += [Case("results", "html_login", True, {"skip": page})]
-    cases += [Case("query", "rate_limit", False, {"retry_after": 0.1}), Case("query", "server_error", False),
-              Case("query", "html_login", True)]
+    cases += [
+        Case("query", "rate_limit", False, {"retry_after": 0.1}),
+        Case("query", "server_error", False),
+        Case("query", "html_login", True),
+    ]
     return cases
 
 
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
     path = tmp_path_factory.mktemp("catalog") / "catalog.yaml"
-    path.write_text("defaults: {partition_start: '2024-01-01', partition_granularity: monthly}\n"
-                    "objects: [Account, Case]\n")
+    path.write_text(
+        "defaults: {partition_start: '2024-01-01', partition_granularity: monthly}\nobjects: [Account, Case]\n"
+    )
     return load_catalog(path)
 
 
-def materialize(catalog: Catalog, org: Emulator, db: Path, work: Path, sobject: str = "Case",
-                page_records: int = 300) -> dg.ExecuteInProcessResult:
+def materialize(
+    catalog: Catalog, org: Emulator, db: Path, work: Path, sobject: str = "Case", page_records: int = 300
+) -> dg.ExecuteInProcessResult:
     asset = next(a for a in build_assets(catalog) if asset_key(sobject) in a.keys)
     with dg.instance_for_test() as instance:
         return dg.materialize(
-            [asset], instance=instance, raise_on_error=False,
+            [asset],
+            instance=instance,
+            raise_on_error=False,
             tags={ASSET_PARTITION_RANGE_START_TAG: FIRST, ASSET_PARTITION_RANGE_END_TAG: LAST},
-            resources={"salesforce": SalesforceResource(login_url=org.url, max_records_per_page=page_records,
-                                                        max_retries=4),
-                       "warehouse": WarehouseResource(duckdb_path=str(db)),
-                       "pipeline_settings": PipelineSettings(work_dir=str(work), chunk_min_rows=100,
-                                                             chunk_target_mb=1)})
+            resources={
+                "salesforce": SalesforceResource(login_url=org.url, max_records_per_page=page_records, max_retries=4),
+                "warehouse": WarehouseResource(duckdb_path=str(db)),
+                "pipeline_settings": PipelineSettings(work_dir=str(work), chunk_min_rows=100, chunk_target_mb=1),
+            },
+        )
 
 
 def failure_message(result: dg.ExecuteInProcessResult) -> str:
@@ -103,8 +118,13 @@ def assert_exactly_the_truth(catalog: Catalog, org: Emulator, db: Path, sobject:
 @pytest.mark.parametrize("case", salesforce_cases(), ids=lambda c: c.id)
 def test_salesforce_fault(catalog: Catalog, org: Emulator, tmp_path: Path, case: Case) -> None:
     db, work = tmp_path / "sf.duckdb", tmp_path / "work"
-    org.fault(kind=case.kind, stage=case.stage, object=None if case.stage == "token" else "Case",
-              times=-1 if case.fails else 1, **case.spec)
+    org.fault(
+        kind=case.kind,
+        stage=case.stage,
+        object=None if case.stage == "token" else "Case",
+        times=-1 if case.fails else 1,
+        **case.spec,
+    )
     result = materialize(catalog, org, db, work)
     if case.fails:
         assert not result.success, "the fault must fail the run, not load nothing and succeed"
@@ -117,10 +137,19 @@ def test_salesforce_fault(catalog: Catalog, org: Emulator, tmp_path: Path, case:
     assert_exactly_the_truth(catalog, org, db, "Case")
 
 
-@pytest.mark.parametrize("point", ["chunk_written:Account@2", "split_done:Account", "batch_read:Account@1",
-                                   "batch_read:Account@3", "chunk_loaded:Account@2"])
-def test_pipeline_stage_failure_then_retry(catalog: Catalog, org: Emulator, tmp_path: Path, point: str,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "point",
+    [
+        "chunk_written:Account@2",
+        "split_done:Account",
+        "batch_read:Account@1",
+        "batch_read:Account@3",
+        "chunk_loaded:Account@2",
+    ],
+)
+def test_pipeline_stage_failure_then_retry(
+    catalog: Catalog, org: Emulator, tmp_path: Path, point: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A failure in the split, in the first or a later chunk's load, or right after a chunk was loaded."""
     db, work = tmp_path / "sf.duckdb", tmp_path / "work"
     faultpoints.reset()
@@ -138,8 +167,9 @@ def test_pipeline_stage_failure_then_retry(catalog: Catalog, org: Emulator, tmp_
     assert [p.name for p in work.iterdir()] == ["Account.lock"]
 
 
-def test_a_failed_full_refresh_leaves_the_table_as_it_was(org: Emulator, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_full_refresh_leaves_the_table_as_it_was(
+    org: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A full refresh loads into a shadow table and swaps it in only when every chunk is loaded."""
     db, work = tmp_path / "sf.duckdb", tmp_path / "work"
     warehouse = Warehouse(duckdb_path=db)

@@ -7,6 +7,7 @@ processes at exactly that moment, as the OOM killer or an evicted pod would; its
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import time
@@ -25,10 +26,10 @@ from sf_pipeline.defs.assets import asset_key, partitions_def
 from sf_pipeline.defs.jobs import job_name, run_tags
 from sf_pipeline.emulator import EmulatorConfig
 from sf_pipeline.emulator.soql import epoch_ms
+from sf_pipeline.local_dagster import LocalDagster
 from sf_pipeline.run_launcher import recorded_pids
-from sf_pipeline.stack import LocalDagster
 
-from .conftest import TEST_ROWS, Emulator
+from .helpers import TEST_ROWS, Emulator
 
 RECOVERY_TIMEOUT_S = 300  # "within a few minutes": the retry and the next object's run both done by then
 # A run over a partition range writes one materialization per partition (~30 ms each on SQLite): the
@@ -78,8 +79,9 @@ def wait_for_retry(instance: dg.DagsterInstance, run_id: str, timeout_s: float) 
     raise AssertionError(f"no retry of the killed run within {timeout_s}s; it is {run.status if run else None}")
 
 
-def assert_recovered(stack: LocalDagster, org: Emulator, killed: str, other: str, killed_at: float, *,
-                     retry_first: bool) -> None:
+def assert_recovered(
+    stack: LocalDagster, org: Emulator, killed: str, other: str, killed_at: float, *, retry_first: bool
+) -> None:
     """The killed run is failed and retried; its retry and the other object's run both succeed, one at a
     time (the retry first, when it was queued before the other run could start); the table holds
     Salesforce's rows exactly once."""
@@ -93,10 +95,12 @@ def assert_recovered(stack: LocalDagster, org: Emulator, killed: str, other: str
     assert spans[0][2] == killed
     if retry_first:
         assert [run_id for *_, run_id in spans] == [killed, retry, other], "heaviest first: the retry before User"
-    for (_, end, a), (start, _, b) in zip(spans, spans[1:]):
+    for (_, end, a), (start, _, b) in itertools.pairwise(spans):
         assert end <= start, f"runs {a} and {b} overlapped"
-    print(f"\nqueue ran again {records[retry].start_time - killed_at:.0f}s after the kill; "
-          f"retry done {records[retry].end_time - killed_at:.0f}s, User done {records[other].end_time - killed_at:.0f}s")
+    print(
+        f"\nqueue ran again {records[retry].start_time - killed_at:.0f}s after the kill; "
+        f"retry done {records[retry].end_time - killed_at:.0f}s, User done {records[other].end_time - killed_at:.0f}s"
+    )
     _, _, since, until = object_window()
     with duckdb.connect(str(stack.duckdb_path), read_only=True) as con:
         loaded = sorted(r[0] for r in con.execute("SELECT id FROM salesforce.account").fetchall())
@@ -105,9 +109,14 @@ def assert_recovered(stack: LocalDagster, org: Emulator, killed: str, other: str
 
 def kill_stack(tmp_path: Path, emulator_cache: Path, point: str) -> LocalDagster:
     # small pages and chunks so that a fault point falls between pages and between chunks
-    env = {"SF_PIPELINE_FAULTPOINTS": point, "SF_PIPELINE_FAULTPOINTS_ONCE": str(tmp_path),
-           "SF_PIPELINE_WORK_DIR": str(tmp_path / "work"), "SF_PIPELINE_PAGE_RECORDS": "500",
-           "SF_PIPELINE_CHUNK_MIN_ROWS": "500", "SF_PIPELINE_CHUNK_TARGET_MB": "1"}
+    env = {
+        "SF_PIPELINE_FAULTPOINTS": point,
+        "SF_PIPELINE_FAULTPOINTS_ONCE": str(tmp_path),
+        "SF_PIPELINE_WORK_DIR": str(tmp_path / "work"),
+        "SF_PIPELINE_PAGE_RECORDS": "500",
+        "SF_PIPELINE_CHUNK_MIN_ROWS": "500",
+        "SF_PIPELINE_CHUNK_TARGET_MB": "1",
+    }
     config = EmulatorConfig(port=0, rows=TEST_ROWS, cache_dir=emulator_cache)
     return LocalDagster(tmp_path / "home", tmp_path / "sf.duckdb", config, extra_env=env)
 
@@ -118,10 +127,12 @@ def truth(emulator: Emulator) -> Emulator:
     return emulator
 
 
-@pytest.mark.parametrize("point", ["batch_read:Account@2=stop", "page_written:Account@2=stop"],
-                         ids=["mid-load", "mid-extract"])
-def test_sigkilled_run_is_retried_and_the_queue_goes_on(tmp_path: Path, emulator_cache: Path, truth: Emulator,
-                                                         point: str) -> None:
+@pytest.mark.parametrize(
+    "point", ["batch_read:Account@2=stop", "page_written:Account@2=stop"], ids=["mid-load", "mid-extract"]
+)
+def test_sigkilled_run_is_retried_and_the_queue_goes_on(
+    tmp_path: Path, emulator_cache: Path, truth: Emulator, point: str
+) -> None:
     with kill_stack(tmp_path, emulator_cache, point) as stack:
         stack.start_daemon()
         instance = instance_of(stack)
@@ -141,8 +152,9 @@ def test_sigkilled_run_is_retried_and_the_queue_goes_on(tmp_path: Path, emulator
             assert resumed >= 2, "the retry resumed the extract from the dead run's complete pages"
 
 
-def test_run_left_started_by_a_dead_process_tree_is_failed_and_retried(tmp_path: Path, emulator_cache: Path,
-                                                                       truth: Emulator) -> None:
+def test_run_left_started_by_a_dead_process_tree_is_failed_and_retried(
+    tmp_path: Path, emulator_cache: Path, truth: Emulator
+) -> None:
     """The code server dies with the run: nothing reports the run's end, so only the launcher's health check
     (run monitoring) can find it dead."""
     with kill_stack(tmp_path, emulator_cache, "batch_read:Account@2=stop") as stack:

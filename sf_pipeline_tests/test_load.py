@@ -9,23 +9,32 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from sf_pipeline.errors import InvalidIdentifierError
 from sf_pipeline.load import LoadError, ObjectLoader, table_name
-from sf_pipeline.warehouse import duckdb_destination
 from sf_pipeline.salesforce import ExtractOptions, SalesforceClient
 from sf_pipeline.salesforce.bulk import extract_object
 from sf_pipeline.salesforce.soql import select_fields
 from sf_pipeline.split import Chunk, SplitOptions, plan_chunks
+from sf_pipeline.warehouse import duckdb_destination
 
-from .conftest import Emulator
+from .helpers import Emulator
 
 OPTS = ExtractOptions(max_records=3_000, poll_initial_s=0.02)
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
-def extract_and_load(client: SalesforceClient, tmp: Path, sobject: str, db: Path, mode: str = "merge",
-                     split: SplitOptions | None = None, **window) -> tuple:
-    result, describe = extract_object(client, sobject, tmp / f"x-{sobject}-{mode}-{len(list(tmp.iterdir()))}",
-                                      options=OPTS, **window)
+def extract_and_load(
+    client: SalesforceClient,
+    tmp: Path,
+    sobject: str,
+    db: Path,
+    mode: str = "merge",
+    split: SplitOptions | None = None,
+    **window,
+) -> tuple:
+    result, describe = extract_object(
+        client, sobject, tmp / f"x-{sobject}-{mode}-{len(list(tmp.iterdir()))}", options=OPTS, **window
+    )
     fields = select_fields(describe).fields
     chunks = plan_chunks(result.files, tmp / "chunks", split or SplitOptions())
     loaded = ObjectLoader(sobject, duckdb_destination(db)).load(chunks, fields, mode=mode)  # type: ignore[arg-type]
@@ -53,15 +62,17 @@ def test_full_refresh_types_and_values(client: SalesforceClient, org: Emulator, 
     obj = org.org.get("Invoice__c")
     first = next(i for i in range(obj.rows) if not obj.is_deleted(i))
     row_id = obj.raw_value(obj.by_name["id"], first)
-    notes, amount, due, stamp = q(db, "SELECT notes__c, amount__c, due_date__c, system_modstamp FROM "
-                                      f"salesforce.invoice_c WHERE id = '{row_id}'")[0]
+    notes, amount, due, stamp = q(
+        db, f"SELECT notes__c, amount__c, due_date__c, system_modstamp FROM salesforce.invoice_c WHERE id = '{row_id}'"
+    )[0]
     assert notes == obj.raw_value(obj.by_name["notes__c"], first)
     raw_amount = obj.raw_value(obj.by_name["amount__c"], first)
     assert amount == (decimal.Decimal(raw_amount) if raw_amount else None)
     raw_due = obj.raw_value(obj.by_name["due_date__c"], first)
     assert due == (dt.date.fromisoformat(raw_due) if raw_due else None)
-    assert stamp.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z") == \
-        obj.raw_value(obj.by_name["systemmodstamp"], first)
+    assert stamp.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z") == obj.raw_value(
+        obj.by_name["systemmodstamp"], first
+    )
     texts = [r[0] for r in q(db, "SELECT notes__c FROM salesforce.invoice_c WHERE notes__c IS NOT NULL")]
     assert any("\n" in t for t in texts) and any('"' in t for t in texts) and any(not t.isascii() for t in texts)
 
@@ -80,11 +91,15 @@ def test_chunked_load_matches_and_cleans_up(client: SalesforceClient, org: Emula
     assert q(db, "SELECT count(*) FROM salesforce.account")[0][0] == again.rows == loaded.rows
 
 
-def test_incremental_windows_merge_and_deleted_rows_are_removed(client: SalesforceClient, org: Emulator,
-                                                                tmp_path: Path) -> None:
+def test_incremental_windows_merge_and_deleted_rows_are_removed(
+    client: SalesforceClient, org: Emulator, tmp_path: Path
+) -> None:
     db = tmp_path / "sf.duckdb"
-    t0, t1, t2 = (dt.datetime(2024, 6, 1, tzinfo=UTC), dt.datetime(2025, 3, 1, tzinfo=UTC),
-                  dt.datetime(2025, 9, 1, tzinfo=UTC))
+    t0, t1, t2 = (
+        dt.datetime(2024, 6, 1, tzinfo=UTC),
+        dt.datetime(2025, 3, 1, tzinfo=UTC),
+        dt.datetime(2025, 9, 1, tzinfo=UTC),
+    )
     ms = [int(t.timestamp() * 1000) for t in (t0, t1, t2)]
     # an append of everything, deleted rows included: what a destination holds before the rows were deleted
     extract_and_load(client, tmp_path, "Contact", db, mode="append", include_deleted=True, since=t0, until=t2)
@@ -106,12 +121,15 @@ def test_load_without_describe_is_all_text(org: Emulator, tmp_path: Path) -> Non
     db = tmp_path / "t.duckdb"
     res = ObjectLoader("Thing__c", duckdb_destination(db)).load([Chunk([src], 2, src.stat().st_size)], None, "replace")
     assert res.rows == 2
-    assert q(db, "SELECT id, amount, \"when\" FROM salesforce.thing_c ORDER BY id") == [
-        ("a1", "12.5", "2024-01-01"), ("a2", None, 'x, "y"\nz')]
+    assert q(db, 'SELECT id, amount, "when" FROM salesforce.thing_c ORDER BY id') == [
+        ("a1", "12.5", "2024-01-01"),
+        ("a2", None, 'x, "y"\nz'),
+    ]
 
 
-def test_bad_chunk_fails_clearly_and_leaves_the_table_as_it_was(client: SalesforceClient, org: Emulator,
-                                                                tmp_path: Path) -> None:
+def test_bad_chunk_fails_clearly_and_leaves_the_table_as_it_was(
+    client: SalesforceClient, org: Emulator, tmp_path: Path
+) -> None:
     db = tmp_path / "sf.duckdb"
     _, first, _ = extract_and_load(client, tmp_path, "Lead", db, mode="replace")
     bad = tmp_path / "Lead.bad.csv"
@@ -130,5 +148,5 @@ def test_bad_chunk_fails_clearly_and_leaves_the_table_as_it_was(client: Salesfor
 
 
 def test_object_names_are_checked(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="not a valid Salesforce API name"):
+    with pytest.raises(InvalidIdentifierError, match="'Account; DROP TABLE x' is not a valid Salesforce API name"):
         ObjectLoader("Account; DROP TABLE x", duckdb_destination(tmp_path / "x.duckdb"))

@@ -21,7 +21,7 @@ import pytest
 
 from sf_pipeline.emulator.soql import epoch_ms
 
-from .conftest import Emulator
+from .helpers import Emulator
 
 ROOT = Path(__file__).resolve().parent.parent
 SINCE, UNTIL = "2024-01-01T00:00:00+00:00", "2027-01-01T00:00:00+00:00"
@@ -29,8 +29,22 @@ SINCE, UNTIL = "2024-01-01T00:00:00+00:00", "2027-01-01T00:00:00+00:00"
 
 def sync_command(sobject: str, *, full_refresh: bool) -> list[str]:
     window = ["--full-refresh"] if full_refresh else ["--since", SINCE, "--until", UNTIL]
-    return [sys.executable, "-m", "sf_pipeline.cli", "--log-level", "WARNING", "sync", sobject, *window,
-            "--max-records", "2000", "--chunk-min-rows", "1000", "--chunk-target-mb", "1"]
+    return [
+        sys.executable,
+        "-m",
+        "sf_pipeline.cli",
+        "--log-level",
+        "WARNING",
+        "sync",
+        sobject,
+        *window,
+        "--max-records",
+        "2000",
+        "--chunk-min-rows",
+        "1000",
+        "--chunk-target-mb",
+        "1",
+    ]
 
 
 def stopped(pid: int) -> bool:
@@ -54,17 +68,27 @@ def destination_ids(db: Path, table: str) -> list[str]:
         return sorted(r[0] for r in con.execute(f"SELECT id FROM salesforce.{table}").fetchall())
 
 
-@pytest.mark.parametrize(("point", "full_refresh"), [
-    ("page_written:Account@1=stop", False),  # during the download: one page on disk, the rest in flight
-    ("chunk_written:Account@1=stop", False),  # during the split
-    ("batch_read:Account@2=stop", False),  # during the second chunk's load: the first is in the warehouse
-    ("batch_read:Account@3=stop", True),  # the same in a full refresh: the table was dropped and half refilled
-], ids=["download", "split", "chunk-load", "full-refresh-chunk-load"])
-def test_sigkill_then_rerun_gives_exactly_the_truth(org: Emulator, tmp_path: Path, point: str,
-                                                    full_refresh: bool) -> None:
+@pytest.mark.parametrize(
+    ("point", "full_refresh"),
+    [
+        ("page_written:Account@1=stop", False),  # during the download: one page on disk, the rest in flight
+        ("chunk_written:Account@1=stop", False),  # during the split
+        ("batch_read:Account@2=stop", False),  # during the second chunk's load: the first is in the warehouse
+        ("batch_read:Account@3=stop", True),  # the same in a full refresh: the table was dropped and half refilled
+    ],
+    ids=["download", "split", "chunk-load", "full-refresh-chunk-load"],
+)
+def test_sigkill_then_rerun_gives_exactly_the_truth(
+    org: Emulator, tmp_path: Path, point: str, full_refresh: bool
+) -> None:
     db, work = tmp_path / "sf.duckdb", tmp_path / "work"
-    env = {**os.environ, "SF_LOGIN_URL": org.url, "SF_PIPELINE_DUCKDB": str(db), "SF_PIPELINE_WORK_DIR": str(work),
-           "SF_PIPELINE_FAULTPOINTS": point}
+    env = {
+        **os.environ,
+        "SF_LOGIN_URL": org.url,
+        "SF_PIPELINE_DUCKDB": str(db),
+        "SF_PIPELINE_WORK_DIR": str(work),
+        "SF_PIPELINE_FAULTPOINTS": point,
+    }
     cmd = sync_command("Account", full_refresh=full_refresh)
     dead = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     kill_when_stopped(dead)
@@ -85,8 +109,13 @@ def test_sigkill_then_rerun_gives_exactly_the_truth(org: Emulator, tmp_path: Pat
 
 
 def test_a_second_load_of_the_same_object_is_refused_while_one_runs(org: Emulator, tmp_path: Path) -> None:
-    env = {**os.environ, "SF_LOGIN_URL": org.url, "SF_PIPELINE_DUCKDB": str(tmp_path / "sf.duckdb"),
-           "SF_PIPELINE_WORK_DIR": str(tmp_path / "work"), "SF_PIPELINE_FAULTPOINTS": "split_done:Lead=stop"}
+    env = {
+        **os.environ,
+        "SF_LOGIN_URL": org.url,
+        "SF_PIPELINE_DUCKDB": str(tmp_path / "sf.duckdb"),
+        "SF_PIPELINE_WORK_DIR": str(tmp_path / "work"),
+        "SF_PIPELINE_FAULTPOINTS": "split_done:Lead=stop",
+    }
     cmd = sync_command("Lead", full_refresh=True)
     first = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -30,8 +30,11 @@ WRONG_AZURE_KEY = "d3JvbmctYXp1cmUta2V5LW5ldmVyLXByaW50ZWQ=" * 2
 @pytest.fixture
 def private_org(emulator_cache: Path) -> Iterator[str]:
     """An org of its own whose credentials are this test's secrets."""
-    server = make_server(EmulatorConfig(port=0, rows={"Lead": 1_500}, cache_dir=emulator_cache,
-                                        client_secret=CLIENT_SECRET, password=PASSWORD))
+    server = make_server(
+        EmulatorConfig(
+            port=0, rows={"Lead": 1_500}, cache_dir=emulator_cache, client_secret=CLIENT_SECRET, password=PASSWORD
+        )
+    )
     server.start_background()
     try:
         yield server.url
@@ -40,17 +43,33 @@ def private_org(emulator_cache: Path) -> Iterator[str]:
         server.server_close()
 
 
-def test_no_secret_in_events_logs_or_output(private_org: str, fakesnow_server: Fakesnow, azurite: Azurite,
-                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                            capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+def test_no_secret_in_events_logs_or_output(
+    private_org: str,
+    fakesnow_server: Fakesnow,
+    azurite: Azurite,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     azurite.service().create_container("secrets")
-    env = {"SF_LOGIN_URL": private_org, "SF_CLIENT_SECRET": CLIENT_SECRET, "SF_USERNAME": "demo@example.com",
-           "SF_PASSWORD": PASSWORD, "SF_PIPELINE_DESTINATION": "snowflake",
-           "SF_PIPELINE_SNOWFLAKE_ACCOUNT": "secrets-test", "SF_PIPELINE_SNOWFLAKE_USER": "loader",
-           "SF_PIPELINE_SNOWFLAKE_PASSWORD": SNOWFLAKE_PASSWORD, "SF_PIPELINE_SNOWFLAKE_DATABASE": "DB_SECRETS",
-           "SF_PIPELINE_SNOWFLAKE_ENDPOINT": fakesnow_server.endpoint, "SF_PIPELINE_STAGING": "az://secrets/sf",
-           "AZURE_STORAGE_ACCOUNT_NAME": AZURITE_ACCOUNT, "AZURE_STORAGE_ACCOUNT_KEY": AZURITE_KEY,
-           "AZURE_STORAGE_BLOB_ENDPOINT": azurite.blob_endpoint, "SF_PIPELINE_WORK_DIR": str(tmp_path / "work")}
+    env = {
+        "SF_LOGIN_URL": private_org,
+        "SF_CLIENT_SECRET": CLIENT_SECRET,
+        "SF_USERNAME": "demo@example.com",
+        "SF_PASSWORD": PASSWORD,
+        "SF_PIPELINE_DESTINATION": "snowflake",
+        "SF_PIPELINE_SNOWFLAKE_ACCOUNT": "secrets-test",
+        "SF_PIPELINE_SNOWFLAKE_USER": "loader",
+        "SF_PIPELINE_SNOWFLAKE_PASSWORD": SNOWFLAKE_PASSWORD,
+        "SF_PIPELINE_SNOWFLAKE_DATABASE": "DB_SECRETS",
+        "SF_PIPELINE_SNOWFLAKE_ENDPOINT": fakesnow_server.endpoint,
+        "SF_PIPELINE_STAGING": "az://secrets/sf",
+        "AZURE_STORAGE_ACCOUNT_NAME": AZURITE_ACCOUNT,
+        "AZURE_STORAGE_ACCOUNT_KEY": AZURITE_KEY,
+        "AZURE_STORAGE_BLOB_ENDPOINT": azurite.blob_endpoint,
+        "SF_PIPELINE_WORK_DIR": str(tmp_path / "work"),
+    }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     caplog.set_level(logging.DEBUG)
@@ -61,8 +80,13 @@ def test_no_secret_in_events_logs_or_output(private_org: str, fakesnow_server: F
             monkeypatch.setenv(name, value)
         try:
             with dg.instance_for_test() as instance:
-                result = dg.materialize([lead], partition_key="2025-06-01", instance=instance,
-                                        resources=default_resources(), raise_on_error=False)
+                result = dg.materialize(
+                    [lead],
+                    partition_key="2025-06-01",
+                    instance=instance,
+                    resources=default_resources(),
+                    raise_on_error=False,
+                )
                 events.append(serialize_value(list(instance.all_logs(result.run_id))))
         finally:
             for name in overrides:
@@ -77,12 +101,23 @@ def test_no_secret_in_events_logs_or_output(private_org: str, fakesnow_server: F
     assert "authentication failure" in serialize_value(list(bad_password.all_events))
 
     printed = capfd.readouterr()
-    everything = {"dagster event logs": "\n".join(events), "python logs": caplog.text,
-                  "stdout": printed.out, "stderr": printed.err}
+    everything = {
+        "dagster event logs": "\n".join(events),
+        "python logs": caplog.text,
+        "stdout": printed.out,
+        "stderr": printed.err,
+    }
     assert everything["dagster event logs"] and everything["python logs"], "the places searched are not empty"
-    secrets = {"client secret": CLIENT_SECRET, "password": PASSWORD, "wrong password": WRONG_PASSWORD,
-               "snowflake password": SNOWFLAKE_PASSWORD, "azure key": AZURITE_KEY, "wrong azure key": WRONG_AZURE_KEY}
-    leaks = [f"{what} in {where}" for where, text in everything.items() for what, secret in secrets.items()
-             if secret in text]
+    secrets = {
+        "client secret": CLIENT_SECRET,
+        "password": PASSWORD,
+        "wrong password": WRONG_PASSWORD,
+        "snowflake password": SNOWFLAKE_PASSWORD,
+        "azure key": AZURITE_KEY,
+        "wrong azure key": WRONG_AZURE_KEY,
+    }
+    leaks = [
+        f"{what} in {where}" for where, text in everything.items() for what, secret in secrets.items() if secret in text
+    ]
     leaks += [f"a SAS signature in {where}" for where, text in everything.items() if "sig=" in text]
     assert not leaks, leaks

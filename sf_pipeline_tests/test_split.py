@@ -9,11 +9,24 @@ from pathlib import Path
 
 import pytest
 
-from sf_pipeline.split import BLOCK, Chunk, MalformedCsvError, SplitOptions, count_data_rows, plan_chunks, split_csv
 from sf_pipeline.csvscan import RecordScanner
+from sf_pipeline.errors import SettingsError
+from sf_pipeline.split import BLOCK, Chunk, MalformedCsvError, SplitOptions, count_data_rows, plan_chunks, split_csv
 
-TRICKY = ["plain", "with,comma", 'dq "inside" it', "nl\ninside", "crlf\r\ninside", "", '"', '""', "\n", "é北🚀",
-          'end"\n"start', "x" * 300]
+TRICKY = [
+    "plain",
+    "with,comma",
+    'dq "inside" it',
+    "nl\ninside",
+    "crlf\r\ninside",
+    "",
+    '"',
+    '""',
+    "\n",
+    "é北🚀",
+    'end"\n"start',
+    "x" * 300,
+]
 
 
 def write_csv(path: Path, rows: int, seed: int = 0, terminator: str = "\n", nulls: bool = True) -> list[list[str]]:
@@ -113,7 +126,7 @@ def test_ragged_row_at_a_cut_is_reported(tmp_path: Path) -> None:
 def test_records_spanning_block_boundaries(tmp_path: Path) -> None:
     """Values bigger than the 1 MB block, full of newlines and quotes, straddle every cut."""
     src = tmp_path / "big.csv"
-    big = ('a"b\n' * (BLOCK // 3))
+    big = 'a"b\n' * (BLOCK // 3)
     rows = [[str(i), big if i % 2 else "small"] for i in range(8)]
     buf = io.StringIO()
     csv.writer(buf, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows([["Id", "V"]] + rows)
@@ -141,7 +154,7 @@ def test_plan_groups_pages_and_splits_big_ones(tmp_path: Path) -> None:
 
 
 def test_options_are_validated() -> None:
-    with pytest.raises(ValueError, match="max_chunks"):
+    with pytest.raises(SettingsError, match="max_chunks must be >= 1, got 0"):
         SplitOptions(max_chunks=0)
 
 

@@ -30,20 +30,31 @@ from sf_pipeline.split import SplitOptions
 from sf_pipeline.sync import sync_object
 from sf_pipeline.warehouse import SnowflakeSettings, StagingSettings, Warehouse, WarehouseConfigError
 
-from .conftest import Emulator
+from .helpers import Emulator
 from .servers import AZURITE_ACCOUNT, AZURITE_KEY, ROOT, Azurite, Fakesnow
 
 SMALL_CHUNKS = SplitOptions(min_rows=1_000, target_bytes=400_000)
 
 
 def snowflake_settings(fakesnow: Fakesnow, database: str) -> SnowflakeSettings:
-    return SnowflakeSettings(account="sfpipeline-test", user="loader", password="fake-password", database=database,
-                             role="LOADER", warehouse="LOAD_WH", endpoint=fakesnow.endpoint)
+    return SnowflakeSettings(
+        account="sfpipeline-test",
+        user="loader",
+        password="fake-password",
+        database=database,
+        role="LOADER",
+        warehouse="LOAD_WH",
+        endpoint=fakesnow.endpoint,
+    )
 
 
 def staging_settings(azurite: Azurite, container: str, key: str = AZURITE_KEY) -> StagingSettings:
-    return StagingSettings(location=f"az://{container}/sf", azure_account_name=AZURITE_ACCOUNT,
-                           azure_account_key=key, azure_blob_endpoint=azurite.blob_endpoint)
+    return StagingSettings(
+        location=f"az://{container}/sf",
+        azure_account_name=AZURITE_ACCOUNT,
+        azure_account_key=key,
+        azure_blob_endpoint=azurite.blob_endpoint,
+    )
 
 
 @pytest.fixture
@@ -56,8 +67,11 @@ def container(azurite: Azurite) -> str:
 @pytest.fixture
 def warehouse(fakesnow_server: Fakesnow, azurite: Azurite, container: str) -> Warehouse:
     """A Snowflake warehouse of its own (a new database) staging in a container of its own."""
-    return Warehouse(kind="snowflake", snowflake=snowflake_settings(fakesnow_server, f"DB_{container.upper()}"),
-                     staging=staging_settings(azurite, container))
+    return Warehouse(
+        kind="snowflake",
+        snowflake=snowflake_settings(fakesnow_server, f"DB_{container.upper()}"),
+        staging=staging_settings(azurite, container),
+    )
 
 
 def ids(warehouse: Warehouse, table: str) -> list[str]:
@@ -83,20 +97,20 @@ def load_files_in(azurite: Azurite, container: str) -> list[str]:
     return [b for b in azurite.blobs(container) if b.rsplit("/", 1)[-1] != "init"]
 
 
-def test_full_refresh_then_window_stage_in_azure_and_clean_up(org: Emulator, warehouse: Warehouse,
-                                                              fakesnow_server: Fakesnow, azurite: Azurite,
-                                                              container: str, tmp_path: Path) -> None:
+def test_full_refresh_then_window_stage_in_azure_and_clean_up(
+    org: Emulator, warehouse: Warehouse, fakesnow_server: Fakesnow, azurite: Azurite, container: str, tmp_path: Path
+) -> None:
     entry = load_catalog().get("Account")
     with SalesforceClient(org.settings()) as client:
-        full = sync_object(client, entry, warehouse, full_refresh=True, work_dir=tmp_path,
-                           split_options=SMALL_CHUNKS)
+        full = sync_object(client, entry, warehouse, full_refresh=True, work_dir=tmp_path, split_options=SMALL_CHUNKS)
         assert full.chunks >= 3 and full.reconciled
         assert ids(warehouse, "account") == sorted(org.truth_ids("Account"))
         copied = copies_of(fakesnow_server, container)
         assert len(copied) >= full.chunks, "every chunk's file is COPYed from the bucket"
         # a full refresh loads into a shadow table, swapped in at the end: its files are staged under its name
-        assert all(c["blob"].startswith("sf/salesforce/account__sf_refresh/") and c["format"] == "PARQUET"
-                   for c in copied)
+        assert all(
+            c["blob"].startswith("sf/salesforce/account__sf_refresh/") and c["format"] == "PARQUET" for c in copied
+        )
         assert "fake-password" not in json.dumps(copied) and AZURITE_KEY not in json.dumps(copied)
 
         # a window merges on Id and removes the rows Salesforce reports deleted in it
@@ -114,13 +128,16 @@ def _month(text: str) -> datetime:
 
 
 def test_full_refresh_touches_only_the_catalog_objects_table(org: Emulator, warehouse: Warehouse) -> None:
-    execute(warehouse, 'CREATE SCHEMA IF NOT EXISTS "SALESFORCE"',
-            'CREATE TABLE "SALESFORCE"."NOT_IN_CATALOG" ("ID" VARCHAR)',
-            "INSERT INTO \"SALESFORCE\".\"NOT_IN_CATALOG\" VALUES ('keep-me')",
-            'CREATE TABLE "SALESFORCE"."CONTACT" ("ID" VARCHAR)',
-            "INSERT INTO \"SALESFORCE\".\"CONTACT\" VALUES ('contact-row')",
-            'CREATE TABLE "SALESFORCE"."USER" ("ID" VARCHAR, "OBSOLETE" VARCHAR)',
-            "INSERT INTO \"SALESFORCE\".\"USER\" VALUES ('stale-user', 'x')")
+    execute(
+        warehouse,
+        'CREATE SCHEMA IF NOT EXISTS "SALESFORCE"',
+        'CREATE TABLE "SALESFORCE"."NOT_IN_CATALOG" ("ID" VARCHAR)',
+        'INSERT INTO "SALESFORCE"."NOT_IN_CATALOG" VALUES (\'keep-me\')',
+        'CREATE TABLE "SALESFORCE"."CONTACT" ("ID" VARCHAR)',
+        'INSERT INTO "SALESFORCE"."CONTACT" VALUES (\'contact-row\')',
+        'CREATE TABLE "SALESFORCE"."USER" ("ID" VARCHAR, "OBSOLETE" VARCHAR)',
+        "INSERT INTO \"SALESFORCE\".\"USER\" VALUES ('stale-user', 'x')",
+    )
     with SalesforceClient(org.settings()) as client:
         sync_object(client, load_catalog().get("User"), warehouse, full_refresh=True)
     assert ids(warehouse, "user") == sorted(org.truth_ids("User")), "the old table was dropped and recreated"
@@ -128,8 +145,9 @@ def test_full_refresh_touches_only_the_catalog_objects_table(org: Emulator, ware
     assert ids(warehouse, "contact") == ["contact-row"]
 
 
-def test_files_left_by_a_dead_run_are_deleted_not_loaded(org: Emulator, warehouse: Warehouse, azurite: Azurite,
-                                                         fakesnow_server: Fakesnow, container: str) -> None:
+def test_files_left_by_a_dead_run_are_deleted_not_loaded(
+    org: Emulator, warehouse: Warehouse, azurite: Azurite, fakesnow_server: Fakesnow, container: str
+) -> None:
     stale = "sf/salesforce/case/1700000000.0.deadbeef00.parquet"
     azurite.service().get_blob_client(container, stale).upload_blob(b"not a parquet file")
     with SalesforceClient(org.settings()) as client:
@@ -139,12 +157,18 @@ def test_files_left_by_a_dead_run_are_deleted_not_loaded(org: Emulator, warehous
     assert load_files_in(azurite, container) == []
 
 
-def test_jsonl_staging_writes_json_files_and_a_json_copy(org: Emulator, warehouse: Warehouse, azurite: Azurite,
-                                                         fakesnow_server: Fakesnow, container: str) -> None:
+def test_jsonl_staging_writes_json_files_and_a_json_copy(
+    org: Emulator, warehouse: Warehouse, azurite: Azurite, fakesnow_server: Fakesnow, container: str
+) -> None:
     """fakesnow refuses the JSON COPY (shim 5), so the statement and the staged file are checked instead."""
     with SalesforceClient(org.settings()) as client, pytest.raises(Exception, match="cannot COPY JSON"):
-        sync_object(client, load_catalog().get("User"), warehouse, full_refresh=True,
-                    dlt_settings=DltSettings(loader_file_format="jsonl"))
+        sync_object(
+            client,
+            load_catalog().get("User"),
+            warehouse,
+            full_refresh=True,
+            dlt_settings=DltSettings(loader_file_format="jsonl"),
+        )
     copies = copies_of(fakesnow_server, container)  # dlt retries the refused COPY: the same file each time
     assert len({c["blob"] for c in copies}) == 1
     copy = copies[0]
@@ -160,21 +184,36 @@ def test_jsonl_staging_writes_json_files_and_a_json_copy(org: Emulator, warehous
     assert sorted(r["id"] for r in rows) == sorted(org.truth_ids("User"))
 
 
-def test_asset_on_snowflake_counts_rows_in_the_warehouse(org: Emulator, fakesnow_server: Fakesnow,
-                                                         azurite: Azurite, container: str) -> None:
+def test_asset_on_snowflake_counts_rows_in_the_warehouse(
+    org: Emulator, fakesnow_server: Fakesnow, azurite: Azurite, container: str
+) -> None:
     database = f"DB_{container.upper()}"
     resource = WarehouseResource(
-        destination="snowflake", snowflake_account="sfpipeline-test", snowflake_user="loader",
-        snowflake_password="fake-password", snowflake_database=database, snowflake_endpoint=fakesnow_server.endpoint,
-        staging=f"az://{container}/sf", azure_account_name=AZURITE_ACCOUNT, azure_account_key=AZURITE_KEY,
-        azure_blob_endpoint=azurite.blob_endpoint)
+        destination="snowflake",
+        snowflake_account="sfpipeline-test",
+        snowflake_user="loader",
+        snowflake_password="fake-password",
+        snowflake_database=database,
+        snowflake_endpoint=fakesnow_server.endpoint,
+        staging=f"az://{container}/sf",
+        azure_account_name=AZURITE_ACCOUNT,
+        azure_account_key=AZURITE_KEY,
+        azure_blob_endpoint=azurite.blob_endpoint,
+    )
     lead = next(a for a in build_assets(load_catalog()) if asset_key("Lead") in a.keys)
     # an instance of its own: Dagster keeps the current instance's state storage in a context variable,
     # which an earlier test's instance can leave pointing at a disposed instance
     with dg.instance_for_test() as instance:
-        result = dg.materialize([lead], partition_key="2025-06-01", instance=instance, resources={
-            "salesforce": SalesforceResource(login_url=org.url, max_retries=3),
-            "warehouse": resource, "pipeline_settings": PipelineSettings()})
+        result = dg.materialize(
+            [lead],
+            partition_key="2025-06-01",
+            instance=instance,
+            resources={
+                "salesforce": SalesforceResource(login_url=org.url, max_retries=3),
+                "warehouse": resource,
+                "pipeline_settings": PipelineSettings(),
+            },
+        )
     assert result.success
     (meta,) = [m.metadata for m in result.asset_materializations_for_node("salesforce__Lead")]
     assert meta["destination_table"].value == "salesforce.lead"
@@ -187,15 +226,24 @@ def test_asset_on_snowflake_counts_rows_in_the_warehouse(org: Emulator, fakesnow
 def test_settings_that_cannot_work_name_the_setting(azurite: Azurite, container: str) -> None:
     cases = [
         (Warehouse(kind="bigquery"), "SF_PIPELINE_DESTINATION"),  # type: ignore[arg-type]
-        (Warehouse(kind="snowflake", snowflake=SnowflakeSettings(user="u", password="p", database="D")),
-         "SF_PIPELINE_SNOWFLAKE_ACCOUNT"),
-        (Warehouse(kind="snowflake", snowflake=SnowflakeSettings(account="a", user="u", database="D")),
-         "SF_PIPELINE_SNOWFLAKE_PASSWORD"),
+        (
+            Warehouse(kind="snowflake", snowflake=SnowflakeSettings(user="u", password="p", database="D")),
+            "SF_PIPELINE_SNOWFLAKE_ACCOUNT",
+        ),
+        (
+            Warehouse(kind="snowflake", snowflake=SnowflakeSettings(account="a", user="u", database="D")),
+            "SF_PIPELINE_SNOWFLAKE_PASSWORD",
+        ),
         (Warehouse(staging=staging_settings(azurite, container)), "needs destination snowflake"),
         (Warehouse(staging=StagingSettings(location="s3://bucket/x")), "SF_PIPELINE_STAGING"),
-        (Warehouse(kind="snowflake", snowflake=SnowflakeSettings(account="a", user="u", password="p", database="D"),
-                   staging=StagingSettings(location="az://c/p", azure_account_name="acct")),
-         "AZURE_STORAGE_ACCOUNT_KEY"),
+        (
+            Warehouse(
+                kind="snowflake",
+                snowflake=SnowflakeSettings(account="a", user="u", password="p", database="D"),
+                staging=StagingSettings(location="az://c/p", azure_account_name="acct"),
+            ),
+            "AZURE_STORAGE_ACCOUNT_KEY",
+        ),
     ]
     for warehouse, setting in cases:
         with pytest.raises(WarehouseConfigError, match=setting):
@@ -204,14 +252,23 @@ def test_settings_that_cannot_work_name_the_setting(azurite: Azurite, container:
         WarehouseResource(destination="snowflake").warehouse()
 
 
-def test_check_connections_reports_each_part(org: Emulator, fakesnow_server: Fakesnow, azurite: Azurite,
-                                             container: str) -> None:
-    env = {**os.environ, "SF_LOGIN_URL": org.url, "SF_PIPELINE_DESTINATION": "snowflake",
-           "SF_PIPELINE_SNOWFLAKE_ACCOUNT": "sfpipeline-test", "SF_PIPELINE_SNOWFLAKE_USER": "loader",
-           "SF_PIPELINE_SNOWFLAKE_PASSWORD": "fake-password", "SF_PIPELINE_SNOWFLAKE_DATABASE": "DB_CHECK",
-           "SF_PIPELINE_SNOWFLAKE_ENDPOINT": fakesnow_server.endpoint, "SF_PIPELINE_STAGING": f"az://{container}/sf",
-           "AZURE_STORAGE_ACCOUNT_NAME": AZURITE_ACCOUNT, "AZURE_STORAGE_ACCOUNT_KEY": AZURITE_KEY,
-           "AZURE_STORAGE_BLOB_ENDPOINT": azurite.blob_endpoint}
+def test_check_connections_reports_each_part(
+    org: Emulator, fakesnow_server: Fakesnow, azurite: Azurite, container: str
+) -> None:
+    env = {
+        **os.environ,
+        "SF_LOGIN_URL": org.url,
+        "SF_PIPELINE_DESTINATION": "snowflake",
+        "SF_PIPELINE_SNOWFLAKE_ACCOUNT": "sfpipeline-test",
+        "SF_PIPELINE_SNOWFLAKE_USER": "loader",
+        "SF_PIPELINE_SNOWFLAKE_PASSWORD": "fake-password",
+        "SF_PIPELINE_SNOWFLAKE_DATABASE": "DB_CHECK",
+        "SF_PIPELINE_SNOWFLAKE_ENDPOINT": fakesnow_server.endpoint,
+        "SF_PIPELINE_STAGING": f"az://{container}/sf",
+        "AZURE_STORAGE_ACCOUNT_NAME": AZURITE_ACCOUNT,
+        "AZURE_STORAGE_ACCOUNT_KEY": AZURITE_KEY,
+        "AZURE_STORAGE_BLOB_ENDPOINT": azurite.blob_endpoint,
+    }
     cmd = [sys.executable, "-m", "sf_pipeline.cli", "check-connections"]
     good = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert good.returncode == 0, good.stdout + good.stderr
@@ -220,8 +277,14 @@ def test_check_connections_reports_each_part(org: Emulator, fakesnow_server: Fak
     assert load_files_in(azurite, container) == [], "the probe file is deleted"
 
     wrong_key = "d3Jvbmcta2V5" * 8
-    bad = subprocess.run(cmd, env={**env, "AZURE_STORAGE_ACCOUNT_KEY": wrong_key, "SF_CLIENT_SECRET": "nope"},
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        cmd,
+        env={**env, "AZURE_STORAGE_ACCOUNT_KEY": wrong_key, "SF_CLIENT_SECRET": "nope"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 1
     status = {line.split()[1]: line for line in bad.stdout.splitlines()}
     assert status["salesforce"].startswith("FAIL") and "invalid_client" in status["salesforce"]
@@ -232,7 +295,9 @@ def test_check_connections_reports_each_part(org: Emulator, fakesnow_server: Fak
 def test_checks_fail_clearly_on_a_missing_container_and_an_unreachable_warehouse(azurite: Azurite) -> None:
     missing = check_staging(staging_settings(azurite, "no-such-container"), "snowflake")
     assert not missing.ok and "no-such-container" in missing.detail
-    unreachable = Warehouse(kind="snowflake", snowflake=SnowflakeSettings(
-        account="a", user="u", password="p", database="D", endpoint="http://127.0.0.1:9"))
+    unreachable = Warehouse(
+        kind="snowflake",
+        snowflake=SnowflakeSettings(account="a", user="u", password="p", database="D", endpoint="http://127.0.0.1:9"),
+    )
     result = check_warehouse(unreachable)
     assert not result.ok and result.part == "warehouse"

@@ -4,16 +4,13 @@ Partitions are time windows on the object's cursor field; a backfill over a rang
 (single-run backfill policy), so a full history of one object is one Bulk query and one load.
 """
 
-
-import os
-
 import dagster as dg
 
 from ..catalog import Catalog, CatalogObject
 from ..load import table_name
 from ..sync import SyncResult, sync_object
 from .checks import check_specs, evaluate_checks
-from .resources import PipelineSettings, SalesforceResource, WarehouseResource
+from .resources import PipelineSettings, SalesforceResource, WarehouseResource, destination_from_env
 
 GROUP = "salesforce"
 POOL = "salesforce_object_load"
@@ -64,10 +61,13 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog) -> dg.AssetsDefin
     @dg.asset(
         key=key,
         group_name=GROUP,
-        kinds={"salesforce", "dlt", os.environ.get("SF_PIPELINE_DESTINATION") or "duckdb"},
-        description=(f"Salesforce {entry.name}, extracted with Bulk API 2.0 and loaded with dlt into "
-                     f"salesforce.{entry.name.lower()}. Partitioned on {entry.cursor_field}."
-                     if partitioned else f"Salesforce {entry.name}, fully refreshed on every run."),
+        kinds={"salesforce", "dlt", destination_from_env()},
+        description=(
+            f"Salesforce {entry.name}, extracted with Bulk API 2.0 and loaded with dlt into "
+            f"salesforce.{entry.name.lower()}. Partitioned on {entry.cursor_field}."
+            if partitioned
+            else f"Salesforce {entry.name}, fully refreshed on every run."
+        ),
         owners=list(entry.owners),
         tags={**entry.tags, "salesforce/object": entry.name},
         partitions_def=partitions_def(catalog) if partitioned else None,
@@ -76,8 +76,13 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog) -> dg.AssetsDefin
         check_specs=check_specs(key),
         metadata={"salesforce/weight": entry.weight},
     )
-    def _object_asset(context: dg.AssetExecutionContext, config: ObjectLoadConfig, salesforce: SalesforceResource,
-                      warehouse: WarehouseResource, pipeline_settings: PipelineSettings) -> dg.MaterializeResult:
+    def _object_asset(
+        context: dg.AssetExecutionContext,
+        config: ObjectLoadConfig,
+        salesforce: SalesforceResource,
+        warehouse: WarehouseResource,
+        pipeline_settings: PipelineSettings,
+    ) -> dg.MaterializeResult:
         since = until = None
         full_refresh = config.full_refresh or not partitioned
         if partitioned and not full_refresh:
@@ -89,8 +94,14 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog) -> dg.AssetsDefin
         before = target.count_rows(table_name(entry.name), entry.cursor_field, since, until)
         with salesforce.client() as client:
             result = sync_object(
-                client, entry, target, since=since, until=until, full_refresh=full_refresh,
-                work_dir=pipeline_settings.work_path(), extract_options=salesforce.extract_options(),
+                client,
+                entry,
+                target,
+                since=since,
+                until=until,
+                full_refresh=full_refresh,
+                work_dir=pipeline_settings.work_path(),
+                extract_options=salesforce.extract_options(),
                 split_options=pipeline_settings.split_options(),
                 dlt_settings=pipeline_settings.dlt_settings(warehouse.staging_file_format),
             )

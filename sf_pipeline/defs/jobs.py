@@ -24,12 +24,19 @@ def job_name(entry: CatalogObject) -> str:
 
 def build_jobs(catalog: Catalog) -> list[dg.UnresolvedAssetJobDefinition]:
     jobs = []
-    for name, members in ((PARTITIONED_JOB, [e for e in catalog.objects if e.cursor_field]),
-                          (FULL_REFRESH_JOB, [e for e in catalog.objects if not e.cursor_field])):
+    for name, members in (
+        (PARTITIONED_JOB, [e for e in catalog.objects if e.cursor_field]),
+        (FULL_REFRESH_JOB, [e for e in catalog.objects if not e.cursor_field]),
+    ):
         if members:
-            jobs.append(dg.define_asset_job(
-                name, selection=[asset_key(e.name) for e in members], tags={CONCURRENCY_TAG: "object"},
-                description="Salesforce object loads: launch with one object selected per run"))
+            jobs.append(
+                dg.define_asset_job(
+                    name,
+                    selection=[asset_key(e.name) for e in members],
+                    tags={CONCURRENCY_TAG: "object"},
+                    description="Salesforce object loads: launch with one object selected per run",
+                )
+            )
     return jobs
 
 
@@ -43,8 +50,9 @@ def object_weight(instance: dg.DagsterInstance | None, entry: CatalogObject) -> 
     return max(1, int(entry.weight))
 
 
-def run_tags(instance: dg.DagsterInstance | None, entry: CatalogObject, start: str | None = None,
-             end: str | None = None) -> dict[str, str]:
+def run_tags(
+    instance: dg.DagsterInstance | None, entry: CatalogObject, start: str | None = None, end: str | None = None
+) -> dict[str, str]:
     tags = {CONCURRENCY_TAG: "object", PRIORITY_TAG: str(object_weight(instance, entry))}
     if start and end:
         tags[ASSET_PARTITION_RANGE_START_TAG] = start

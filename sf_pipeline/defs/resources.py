@@ -13,9 +13,10 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from ..errors import SettingsError
 from ..load import DltSettings
 from ..salesforce import ExtractOptions, RetryPolicy, SalesforceClient, SalesforceSettings
-from ..salesforce.settings import DEFAULT_API_VERSION, DEFAULT_LOGIN_URL
+from ..salesforce.settings import ENV as SALESFORCE_ENV
 from ..split import SplitOptions
 from ..warehouse import SnowflakeSettings, StagingSettings, Warehouse, WarehouseConfigError
 
@@ -23,22 +24,31 @@ from ..warehouse import SnowflakeSettings, StagingSettings, Warehouse, Warehouse
 class SalesforceResource(dg.ConfigurableResource):
     """How to reach the org (defaults: the bundled emulator's demo org)."""
 
-    login_url: str = DEFAULT_LOGIN_URL
-    client_id: str = "demo-client-id"
-    client_secret: str = "demo-client-secret"
+    login_url: str = SalesforceSettings.login_url
+    client_id: str = SalesforceSettings.client_id
+    client_secret: str = SalesforceSettings.client_secret
     username: str | None = None
     password: str | None = None
     refresh_token: str | None = None
-    api_version: str = DEFAULT_API_VERSION
-    max_retries: int = 6
-    max_records_per_page: int = 250_000
-    download_concurrency: int = 4
+    access_token: str | None = Field(default=None, description="a given session (cannot be renewed when it expires)")
+    instance_url: str | None = None
+    api_version: str = SalesforceSettings.api_version
+    max_retries: int = RetryPolicy.max_attempts
+    max_records_per_page: int = ExtractOptions.max_records or 0
+    download_concurrency: int = ExtractOptions.concurrency
 
     def settings(self) -> SalesforceSettings:
         return SalesforceSettings(
-            login_url=self.login_url, client_id=self.client_id, client_secret=self.client_secret,
-            username=self.username, password=self.password, refresh_token=self.refresh_token,
-            api_version=self.api_version, retry=RetryPolicy(max_attempts=self.max_retries),
+            login_url=self.login_url,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            username=self.username,
+            password=self.password,
+            refresh_token=self.refresh_token,
+            access_token=self.access_token,
+            instance_url=self.instance_url,
+            api_version=self.api_version,
+            retry=RetryPolicy(max_attempts=self.max_retries),
         )
 
     def client(self) -> SalesforceClient:
@@ -54,9 +64,16 @@ def snowflake_resource(settings: SnowflakeSettings, schema: str) -> Any:
 
     settings.validate()
     return SnowflakeResource(
-        account=settings.account, user=settings.user, password=settings.password, database=settings.database,
-        schema=schema, role=settings.role, warehouse=settings.warehouse, private_key=settings.private_key,
-        private_key_path=settings.private_key_path, private_key_password=settings.private_key_passphrase,
+        account=settings.account,
+        user=settings.user,
+        password=settings.password,
+        database=settings.database,
+        schema=schema,
+        role=settings.role,
+        warehouse=settings.warehouse,
+        private_key=settings.private_key,
+        private_key_path=settings.private_key_path,
+        private_key_password=settings.private_key_passphrase,
         additional_snowflake_connection_args=settings.endpoint_args() or None,
     )
 
@@ -85,22 +102,40 @@ class WarehouseResource(dg.ConfigurableResource):
     azure_account_name: str | None = None
     azure_account_key: str | None = None
     azure_sas_token: str | None = None
-    azure_blob_endpoint: str | None = Field(default=None, description="blob endpoint URL for Azurite or a private endpoint")
+    azure_blob_endpoint: str | None = Field(
+        default=None, description="blob endpoint URL for Azurite or a private endpoint"
+    )
 
     def warehouse(self) -> Warehouse:
         snowflake = SnowflakeSettings(
-            account=self.snowflake_account, user=self.snowflake_user, database=self.snowflake_database,
-            password=self.snowflake_password, private_key=self.snowflake_private_key,
+            account=self.snowflake_account,
+            user=self.snowflake_user,
+            database=self.snowflake_database,
+            password=self.snowflake_password,
+            private_key=self.snowflake_private_key,
             private_key_path=self.snowflake_private_key_path,
-            private_key_passphrase=self.snowflake_private_key_passphrase, role=self.snowflake_role,
-            warehouse=self.snowflake_warehouse, stage=self.snowflake_stage, endpoint=self.snowflake_endpoint)
-        staging = StagingSettings(location=self.staging, azure_account_name=self.azure_account_name,
-                                  azure_account_key=self.azure_account_key, azure_sas_token=self.azure_sas_token,
-                                  azure_blob_endpoint=self.azure_blob_endpoint)
-        warehouse = Warehouse(kind=self.destination, dataset=self.dataset,  # type: ignore[arg-type]
-                              duckdb_path=Path(self.duckdb_path), duckdb_memory_limit=self.duckdb_memory_limit,
-                              snowflake=snowflake, staging=staging,
-                              snowflake_connection=lambda: snowflake_resource(snowflake, self.dataset).get_connection())
+            private_key_passphrase=self.snowflake_private_key_passphrase,
+            role=self.snowflake_role,
+            warehouse=self.snowflake_warehouse,
+            stage=self.snowflake_stage,
+            endpoint=self.snowflake_endpoint,
+        )
+        staging = StagingSettings(
+            location=self.staging,
+            azure_account_name=self.azure_account_name,
+            azure_account_key=self.azure_account_key,
+            azure_sas_token=self.azure_sas_token,
+            azure_blob_endpoint=self.azure_blob_endpoint,
+        )
+        warehouse = Warehouse(
+            kind=self.destination,
+            dataset=self.dataset,  # type: ignore[arg-type]
+            duckdb_path=Path(self.duckdb_path),
+            duckdb_memory_limit=self.duckdb_memory_limit,
+            snowflake=snowflake,
+            staging=staging,
+            snowflake_connection=lambda: snowflake_resource(snowflake, self.dataset).get_connection(),
+        )
         try:
             warehouse.validate()
         except WarehouseConfigError as exc:
@@ -112,22 +147,20 @@ class PipelineSettings(dg.ConfigurableResource):
     """Splitting and working space; dlt keeps its own worker defaults."""
 
     work_dir: str | None = None
-    chunk_min_rows: int = 500_000
-    chunk_target_mb: int = 500
-    max_chunks: int = 16
-    dlt_log_level: str = Field(default="WARNING", description="dlt runtime log level: INFO or WARNING")
+    chunk_min_rows: int = SplitOptions.min_rows
+    chunk_target_mb: int = int(SplitOptions().target_mb)
+    max_chunks: int = SplitOptions.max_chunks
+    dlt_log_level: str = Field(default=DltSettings.log_level, description="dlt runtime log level: INFO or WARNING")
 
     def split_options(self) -> SplitOptions:
-        return SplitOptions(min_rows=self.chunk_min_rows, target_bytes=self.chunk_target_mb * 2**20,
-                            max_chunks=self.max_chunks)
+        return SplitOptions(
+            min_rows=self.chunk_min_rows, target_bytes=self.chunk_target_mb * 2**20, max_chunks=self.max_chunks
+        )
 
     def dlt_settings(self, loader_file_format: str = "parquet") -> DltSettings:
-        if self.dlt_log_level not in ("INFO", "WARNING"):
-            raise dg.Failure(f"dlt_log_level must be INFO or WARNING (never a level that hides failures), "
-                             f"got {self.dlt_log_level!r}")
         try:
             return DltSettings(log_level=self.dlt_log_level, loader_file_format=loader_file_format)
-        except ValueError as exc:
+        except SettingsError as exc:
             raise dg.Failure(str(exc)) from None
 
     def work_path(self) -> Path | None:
@@ -146,15 +179,35 @@ def _int_env(name: str, default: int) -> Any:
     return dg.EnvVar.int(name) if os.environ.get(name) else default
 
 
-SNOWFLAKE_ENV = ("account", "user", "password", "private_key", "private_key_path", "private_key_passphrase", "role",
-                 "warehouse", "database", "stage", "endpoint")
-AZURE_ENV = {"azure_account_name": "AZURE_STORAGE_ACCOUNT_NAME", "azure_account_key": "AZURE_STORAGE_ACCOUNT_KEY",
-             "azure_sas_token": "AZURE_STORAGE_SAS_TOKEN", "azure_blob_endpoint": "AZURE_STORAGE_BLOB_ENDPOINT"}
+SNOWFLAKE_ENV = (
+    "account",
+    "user",
+    "password",
+    "private_key",
+    "private_key_path",
+    "private_key_passphrase",
+    "role",
+    "warehouse",
+    "database",
+    "stage",
+    "endpoint",
+)
+AZURE_ENV = {
+    "azure_account_name": "AZURE_STORAGE_ACCOUNT_NAME",
+    "azure_account_key": "AZURE_STORAGE_ACCOUNT_KEY",
+    "azure_sas_token": "AZURE_STORAGE_SAS_TOKEN",
+    "azure_blob_endpoint": "AZURE_STORAGE_BLOB_ENDPOINT",
+}
+
+
+def destination_from_env() -> str:
+    """The destination the code location loads into, for the asset's kinds (a label, read at import)."""
+    return os.environ.get("SF_PIPELINE_DESTINATION") or WarehouseResource.model_fields["destination"].default
 
 
 def warehouse_from_env() -> WarehouseResource:
     return WarehouseResource(
-        destination=_env("SF_PIPELINE_DESTINATION", "duckdb"),
+        destination=_env("SF_PIPELINE_DESTINATION", WarehouseResource.model_fields["destination"].default),
         dataset=_env("SF_PIPELINE_DATASET", "salesforce"),
         duckdb_path=_env("SF_PIPELINE_DUCKDB", "data/sf_pipeline.duckdb"),
         duckdb_memory_limit=_env("SF_PIPELINE_DUCKDB_MEMORY_LIMIT", "512MB"),
@@ -168,22 +221,14 @@ def warehouse_from_env() -> WarehouseResource:
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     return {
         "salesforce": SalesforceResource(
-            login_url=_env("SF_LOGIN_URL", DEFAULT_LOGIN_URL),
-            client_id=_env("SF_CLIENT_ID", "demo-client-id"),
-            client_secret=_env("SF_CLIENT_SECRET", "demo-client-secret"),
-            username=_env("SF_USERNAME", None) if os.environ.get("SF_USERNAME") else None,
-            password=_env("SF_PASSWORD", None) if os.environ.get("SF_PASSWORD") else None,
-            refresh_token=_env("SF_REFRESH_TOKEN", None) if os.environ.get("SF_REFRESH_TOKEN") else None,
-            api_version=_env("SF_API_VERSION", DEFAULT_API_VERSION),
-            max_records_per_page=_int_env("SF_PIPELINE_PAGE_RECORDS", SalesforceResource.model_fields[
-                "max_records_per_page"].default),
+            **{name: _env(var, SalesforceResource.model_fields[name].default) for name, var in SALESFORCE_ENV.items()},
+            max_records_per_page=_int_env("SF_PIPELINE_PAGE_RECORDS", ExtractOptions.max_records or 0),
         ),
         "warehouse": warehouse_from_env(),
         "pipeline_settings": PipelineSettings(
-            work_dir=_env("SF_PIPELINE_WORK_DIR", None) if os.environ.get("SF_PIPELINE_WORK_DIR") else None,
-            dlt_log_level=_env("SF_PIPELINE_DLT_LOG_LEVEL", "WARNING"),
-            chunk_min_rows=_int_env("SF_PIPELINE_CHUNK_MIN_ROWS", PipelineSettings.model_fields["chunk_min_rows"].default),
-            chunk_target_mb=_int_env("SF_PIPELINE_CHUNK_TARGET_MB",
-                                     PipelineSettings.model_fields["chunk_target_mb"].default),
+            work_dir=_env("SF_PIPELINE_WORK_DIR"),
+            dlt_log_level=_env("SF_PIPELINE_DLT_LOG_LEVEL", DltSettings.log_level),
+            chunk_min_rows=_int_env("SF_PIPELINE_CHUNK_MIN_ROWS", SplitOptions.min_rows),
+            chunk_target_mb=_int_env("SF_PIPELINE_CHUNK_TARGET_MB", int(SplitOptions().target_mb)),
         ),
     }

@@ -25,10 +25,34 @@ TRICKY_TEXT = [
     "   leading and trailing spaces   ",
     "Three\n\nnewlines\n",
 ]
-WORDS = (
-    "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november "
-    "oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu"
-).split()
+WORDS = [
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+    "kilo",
+    "lima",
+    "mike",
+    "november",
+    "oscar",
+    "papa",
+    "quebec",
+    "romeo",
+    "sierra",
+    "tango",
+    "uniform",
+    "victor",
+    "whiskey",
+    "xray",
+    "yankee",
+    "zulu",
+]
 
 ID_PREFIX = {
     "Account": "001",
@@ -93,9 +117,7 @@ class FieldMeta:
             "custom": self.custom,
             "compoundFieldName": self.compound_field_name,
             "referenceTo": [self.reference_to] if self.reference_to else [],
-            "picklistValues": [
-                {"value": v, "label": v, "active": True, "defaultValue": False} for v in self.picklist
-            ],
+            "picklistValues": [{"value": v, "label": v, "active": True, "defaultValue": False} for v in self.picklist],
             "soapType": SOAP_TYPES.get(self.type, "xsd:string"),
             "filterable": self.type not in ("textarea", "base64"),
             "updateable": self.name not in SYSTEM_FIELDS,
@@ -323,10 +345,8 @@ OBJECT_FIELDS: dict[str, list[FieldMeta]] = {
         _f("Portal_Url__c", "url"),
         _f("Access_Code__c", "encryptedstring"),
         _f("Signature__c", "base64"),
-        _f("Site_Location__Latitude__s", "double", precision=9, scale=6,
-           compound_field_name="Site_Location__c"),
-        _f("Site_Location__Longitude__s", "double", precision=9, scale=6,
-           compound_field_name="Site_Location__c"),
+        _f("Site_Location__Latitude__s", "double", precision=9, scale=6, compound_field_name="Site_Location__c"),
+        _f("Site_Location__Longitude__s", "double", precision=9, scale=6, compound_field_name="Site_Location__c"),
         _f("Site_Location__c", "location"),
     ],
 }

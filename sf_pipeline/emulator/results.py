@@ -16,7 +16,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
 
-from .org import FieldMeta, ObjectModel, ROW_FIELDS
+from .org import ROW_FIELDS, FieldMeta, ObjectModel
 from .soql import Condition, Query, SoqlError, compare, epoch_ms
 
 DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^", "BACKQUOTE": "`"}
@@ -148,7 +148,9 @@ def resolve_fields(obj: ObjectModel, query: Query, bulk: bool) -> list[FieldMeta
                 "field, be sure to append the '__c' after the custom field name.",
             )
         if bulk and f.type in ("address", "location"):
-            raise SoqlError("FUNCTIONALITY_NOT_ENABLED", f"Selecting compound data not supported in Bulk Query: {f.name}")
+            raise SoqlError(
+                "FUNCTIONALITY_NOT_ENABLED", f"Selecting compound data not supported in Bulk Query: {f.name}"
+            )
         if bulk and f.type == "base64":
             raise SoqlError("INVALIDJOB", f"Bulk API does not support base64 fields: {f.name}")
         fields.append(f)

@@ -20,13 +20,12 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from .faults import Fault, FaultPlan
-from .org import DEFAULT_ROWS, Org, ObjectModel
+from .org import DEFAULT_ROWS, ObjectModel, Org
 from .results import (
     DELIMITERS,
     LINE_ENDINGS,
@@ -58,8 +57,11 @@ class EmulatorConfig:
     seed: int = 42
     scale: float = 1.0
     rows: dict[str, int] = field(default_factory=dict)
-    cache_dir: Path = field(default_factory=lambda: Path(os.environ.get(
-        "SF_EMULATOR_CACHE", Path.home() / ".cache" / "sf_pipeline" / "emulator")))
+    cache_dir: Path = field(
+        default_factory=lambda: Path(
+            os.environ.get("SF_EMULATOR_CACHE", Path.home() / ".cache" / "sf_pipeline" / "emulator")
+        )
+    )
     client_id: str = "demo-client-id"
     client_secret: str = "demo-client-secret"
     username: str = "demo@example.com"
@@ -156,7 +158,9 @@ class EmulatorState:
     def obj(self, name: str) -> ObjectModel:
         model = self.org.get(name)
         if model is None:
-            raise ApiError(404, "NOT_FOUND", f"The requested resource does not exist: sObject type '{name}' is not supported.")
+            raise ApiError(
+                404, "NOT_FOUND", f"The requested resource does not exist: sObject type '{name}' is not supported."
+            )
         return model
 
     def new_job_id(self) -> str:
@@ -191,8 +195,14 @@ def _run_job(state: EmulatorState, job: Job, fail: Fault | None) -> None:
         fields = resolve_fields(model, query, bulk=True)
         job.job_path = state.job_dir / f"{job.id}.csv"
         selection = materialize(
-            model, query, fields, job.operation == "queryAll", job.column_delimiter, job.line_ending,
-            state.config.cache_dir, job.job_path,
+            model,
+            query,
+            fields,
+            job.operation == "queryAll",
+            job.column_delimiter,
+            job.line_ending,
+            state.config.cache_dir,
+            job.job_path,
         )
         if job.state == "Aborted":
             return
@@ -223,8 +233,13 @@ class Handler(BaseHTTPRequestHandler):
     def _body(self) -> bytes:
         return self._request_body
 
-    def _send(self, status: int, body: bytes, content_type: str = "application/json;charset=UTF-8",
-              headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json;charset=UTF-8",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -262,7 +277,8 @@ class Handler(BaseHTTPRequestHandler):
         st = self.state
         with st.lock:
             st.requests[f"{method} {re.sub(r'7505g[0-9]+AAA', '{id}', url.path)}"] = (
-                st.requests.get(f"{method} {re.sub(r'7505g[0-9]+AAA', '{id}', url.path)}", 0) + 1)
+                st.requests.get(f"{method} {re.sub(r'7505g[0-9]+AAA', '{id}', url.path)}", 0) + 1
+            )
         try:
             if url.path.startswith("/__emulator__/"):
                 return self._admin(method, url.path)
@@ -286,7 +302,8 @@ class Handler(BaseHTTPRequestHandler):
     def _fault(self, stage: str, sobject: str | None, token: str | None) -> Fault | None:
         """Apply a request-level fault if one matches; return the fault when it was answered here."""
         fault = self.state.faults.take(
-            stage, sobject, {"expired_session", "rate_limit", "server_error", "html_login", "request_limit"})
+            stage, sobject, {"expired_session", "rate_limit", "server_error", "html_login", "request_limit"}
+        )
         if fault is None:
             return None
         if fault.kind == "expired_session":
@@ -294,8 +311,9 @@ class Handler(BaseHTTPRequestHandler):
                 self.state.revoke(token)
             self._error(ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid"))
         elif fault.kind == "rate_limit":
-            self._error(ApiError(429, "REQUEST_LIMIT_EXCEEDED", "Too many requests",
-                                 {"Retry-After": f"{fault.retry_after:g}"}))
+            self._error(
+                ApiError(429, "REQUEST_LIMIT_EXCEEDED", "Too many requests", {"Retry-After": f"{fault.retry_after:g}"})
+            )
         elif fault.kind == "server_error":
             self._error(ApiError(fault.status, "API_ERROR", fault.message))
         elif fault.kind == "request_limit":
@@ -343,13 +361,24 @@ class Handler(BaseHTTPRequestHandler):
         if parts == ["sobjects"] and method == "GET":
             if self._fault("sobjects", None, token):
                 return
-            return self._json(200, {
-                "encoding": "UTF-8", "maxBatchSize": 200,
-                "sobjects": [{"name": o.name, "label": o.describe()["label"], "queryable": True,
-                              "custom": o.name.endswith("__c"), "keyPrefix": o.prefix,
-                              "urls": {"describe": f"/services/data/v{version}/sobjects/{o.name}/describe"}}
-                             for o in st.org.objects.values()],
-            })
+            return self._json(
+                200,
+                {
+                    "encoding": "UTF-8",
+                    "maxBatchSize": 200,
+                    "sobjects": [
+                        {
+                            "name": o.name,
+                            "label": o.describe()["label"],
+                            "queryable": True,
+                            "custom": o.name.endswith("__c"),
+                            "keyPrefix": o.prefix,
+                            "urls": {"describe": f"/services/data/v{version}/sobjects/{o.name}/describe"},
+                        }
+                        for o in st.org.objects.values()
+                    ],
+                },
+            )
         if len(parts) == 3 and parts[0] == "sobjects" and parts[2] == "describe" and method == "GET":
             model = st.obj(parts[1])
             if self._fault("describe", model.name, token):
@@ -429,8 +458,12 @@ class Handler(BaseHTTPRequestHandler):
         if job is None:
             raise ApiError(404, "NOT_FOUND", f"The requested resource does not exist: job {job_id}")
         if version is not None and version != job.api_version:
-            raise ApiError(409, "INVALIDJOB", f"Job {job_id} was created with API version {job.api_version}; "
-                                              f"results must be requested with the same version (got {version})")
+            raise ApiError(
+                409,
+                "INVALIDJOB",
+                f"Job {job_id} was created with API version {job.api_version}; "
+                f"results must be requested with the same version (got {version})",
+            )
         return job
 
     def _jobs(self, method: str, version: str, parts: list[str], params: dict[str, str], token: str) -> None:
@@ -474,7 +507,9 @@ class Handler(BaseHTTPRequestHandler):
         if len(parts) == 2 and parts[1] in ("results", "resultPages") and method == "GET":
             job = self._job(parts[0], version)
             if job.state != "JobComplete" or job.selection is None or job.slow_polls > 0:
-                raise ApiError(400, "INVALIDJOB", f"Job {job.id} is {job.state}; results are available once it is JobComplete")
+                raise ApiError(
+                    400, "INVALIDJOB", f"Job {job.id} is {job.state}; results are available once it is JobComplete"
+                )
             if parts[1] == "resultPages":
                 return self._result_pages(version, job, params, token)
             return self._results(job, params, token)
@@ -512,8 +547,14 @@ class Handler(BaseHTTPRequestHandler):
         with st.lock:
             st.jobs[job.id] = job
         threading.Thread(target=_run_job, args=(st, job, fail), daemon=True, name=f"job-{job.id}").start()
-        self._json(200, {k: v for k, v in job.info().items()
-                         if k not in ("numberRecordsProcessed", "retries", "totalProcessingTime", "jobType")})
+        self._json(
+            200,
+            {
+                k: v
+                for k, v in job.info().items()
+                if k not in ("numberRecordsProcessed", "retries", "totalProcessingTime", "jobType")
+            },
+        )
 
     def _page_bounds(self, job: Job, params: dict[str, str]) -> tuple[int, int]:
         first = decode_locator(params["locator"]) if params.get("locator") else 0
@@ -536,12 +577,19 @@ class Handler(BaseHTTPRequestHandler):
         pos = first
         while pos < total and len(pages) < 5 or (pos == 0 and total == 0 and not pages):
             locator = f"&locator={encode_locator(pos)}" if pos else ""
-            pages.append({"resultUrl": f"/services/data/v{version}/jobs/query/{job.id}/results?maxRecords={size}{locator}"})
+            pages.append(
+                {"resultUrl": f"/services/data/v{version}/jobs/query/{job.id}/results?maxRecords={size}{locator}"}
+            )
             pos += size
         done = pos >= total
         payload: dict[str, object] = {"resultPages": pages, "done": done}
-        payload["nextRecordsUrl"] = None if done else (
-            f"/services/data/v{version}/jobs/query/{job.id}/resultPages?maxRecords={size}&locator={encode_locator(pos)}")
+        payload["nextRecordsUrl"] = (
+            None
+            if done
+            else (
+                f"/services/data/v{version}/jobs/query/{job.id}/resultPages?maxRecords={size}&locator={encode_locator(pos)}"
+            )
+        )
         self._json(200, payload)
 
     def _results(self, job: Job, params: dict[str, str], token: str) -> None:
@@ -669,4 +717,3 @@ class EmulatorServer(ThreadingHTTPServer):
 
 def make_server(config: EmulatorConfig | None = None) -> EmulatorServer:
     return EmulatorServer(config or EmulatorConfig())
-

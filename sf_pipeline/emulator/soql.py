@@ -23,9 +23,35 @@ TOKEN = re.compile(
     re.VERBOSE,
 )
 AGGREGATES = {"count", "max", "min", "sum", "avg", "count_distinct"}
-KEYWORDS = {"select", "from", "where", "and", "or", "not", "limit", "offset", "order", "by", "group",
-            "having", "asc", "desc", "nulls", "first", "last", "typeof", "in", "like", "includes",
-            "excludes", "true", "false", "null", "with", "for"}
+KEYWORDS = {
+    "select",
+    "from",
+    "where",
+    "and",
+    "or",
+    "not",
+    "limit",
+    "offset",
+    "order",
+    "by",
+    "group",
+    "having",
+    "asc",
+    "desc",
+    "nulls",
+    "first",
+    "last",
+    "typeof",
+    "in",
+    "like",
+    "includes",
+    "excludes",
+    "true",
+    "false",
+    "null",
+    "with",
+    "for",
+}
 
 
 class SoqlError(ValueError):
@@ -74,7 +100,7 @@ def tokenize(soql: str) -> list[tuple[str, str]]:
     while pos < len(text):
         m = TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise SoqlError("MALFORMED_QUERY", f"unexpected token at position {pos}: {text[pos:pos + 20]!r}")
+            raise SoqlError("MALFORMED_QUERY", f"unexpected token at position {pos}: {text[pos : pos + 20]!r}")
         kind = m.lastgroup or ""
         tokens.append((kind, m.group(kind)))
         pos = m.end()

@@ -15,8 +15,22 @@ from .settings import RetryPolicy, SalesforceSettings
 from .soql import FieldSelection, InvalidIdentifierError, build_query, check_identifier, select_fields
 
 __all__ = [
-    "ApiLimitError", "AuthError", "BulkExtract", "ExtractOptions", "ExtractResult", "FieldSelection",
-    "InvalidIdentifierError", "JobFailedError", "QueryError", "RetryPolicy", "SalesforceClient",
-    "SalesforceError", "SalesforceSettings", "TransientError", "UnexpectedResponseError", "build_query",
-    "check_identifier", "select_fields",
+    "ApiLimitError",
+    "AuthError",
+    "BulkExtract",
+    "ExtractOptions",
+    "ExtractResult",
+    "FieldSelection",
+    "InvalidIdentifierError",
+    "JobFailedError",
+    "QueryError",
+    "RetryPolicy",
+    "SalesforceClient",
+    "SalesforceError",
+    "SalesforceSettings",
+    "TransientError",
+    "UnexpectedResponseError",
+    "build_query",
+    "check_identifier",
+    "select_fields",
 ]

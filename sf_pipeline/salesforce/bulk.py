@@ -34,7 +34,8 @@ WRITE_BUFFER = 1 << 20
 
 @dataclass(frozen=True)
 class ExtractOptions:
-    """How a job is polled and its results fetched."""
+    """How a job is polled and its results fetched. These defaults are the pipeline's (the Dagster
+    resource and the CLI take theirs from here)."""
 
     max_records: int | None = 250_000  # records per result page (the server may send fewer)
     concurrency: int = 4  # pages downloaded at once
@@ -84,9 +85,19 @@ class _Manifest:
 class BulkExtract:
     """One object's extract into ``out_dir``: ``run()`` returns the page files in order."""
 
-    def __init__(self, client: SalesforceClient, sobject: str, fields: list[str], out_dir: Path, *,
-                 cursor_field: str | None = None, since: datetime | None = None, until: datetime | None = None,
-                 include_deleted: bool = False, options: ExtractOptions | None = None) -> None:
+    def __init__(
+        self,
+        client: SalesforceClient,
+        sobject: str,
+        fields: list[str],
+        out_dir: Path,
+        *,
+        cursor_field: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        include_deleted: bool = False,
+        options: ExtractOptions | None = None,
+    ) -> None:
         self.client = client
         self.sobject = sobject
         self.fields = fields
@@ -101,18 +112,23 @@ class BulkExtract:
     def _resume_manifest(self) -> _Manifest | None:
         manifest = _Manifest.load(self.out_dir / MANIFEST)
         if manifest is None or (manifest.soql, manifest.operation, manifest.api_version) != (
-                self.soql, self.operation, self.client.api_version):
+            self.soql,
+            self.operation,
+            self.client.api_version,
+        ):
             return None
         try:
             info = self.client.get_job(manifest.job_id, sobject=self.sobject)
         except SalesforceError as exc:
-            log.info("[%s] job %s from an earlier run is gone (%s); starting a new one", self.sobject,
-                     manifest.job_id, exc)
+            log.info(
+                "[%s] job %s from an earlier run is gone (%s); starting a new one", self.sobject, manifest.job_id, exc
+            )
             return None
         if info.get("state") in ("Failed", "Aborted"):
             return None
-        log.info("[%s] resuming job %s with %d page(s) already on disk", self.sobject, manifest.job_id,
-                 len(manifest.pages))
+        log.info(
+            "[%s] resuming job %s with %d page(s) already on disk", self.sobject, manifest.job_id, len(manifest.pages)
+        )
         return manifest
 
     def _start_job(self) -> _Manifest:
@@ -136,12 +152,16 @@ class BulkExtract:
                 if state == "JobComplete":
                     return info
                 if state in ("Failed", "Aborted"):
-                    raise JobFailedError(f"query job {job_id} ended {state}: "
-                                         f"{info.get('errorMessage') or 'no errorMessage given'}",
-                                         sobject=self.sobject, request=f"GET jobs/query/{job_id}")
+                    raise JobFailedError(
+                        f"query job {job_id} ended {state}: {info.get('errorMessage') or 'no errorMessage given'}",
+                        sobject=self.sobject,
+                        request=f"GET jobs/query/{job_id}",
+                    )
                 if time.monotonic() > deadline:
-                    raise JobFailedError(f"query job {job_id} still {state} after {self.options.job_timeout_s:.0f}s",
-                                         sobject=self.sobject)
+                    raise JobFailedError(
+                        f"query job {job_id} still {state} after {self.options.job_timeout_s:.0f}s",
+                        sobject=self.sobject,
+                    )
                 time.sleep(delay)
                 delay = min(delay * 2, self.options.poll_max_s)
         except BaseException as exc:
@@ -193,11 +213,20 @@ class BulkExtract:
             except Exception as exc:  # a body cut mid-stream: the page is fetched again from its locator
                 part.unlink(missing_ok=True)
                 if attempt == attempts:
-                    raise SalesforceError(f"result page {name} failed {attempts} times: {type(exc).__name__}: {exc}",
-                                          sobject=self.sobject, request=f"GET {url.split('?')[0]}") from exc
+                    raise SalesforceError(
+                        f"result page {name} failed {attempts} times: {type(exc).__name__}: {exc}",
+                        sobject=self.sobject,
+                        request=f"GET {url.split('?')[0]}",
+                    ) from exc
                 delay = self.client.retry.delay(attempt)
-                log.warning("[%s] page %s interrupted (%s); retry %d in %.1fs", self.sobject, name,
-                            type(exc).__name__, attempt, delay)
+                log.warning(
+                    "[%s] page %s interrupted (%s); retry %d in %.1fs",
+                    self.sobject,
+                    name,
+                    type(exc).__name__,
+                    attempt,
+                    delay,
+                )
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
@@ -206,8 +235,11 @@ class BulkExtract:
             if is_html(response) or "csv" not in response.headers.get("content-type", ""):
                 if is_html(response):
                     raise html_error(response, "CSV results", self.sobject)
-                raise UnexpectedResponseError(f"expected text/csv results, got {response.headers.get('content-type')!r}",
-                                              sobject=self.sobject, request=f"GET {url.split('?')[0]}")
+                raise UnexpectedResponseError(
+                    f"expected text/csv results, got {response.headers.get('content-type')!r}",
+                    sobject=self.sobject,
+                    request=f"GET {url.split('?')[0]}",
+                )
             reported = response.headers.get("Sforce-NumberOfRecords")
             locator = response.headers.get("Sforce-Locator")
             scanner = RecordScanner()
@@ -219,13 +251,19 @@ class BulkExtract:
                     scanner.feed(chunk)
                     out.write(chunk)
         if scanner.inside:
-            raise UnexpectedResponseError(f"result page ends inside a quoted value ({scanner.offset} bytes)",
-                                          sobject=self.sobject, request=f"GET {url.split('?')[0]}")
+            raise UnexpectedResponseError(
+                f"result page ends inside a quoted value ({scanner.offset} bytes)",
+                sobject=self.sobject,
+                request=f"GET {url.split('?')[0]}",
+            )
         self._check_header(head, url)
         records = max(scanner.complete_records - 1, 0)
         if reported is not None and int(reported) != records:
-            raise UnexpectedResponseError(f"page holds {records} records but Sforce-NumberOfRecords says {reported}",
-                                          sobject=self.sobject, request=f"GET {url.split('?')[0]}")
+            raise UnexpectedResponseError(
+                f"page holds {records} records but Sforce-NumberOfRecords says {reported}",
+                sobject=self.sobject,
+                request=f"GET {url.split('?')[0]}",
+            )
         os.replace(part, final)
         return records, None if locator in (None, "", "null") else locator
 
@@ -234,10 +272,13 @@ class BulkExtract:
         header = next(csv.reader(io.StringIO(first)), [])
         if [h.lower() for h in header] != [f.lower() for f in self.fields]:
             shown = ", ".join(header[:6]) + ("..." if len(header) > 6 else "")
-            raise UnexpectedResponseError(f"CSV header does not match the fields requested: got [{shown}] "
-                                          f"({len(header)} columns), expected {len(self.fields)} columns starting "
-                                          f"{', '.join(self.fields[:3])}", sobject=self.sobject,
-                                          request=f"GET {url.split('?')[0]}")
+            raise UnexpectedResponseError(
+                f"CSV header does not match the fields requested: got [{shown}] "
+                f"({len(header)} columns), expected {len(self.fields)} columns starting "
+                f"{', '.join(self.fields[:3])}",
+                sobject=self.sobject,
+                request=f"GET {url.split('?')[0]}",
+            )
 
     def _record_page(self, manifest: _Manifest, name: str, records: int) -> None:
         with self._manifest_lock:
@@ -260,8 +301,9 @@ class BulkExtract:
         records = sum(manifest.pages[n] for n in names)
         expected = int(job.get("numberRecordsProcessed", records))
         if records != expected:
-            raise UnexpectedResponseError(f"{records} records on disk but job {manifest.job_id} reported {expected}",
-                                          sobject=self.sobject)
+            raise UnexpectedResponseError(
+                f"{records} records on disk but job {manifest.job_id} reported {expected}", sobject=self.sobject
+            )
         manifest.complete = True
         manifest.save(self.out_dir / MANIFEST)
         if self.options.delete_job:
@@ -269,11 +311,26 @@ class BulkExtract:
                 self.client.delete_job(manifest.job_id, sobject=self.sobject)
             except SalesforceError as exc:
                 log.warning("[%s] could not delete job %s: %s", self.sobject, manifest.job_id, exc)
-        result = ExtractResult(self.sobject, manifest.job_id, self.soql, files, records,
-                               sum(f.stat().st_size for f in files), time.monotonic() - started,
-                               list(self.fields), resumed, [manifest.pages[n] for n in names])
-        log.info("[%s] extracted %d records in %d file(s), %.1f MB, %.1fs", self.sobject, records, len(files),
-                 result.bytes / 1e6, result.seconds)
+        result = ExtractResult(
+            self.sobject,
+            manifest.job_id,
+            self.soql,
+            files,
+            records,
+            sum(f.stat().st_size for f in files),
+            time.monotonic() - started,
+            list(self.fields),
+            resumed,
+            [manifest.pages[n] for n in names],
+        )
+        log.info(
+            "[%s] extracted %d records in %d file(s), %.1f MB, %.1fs",
+            self.sobject,
+            records,
+            len(files),
+            result.bytes / 1e6,
+            result.seconds,
+        )
         return result
 
     def _page_name(self, index: int) -> str:
@@ -318,11 +375,20 @@ class BulkExtract:
             index += 1
 
 
-def extract_object(client: SalesforceClient, sobject: str, out_dir: Path, *, since: datetime | None = None,
-                   until: datetime | None = None, include_deleted: bool = False,
-                   cursor_field: str | None = "SystemModstamp", fields: list[str] | None = None,
-                   exclude_fields: list[str] | None = None, options: ExtractOptions | None = None,
-                   describe: dict | None = None) -> tuple[ExtractResult, dict]:
+def extract_object(
+    client: SalesforceClient,
+    sobject: str,
+    out_dir: Path,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    include_deleted: bool = False,
+    cursor_field: str | None = "SystemModstamp",
+    fields: list[str] | None = None,
+    exclude_fields: list[str] | None = None,
+    options: ExtractOptions | None = None,
+    describe: dict | None = None,
+) -> tuple[ExtractResult, dict]:
     """Describe ``sobject``, select its queryable fields and extract them; returns (result, describe)."""
     from .soql import check_identifier, select_fields
 
@@ -331,10 +397,20 @@ def extract_object(client: SalesforceClient, sobject: str, out_dir: Path, *, sin
     selection = select_fields(describe, fields, exclude_fields)
     names = {f.lower() for f in selection.names}
     if (since or until) and cursor_field and cursor_field.lower() not in names:
-        raise UnexpectedResponseError(f"cursor field {cursor_field} is not a queryable field of {sobject}",
-                                      sobject=sobject)
+        raise UnexpectedResponseError(
+            f"cursor field {cursor_field} is not a queryable field of {sobject}", sobject=sobject
+        )
     if include_deleted and "isdeleted" not in names:
         include_deleted = False  # objects without IsDeleted (User) have no soft-deleted rows to see
-    extract = BulkExtract(client, sobject, selection.names, out_dir, cursor_field=cursor_field, since=since,
-                          until=until, include_deleted=include_deleted, options=options)
+    extract = BulkExtract(
+        client,
+        sobject,
+        selection.names,
+        out_dir,
+        cursor_field=cursor_field,
+        since=since,
+        until=until,
+        include_deleted=include_deleted,
+        options=options,
+    )
     return extract.run(), describe

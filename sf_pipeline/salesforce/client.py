@@ -29,8 +29,17 @@ from .settings import SalesforceSettings
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
-QUERY_ERROR_CODES = {"INVALID_FIELD", "MALFORMED_QUERY", "INVALID_TYPE", "INVALIDJOB", "INVALID_QUERY_FILTER_OPERATOR",
-                     "FUNCTIONALITY_NOT_ENABLED", "INVALID_QUERY_LOCATOR", "NOT_FOUND", "INVALIDLOCATOR"}
+QUERY_ERROR_CODES = {
+    "INVALID_FIELD",
+    "MALFORMED_QUERY",
+    "INVALID_TYPE",
+    "INVALIDJOB",
+    "INVALID_QUERY_FILTER_OPERATOR",
+    "FUNCTIONALITY_NOT_ENABLED",
+    "INVALID_QUERY_LOCATOR",
+    "NOT_FOUND",
+    "INVALIDLOCATOR",
+}
 
 
 def _error_detail(response: httpx.Response) -> tuple[str | None, str]:
@@ -56,7 +65,8 @@ def html_error(response: httpx.Response, what: str, sobject: str | None) -> Unex
     return UnexpectedResponseError(
         f"expected {what} but got an HTML page with HTTP {response.status_code} (a login page from a proxy or "
         "SSO layer: the session has probably expired); nothing was extracted",
-        sobject=sobject, request=f"{response.request.method} {response.request.url.path}",
+        sobject=sobject,
+        request=f"{response.request.method} {response.request.url.path}",
         status=response.status_code,
     )
 
@@ -64,8 +74,13 @@ def html_error(response: httpx.Response, what: str, sobject: str | None) -> Unex
 class SalesforceClient:
     """A logged-in session with one org; thread-safe, so result pages can download concurrently."""
 
-    def __init__(self, settings: SalesforceSettings | None = None, *, max_connections: int = 8,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        settings: SalesforceSettings | None = None,
+        *,
+        max_connections: int = 8,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.settings = settings or SalesforceSettings.from_env()
         self.retry = self.settings.retry
         self._http = httpx.Client(
@@ -115,8 +130,11 @@ class SalesforceClient:
                 return  # another thread already renewed the session
             if s.flow == "access_token":
                 if stale_generation is not None:
-                    raise AuthError("the session expired and no refresh token, password or client "
-                                    "credentials are configured to renew it", request="login")
+                    raise AuthError(
+                        "the session expired and no refresh token, password or client "
+                        "credentials are configured to renew it",
+                        request="login",
+                    )
                 if not s.instance_url:
                     raise AuthError("SF_ACCESS_TOKEN is set but SF_INSTANCE_URL is not", request="login")
                 self._token, self._instance_url = s.access_token, s.instance_url
@@ -132,8 +150,12 @@ class SalesforceClient:
                 raise html_error(response, "an OAuth token (JSON)", None)
             if response.status_code != 200:
                 code, message = _error_detail(response)
-                raise AuthError(f"{s.flow} login to {s.login_url} failed: {code}: {message}",
-                                request="POST /services/oauth2/token", error_code=code, status=response.status_code)
+                raise AuthError(
+                    f"{s.flow} login to {s.login_url} failed: {code}: {message}",
+                    request="POST /services/oauth2/token",
+                    error_code=code,
+                    status=response.status_code,
+                )
             body = response.json()
             self._token = body["access_token"]
             self._instance_url = (s.instance_url or body["instance_url"]).rstrip("/")
@@ -141,8 +163,16 @@ class SalesforceClient:
             log.info("logged in to %s with the %s flow", self._instance_url, s.flow)
 
     # -- requests -------------------------------------------------------------------------------------
-    def _send_with_retries(self, method: str, url: str, sobject: str | None, *, stream: bool = False,
-                           request_name: str | None = None, **kwargs: Any) -> httpx.Response:
+    def _send_with_retries(
+        self,
+        method: str,
+        url: str,
+        sobject: str | None,
+        *,
+        stream: bool = False,
+        request_name: str | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
         """Send with retries on 429/5xx/transport errors. A streamed response is returned open."""
         name = request_name or f"{method} {httpx.URL(url).path}"
         attempt = 0
@@ -153,11 +183,18 @@ class SalesforceClient:
                 response = self._http.send(request, stream=stream)
             except httpx.TransportError as exc:
                 if attempt >= self.retry.max_attempts:
-                    raise TransientError(f"{type(exc).__name__}: {exc} (after {attempt} attempts)",
-                                         sobject=sobject, request=name) from exc
+                    raise TransientError(
+                        f"{type(exc).__name__}: {exc} (after {attempt} attempts)", sobject=sobject, request=name
+                    ) from exc
                 delay = self.retry.delay(attempt)
-                log.warning("%s failed with %s; retry %d/%d in %.1fs", name, type(exc).__name__, attempt,
-                            self.retry.max_attempts - 1, delay)
+                log.warning(
+                    "%s failed with %s; retry %d/%d in %.1fs",
+                    name,
+                    type(exc).__name__,
+                    attempt,
+                    self.retry.max_attempts - 1,
+                    delay,
+                )
                 time.sleep(delay)
                 continue
             if response.status_code in RETRY_STATUS:
@@ -166,18 +203,30 @@ class SalesforceClient:
                     response.close()
                 if attempt >= self.retry.max_attempts:
                     code, message = _error_detail(response)
-                    raise TransientError(f"HTTP {response.status_code} {code or ''} {message} (after {attempt} attempts)",
-                                         sobject=sobject, request=name, error_code=code, status=response.status_code)
+                    raise TransientError(
+                        f"HTTP {response.status_code} {code or ''} {message} (after {attempt} attempts)",
+                        sobject=sobject,
+                        request=name,
+                        error_code=code,
+                        status=response.status_code,
+                    )
                 retry_after = _retry_after(response)
                 delay = self.retry.delay(attempt, retry_after)
-                log.warning("%s answered HTTP %d; retry %d/%d in %.1fs", name, response.status_code, attempt,
-                            self.retry.max_attempts - 1, delay)
+                log.warning(
+                    "%s answered HTTP %d; retry %d/%d in %.1fs",
+                    name,
+                    response.status_code,
+                    attempt,
+                    self.retry.max_attempts - 1,
+                    delay,
+                )
                 time.sleep(delay)
                 continue
             return response
 
-    def request(self, method: str, path: str, *, sobject: str | None = None, stream: bool = False,
-                **kwargs: Any) -> httpx.Response:
+    def request(
+        self, method: str, path: str, *, sobject: str | None = None, stream: bool = False, **kwargs: Any
+    ) -> httpx.Response:
         """An authenticated API call; raises for error statuses (after retries and one session renewal).
 
         With ``stream=True`` a successful response is returned unread; the caller closes it.
@@ -228,9 +277,11 @@ class SalesforceClient:
         try:
             return response.json()
         except ValueError as exc:
-            raise UnexpectedResponseError(f"expected JSON, got {response.headers.get('content-type')}: "
-                                          f"{response.text[:200]!r}", sobject=sobject,
-                                          request=f"{method} {path}") from exc
+            raise UnexpectedResponseError(
+                f"expected JSON, got {response.headers.get('content-type')}: {response.text[:200]!r}",
+                sobject=sobject,
+                request=f"{method} {path}",
+            ) from exc
 
     @contextlib.contextmanager
     def stream(self, method: str, path: str, *, sobject: str | None = None, **kwargs: Any) -> Iterator[httpx.Response]:
@@ -253,10 +304,22 @@ class SalesforceClient:
         return self.json("GET", self.data_path(endpoint), sobject=sobject, params={"q": soql})
 
     # -- query jobs -----------------------------------------------------------------------------------
-    def create_query_job(self, soql: str, *, sobject: str, include_deleted: bool = False,
-                         column_delimiter: str = "COMMA", line_ending: str = "LF") -> dict:
-        body = {"operation": "queryAll" if include_deleted else "query", "query": soql, "contentType": "CSV",
-                "columnDelimiter": column_delimiter, "lineEnding": line_ending}
+    def create_query_job(
+        self,
+        soql: str,
+        *,
+        sobject: str,
+        include_deleted: bool = False,
+        column_delimiter: str = "COMMA",
+        line_ending: str = "LF",
+    ) -> dict:
+        body = {
+            "operation": "queryAll" if include_deleted else "query",
+            "query": soql,
+            "contentType": "CSV",
+            "columnDelimiter": column_delimiter,
+            "lineEnding": line_ending,
+        }
         return self.json("POST", self.data_path("jobs/query"), sobject=sobject, json=body)
 
     def get_job(self, job_id: str, *, sobject: str | None = None) -> dict:

@@ -8,8 +8,15 @@ from ..errors import SfPipelineError
 class SalesforceError(SfPipelineError):
     """Base class: every message names the sObject (when there is one) and the request."""
 
-    def __init__(self, message: str, *, sobject: str | None = None, request: str | None = None,
-                 error_code: str | None = None, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        sobject: str | None = None,
+        request: str | None = None,
+        error_code: str | None = None,
+        status: int | None = None,
+    ) -> None:
         self.sobject = sobject
         self.request = request
         self.error_code = error_code

@@ -10,6 +10,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
 from ..errors import CatalogError, InvalidIdentifierError
 
 log = logging.getLogger(__name__)
@@ -24,8 +25,10 @@ UNQUERYABLE_TYPES = {"address", "location", "base64"}
 
 def check_identifier(name: str, what: str = "name") -> str:
     if not isinstance(name, str) or len(name) > 120 or not IDENTIFIER.fullmatch(name):
-        raise InvalidIdentifierError(f"{what} {name!r} is not a valid Salesforce API name "
-                                     "(letters, digits and single underscores, starting with a letter)")
+        raise InvalidIdentifierError(
+            f"{what} {name!r} is not a valid Salesforce API name "
+            "(letters, digits and single underscores, starting with a letter)"
+        )
     return name
 
 
@@ -56,8 +59,9 @@ def select_fields(describe: dict, wanted: list[str] | None = None, exclude: list
     excluded = {e.lower() for e in exclude or []}
     if unknown := sorted(e for e in exclude or [] if e.lower() not in by_lower):
         # a typo here would silently extract the very field the user meant to leave out
-        raise InvalidIdentifierError(f"[{sobject}] exclude_fields names {', '.join(unknown)}, not field(s) of "
-                                     f"{sobject} in describe")
+        raise InvalidIdentifierError(
+            f"[{sobject}] exclude_fields names {', '.join(unknown)}, not field(s) of {sobject} in describe"
+        )
     fields, skipped = [], {}
     for f in candidates:
         if f["name"].lower() in excluded:
@@ -68,8 +72,12 @@ def select_fields(describe: dict, wanted: list[str] | None = None, exclude: list
             check_identifier(f["name"], f"field of {sobject}")
             fields.append(f)
     if skipped:
-        log.info("[%s] leaving out %d field(s): %s", sobject, len(skipped),
-                 ", ".join(f"{k} ({v})" for k, v in skipped.items()))
+        log.info(
+            "[%s] leaving out %d field(s): %s",
+            sobject,
+            len(skipped),
+            ", ".join(f"{k} ({v})" for k, v in skipped.items()),
+        )
     return FieldSelection(fields, skipped)
 
 
@@ -79,8 +87,13 @@ def soql_datetime(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
-def build_query(sobject: str, fields: list[str], cursor_field: str | None = None,
-                since: datetime | None = None, until: datetime | None = None) -> str:
+def build_query(
+    sobject: str,
+    fields: list[str],
+    cursor_field: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> str:
     """``SELECT fields FROM sobject [WHERE cursor >= since AND cursor < until]`` (half-open window)."""
     check_identifier(sobject, "sObject")
     for name in fields:
@@ -88,8 +101,9 @@ def build_query(sobject: str, fields: list[str], cursor_field: str | None = None
     return f"SELECT {', '.join(fields)} FROM {sobject}{_window(sobject, cursor_field, since, until)}"
 
 
-def count_query(sobject: str, cursor_field: str | None = None, since: datetime | None = None,
-                until: datetime | None = None) -> str:
+def count_query(
+    sobject: str, cursor_field: str | None = None, since: datetime | None = None, until: datetime | None = None
+) -> str:
     """``SELECT COUNT() FROM sobject [WHERE ...]`` over the same half-open window as ``build_query``."""
     check_identifier(sobject, "sObject")
     return f"SELECT COUNT() FROM {sobject}{_window(sobject, cursor_field, since, until)}"

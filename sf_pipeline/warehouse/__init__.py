@@ -101,12 +101,27 @@ class Warehouse:
         with self.connection() as conn:
             swap_in(conn, self.kind, self.dataset, loaded, table, dlt_schema)
 
-    def count_rows(self, table: str, cursor_field: str | None = None, since: datetime | None = None,
-                   until: datetime | None = None) -> int:
+    def count_rows(
+        self, table: str, cursor_field: str | None = None, since: datetime | None = None, until: datetime | None = None
+    ) -> int:
         with self.connection() as conn:
             return count_rows(conn, self.kind, self.dataset, table, cursor_field, since, until)
 
 
-__all__ = ["FILE_FORMATS", "DestinationKind", "FileFormat", "SnowflakeSettings", "StagedFiles", "StagingSettings",
-           "Warehouse", "WarehouseConfigError", "count_rows", "drop_object_table", "duckdb_connection",
-           "duckdb_destination", "normalize", "qualified", "table_exists"]
+__all__ = [
+    "FILE_FORMATS",
+    "DestinationKind",
+    "FileFormat",
+    "SnowflakeSettings",
+    "StagedFiles",
+    "StagingSettings",
+    "Warehouse",
+    "WarehouseConfigError",
+    "count_rows",
+    "drop_object_table",
+    "duckdb_connection",
+    "duckdb_destination",
+    "normalize",
+    "qualified",
+    "table_exists",
+]

@@ -28,8 +28,10 @@ def normalize(dialect: DestinationKind, identifier: str) -> str:
 
 def table_exists(conn: Any, dialect: DestinationKind, schema: str, table: str) -> bool:
     cur = conn.cursor()
-    cur.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = "
-                f"{_literal(normalize(dialect, schema))} AND table_name = {_literal(normalize(dialect, table))}")
+    cur.execute(
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = "
+        f"{_literal(normalize(dialect, schema))} AND table_name = {_literal(normalize(dialect, table))}"
+    )
     return int(cur.fetchone()[0]) > 0
 
 
@@ -41,8 +43,10 @@ def _forget_dlt_schema(conn: Any, dialect: DestinationKind, schema: str, dlt_sch
     """dlt skips its DDL when the stored schema hash matches; forgetting it makes the next load reconcile
     its tables with what the warehouse now holds (recreate a dropped table, adopt a swapped-in one)."""
     if table_exists(conn, dialect, schema, "_dlt_version"):
-        conn.cursor().execute(f"DELETE FROM {qualified(dialect, schema, '_dlt_version')} WHERE "
-                              f"{_quote(normalize(dialect, 'schema_name'))} = {_literal(dlt_schema)}")
+        conn.cursor().execute(
+            f"DELETE FROM {qualified(dialect, schema, '_dlt_version')} WHERE "
+            f"{_quote(normalize(dialect, 'schema_name'))} = {_literal(dlt_schema)}"
+        )
 
 
 def drop_object_table(conn: Any, dialect: DestinationKind, schema: str, table: str, dlt_schema: str) -> bool:
@@ -65,6 +69,7 @@ def swap_in(conn: Any, dialect: DestinationKind, schema: str, loaded: str, table
     table exists. dlt's stored schema for the pipeline is forgotten, so the next load reconciles its
     DDL with the table as it now is.
     """
+
     def name(t: str) -> str:
         return qualified(dialect, schema, t)
 
@@ -87,8 +92,15 @@ def swap_in(conn: Any, dialect: DestinationKind, schema: str, loaded: str, table
     log.info("full refresh: %s now holds the rows loaded into %s", name(table), name(loaded))
 
 
-def count_rows(conn: Any, dialect: DestinationKind, schema: str, table: str, cursor_field: str | None = None,
-               since: datetime | None = None, until: datetime | None = None) -> int:
+def count_rows(
+    conn: Any,
+    dialect: DestinationKind,
+    schema: str,
+    table: str,
+    cursor_field: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> int:
     """Rows in an object's table, optionally those whose cursor falls in [since, until)."""
     if not table_exists(conn, dialect, schema, table):
         return 0
@@ -97,8 +109,10 @@ def count_rows(conn: Any, dialect: DestinationKind, schema: str, table: str, cur
     sql = f"SELECT COUNT(*) FROM {qualified(dialect, schema, table)}"
     if cursor_field and since and until:
         column = _quote(normalize(dialect, NamingConvention().normalize_identifier(cursor_field)))
-        sql += (f" WHERE {column} >= {_literal(since.isoformat())}::TIMESTAMP_TZ"
-                f" AND {column} < {_literal(until.isoformat())}::TIMESTAMP_TZ")
+        sql += (
+            f" WHERE {column} >= {_literal(since.isoformat())}::TIMESTAMP_TZ"
+            f" AND {column} < {_literal(until.isoformat())}::TIMESTAMP_TZ"
+        )
         if dialect == "duckdb":
             sql = sql.replace("::TIMESTAMP_TZ", "::TIMESTAMPTZ")
     cur = conn.cursor()

@@ -37,14 +37,22 @@ class SnowflakeSettings:
     endpoint: str | None = None  # http(s)://host:port instead of <account>.snowflakecomputing.com
 
     def validate(self) -> None:
-        missing = [env for env, value in (("SF_PIPELINE_SNOWFLAKE_ACCOUNT", self.account),
-                                          ("SF_PIPELINE_SNOWFLAKE_USER", self.user),
-                                          ("SF_PIPELINE_SNOWFLAKE_DATABASE", self.database)) if not value]
+        missing = [
+            env
+            for env, value in (
+                ("SF_PIPELINE_SNOWFLAKE_ACCOUNT", self.account),
+                ("SF_PIPELINE_SNOWFLAKE_USER", self.user),
+                ("SF_PIPELINE_SNOWFLAKE_DATABASE", self.database),
+            )
+            if not value
+        ]
         if missing:
             raise WarehouseConfigError(f"destination snowflake needs {', '.join(missing)}")
         if not (self.password or self.private_key or self.private_key_path):
-            raise WarehouseConfigError("destination snowflake needs SF_PIPELINE_SNOWFLAKE_PASSWORD or a key pair "
-                                       "(SF_PIPELINE_SNOWFLAKE_PRIVATE_KEY or SF_PIPELINE_SNOWFLAKE_PRIVATE_KEY_PATH)")
+            raise WarehouseConfigError(
+                "destination snowflake needs SF_PIPELINE_SNOWFLAKE_PASSWORD or a key pair "
+                "(SF_PIPELINE_SNOWFLAKE_PRIVATE_KEY or SF_PIPELINE_SNOWFLAKE_PRIVATE_KEY_PATH)"
+            )
         if self.endpoint and urlparse(self.endpoint).scheme not in ("http", "https"):
             raise WarehouseConfigError(f"SF_PIPELINE_SNOWFLAKE_ENDPOINT must be an http(s) URL, got {self.endpoint!r}")
 
@@ -53,8 +61,11 @@ class SnowflakeSettings:
         if not self.endpoint:
             return {}
         url = urlparse(self.endpoint)
-        return {"host": url.hostname, "port": url.port or (443 if url.scheme == "https" else 80),
-                "protocol": url.scheme}
+        return {
+            "host": url.hostname,
+            "port": url.port or (443 if url.scheme == "https" else 80),
+            "protocol": url.scheme,
+        }
 
     def dlt_credentials(self) -> Any:
         from dlt.destinations.impl.snowflake.configuration import SnowflakeCredentials
@@ -102,24 +113,30 @@ class StagingSettings:
             return "azure"
         if scheme in ("", "file"):
             return "local"
-        raise WarehouseConfigError(f"SF_PIPELINE_STAGING must be 'none', a local folder or az://container/prefix, "
-                                   f"got {self.location!r}")
+        raise WarehouseConfigError(
+            f"SF_PIPELINE_STAGING must be 'none', a local folder or az://container/prefix, got {self.location!r}"
+        )
 
     def validate(self, destination: DestinationKind) -> None:
         if self.kind == "azure":
             if destination != "snowflake":
-                raise WarehouseConfigError(f"staging in {self.location} needs destination snowflake "
-                                           f"(DuckDB loads local files); set SF_PIPELINE_STAGING=none")
+                raise WarehouseConfigError(
+                    f"staging in {self.location} needs destination snowflake "
+                    f"(DuckDB loads local files); set SF_PIPELINE_STAGING=none"
+                )
             if not urlparse(self.location).netloc:
                 raise WarehouseConfigError(f"SF_PIPELINE_STAGING {self.location!r} names no container")
             if not self.azure_account_name:
                 raise WarehouseConfigError("staging on Azure needs AZURE_STORAGE_ACCOUNT_NAME")
             if not (self.azure_account_key or self.azure_sas_token):
-                raise WarehouseConfigError("staging on Azure needs AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_SAS_TOKEN "
-                                           "(Snowflake's COPY reads the bucket with a SAS token made from them)")
+                raise WarehouseConfigError(
+                    "staging on Azure needs AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_SAS_TOKEN "
+                    "(Snowflake's COPY reads the bucket with a SAS token made from them)"
+                )
             if self.azure_blob_endpoint and urlparse(self.azure_blob_endpoint).scheme not in ("http", "https"):
-                raise WarehouseConfigError(f"AZURE_STORAGE_BLOB_ENDPOINT must be an http(s) URL, "
-                                           f"got {self.azure_blob_endpoint!r}")
+                raise WarehouseConfigError(
+                    f"AZURE_STORAGE_BLOB_ENDPOINT must be an http(s) URL, got {self.azure_blob_endpoint!r}"
+                )
 
     @property
     def local_dir(self) -> Path | None:
@@ -147,8 +164,10 @@ class StagingSettings:
             return None
         endpoint = self.azure_blob_endpoint.rstrip("/")
         if self.azure_account_key:
-            return (f"DefaultEndpointsProtocol={urlparse(endpoint).scheme};AccountName={self.azure_account_name};"
-                    f"AccountKey={self.azure_account_key};BlobEndpoint={endpoint};")
+            return (
+                f"DefaultEndpointsProtocol={urlparse(endpoint).scheme};AccountName={self.azure_account_name};"
+                f"AccountKey={self.azure_account_key};BlobEndpoint={endpoint};"
+            )
         return f"BlobEndpoint={endpoint};SharedAccessSignature={(self.azure_sas_token or '').lstrip('?')}"
 
     def dlt_staging(self) -> Any:
@@ -156,15 +175,22 @@ class StagingSettings:
         if self.kind != "azure":
             return None
         connection_string = self.connection_string()
-        return dlt.destinations.filesystem(bucket_url=self.bucket_url, credentials=self.azure_credentials(),
-                                           kwargs={"connection_string": connection_string} if connection_string else None)
+        return dlt.destinations.filesystem(
+            bucket_url=self.bucket_url,
+            credentials=self.azure_credentials(),
+            kwargs={"connection_string": connection_string} if connection_string else None,
+        )
 
     def filesystem(self) -> Any:
         """An fsspec (adlfs) filesystem on the bucket, with the same credentials dlt uses."""
         import adlfs
 
-        return adlfs.AzureBlobFileSystem(account_name=self.azure_account_name, account_key=self.azure_account_key,
-                                         sas_token=self.azure_sas_token, connection_string=self.connection_string())
+        return adlfs.AzureBlobFileSystem(
+            account_name=self.azure_account_name,
+            account_key=self.azure_account_key,
+            sas_token=self.azure_sas_token,
+            connection_string=self.connection_string(),
+        )
 
     def dataset_prefix(self, dataset: str) -> str:
         """The bucket path (container/prefix/dataset) under which dlt stages a dataset's files."""

@@ -52,8 +52,14 @@ class LocalDagster:
     @property
     def env(self) -> dict[str, str]:
         assert self.emulator is not None
-        return {**os.environ, "DAGSTER_HOME": str(self.home), "SF_LOGIN_URL": self.emulator.url,
-                "SF_PIPELINE_DUCKDB": str(self.duckdb_path), "PYTHONUNBUFFERED": "1", **self.extra_env}
+        return {
+            **os.environ,
+            "DAGSTER_HOME": str(self.home),
+            "SF_LOGIN_URL": self.emulator.url,
+            "SF_PIPELINE_DUCKDB": str(self.duckdb_path),
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        }
 
     def _spawn(self, name: str, args: list[str]) -> None:
         log_dir = self.log_dir or self.home
@@ -70,8 +76,10 @@ class LocalDagster:
 
     def start_webserver(self) -> None:
         bin_dir = Path(sys.executable).parent
-        self._spawn("webserver", [str(bin_dir / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1",
-                                  "-p", str(self.port)])
+        self._spawn(
+            "webserver",
+            [str(bin_dir / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(self.port)],
+        )
         self.wait_for_webserver()
 
     def start_daemon(self) -> None:

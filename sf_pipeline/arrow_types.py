@@ -8,8 +8,21 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-TEXT_TYPES = {"id", "reference", "string", "textarea", "picklist", "multipicklist", "combobox", "email", "phone",
-              "url", "encryptedstring", "anyType", "base64"}
+TEXT_TYPES = {
+    "id",
+    "reference",
+    "string",
+    "textarea",
+    "picklist",
+    "multipicklist",
+    "combobox",
+    "email",
+    "phone",
+    "url",
+    "encryptedstring",
+    "anyType",
+    "base64",
+}
 FLOAT_TYPES = {"double", "currency", "percent"}
 MAX_DECIMAL_PRECISION = 38
 
@@ -46,6 +59,7 @@ def time_columns(fields: list[dict]) -> list[str]:
 
 def parse_times(column: pa.Array) -> pa.Array:
     """``HH:MM:SS.fffZ`` strings (Salesforce's time format) to time32[ms]; null stays null."""
+
     def part(start: int, length: int) -> pa.Array:
         return pc.cast(pc.utf8_slice_codeunits(column, start, start + length), pa.int32())
 
@@ -70,5 +84,5 @@ def finish_batch(batch: pa.RecordBatch, times: list[str]) -> pa.RecordBatch:
     for name in times:
         i = names.index(name)
         columns[i] = parse_times(columns[i])
-    fields = [pa.field(n, c.type, nullable=(n != "Id")) for n, c in zip(names, columns)]
+    fields = [pa.field(n, c.type, nullable=(n != "Id")) for n, c in zip(names, columns, strict=True)]
     return pa.RecordBatch.from_arrays(columns, schema=pa.schema(fields))
