@@ -140,41 +140,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """One object and one window end to end, with the settings the code location reads (no Dagster run)."""
-    import dataclasses
-
     import dagster as dg
 
     from .catalog import load_catalog
-    from .defs.resources import default_resources
-    from .sync import sync_object
+    from .defs.resources import default_resources, sync_with
 
     entry = load_catalog().get(args.object)
     if not args.full_refresh and not (args.since and args.until):
         print("error: give --since and --until, or --full-refresh", file=sys.stderr)
         return 2
+    split = {"min_rows": args.chunk_min_rows}
+    if args.chunk_target_mb is not None:
+        split["target_bytes"] = int(args.chunk_target_mb * 2**20)
     with dg.build_resources(default_resources()) as resources:
-        settings = resources.pipeline_settings
-        split = settings.split_options()
-        if args.chunk_min_rows is not None:
-            split = dataclasses.replace(split, min_rows=args.chunk_min_rows)
-        if args.chunk_target_mb is not None:
-            split = dataclasses.replace(split, target_bytes=int(args.chunk_target_mb * 2**20))
-        extract = resources.salesforce.extract_options()
-        if args.max_records:
-            extract = dataclasses.replace(extract, max_records=args.max_records)
-        with resources.salesforce.client() as client:
-            result = sync_object(
-                client,
-                entry,
-                resources.warehouse.warehouse(),
-                since=args.since,
-                until=args.until,
-                full_refresh=args.full_refresh,
-                work_dir=settings.work_path(),
-                extract_options=extract,
-                split_options=split,
-                dlt_settings=settings.dlt_settings(resources.warehouse.staging_file_format),
-            )
+        result = sync_with(
+            resources.salesforce,
+            resources.warehouse,
+            resources.pipeline_settings,
+            entry,
+            resources.warehouse.warehouse(),
+            since=args.since,
+            until=args.until,
+            full_refresh=args.full_refresh,
+            extract_overrides={"max_records": args.max_records} if args.max_records else None,
+            split_overrides={k: v for k, v in split.items() if v is not None},
+        )
     print(
         json.dumps(
             {

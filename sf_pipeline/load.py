@@ -202,23 +202,10 @@ class ObjectLoader:
     ) -> LoadResult:
         started = time.monotonic()
         lean_arrow_allocator()
-        # one folder per table, cleared first: a dead run's load packages are deleted, never loaded
-        workdir = (self.pipelines_dir or Path(tempfile.gettempdir())) / f"dlt-{self.table}"
-        if workdir.exists():
-            log.warning("[%s] deleting %s, left by a load that did not finish", self.sobject, workdir)
-            shutil.rmtree(workdir)
-        workdir.mkdir(parents=True)
+        workdir = self._fresh_workdir()
         staged = StagedFiles(self.staging, self.dataset_name, self.table) if self.staging.kind == "azure" else None
-        if staged:  # files a dead run left, under this table or the object's other one (a shadow, or the table)
-            for table in (table_name(self.sobject), table_name(self.sobject) + REFRESH_SUFFIX):
-                leftovers = staged if table == self.table else StagedFiles(self.staging, self.dataset_name, table)
-                if stale := leftovers.remove():
-                    log.warning(
-                        "[%s] deleted %d staged file(s) left by an earlier run in %s",
-                        self.sobject,
-                        stale,
-                        leftovers.folder,
-                    )
+        if staged:
+            self._remove_dead_runs_staged_files(staged)
         has_deleted = any(f["name"] == "IsDeleted" for f in fields or [])
         columns = self._column_hints(mode, has_deleted)
         load_ids: list[str] = []
@@ -236,31 +223,17 @@ class ObjectLoader:
             try:
                 stats = BatchStats()
                 for k, chunk in enumerate(chunks):
-                    disposition = mode if (mode != "replace" or k == 0) else "append"
                     resource = dlt.resource(
                         arrow_batches(chunk.files, fields, self.sobject, delimiter, stats),
                         name=self.table,
                         table_name=self.table,
-                        write_disposition=disposition,
+                        write_disposition=mode if (mode != "replace" or k == 0) else "append",
                         primary_key="Id" if mode == "merge" else None,
                         columns=columns,
                     )
-                    try:
-                        info = pipeline.run(resource, loader_file_format=self.settings.loader_file_format)
-                        info.raise_on_failed_jobs()
-                    except PipelineStepFailed as exc:
-                        raise _load_error(exc, self.sobject, k, chunks) from exc
-                    load_ids += list(info.loads_ids)
-                    faultpoint("chunk_loaded", self.sobject)
-                    if staged:
-                        for load_id in info.loads_ids:
-                            staged.remove(load_id)
-                    counts = pipeline.last_trace.last_normalize_info.row_counts
-                    rows += counts.get(self.table, 0)
-                    chunk.remove()
-                    log.info(
-                        "[%s] chunk %d/%d loaded: %d rows", self.sobject, k + 1, len(chunks), counts.get(self.table, 0)
-                    )
+                    chunk_load_ids, chunk_rows = self._load_chunk(pipeline, resource, k, chunks, staged)
+                    load_ids += chunk_load_ids
+                    rows += chunk_rows
                 deleted = stats.deleted if mode == "merge" else 0
             finally:
                 del pipeline
@@ -278,6 +251,43 @@ class ObjectLoader:
             rss.peak_mb,
             load_ids,
         )
+
+    def _fresh_workdir(self) -> Path:
+        """One folder per table, cleared first: a dead run's load packages are deleted, never loaded."""
+        workdir = (self.pipelines_dir or Path(tempfile.gettempdir())) / f"dlt-{self.table}"
+        if workdir.exists():
+            log.warning("[%s] deleting %s, left by a load that did not finish", self.sobject, workdir)
+            shutil.rmtree(workdir)
+        workdir.mkdir(parents=True)
+        return workdir
+
+    def _remove_dead_runs_staged_files(self, staged: StagedFiles) -> None:
+        """Files a dead run left in the bucket, under this table or the object's other one (a shadow, or
+        the table): deleted, never loaded."""
+        for table in (table_name(self.sobject), table_name(self.sobject) + REFRESH_SUFFIX):
+            leftovers = staged if table == self.table else StagedFiles(self.staging, self.dataset_name, table)
+            if stale := leftovers.remove():
+                log.warning(
+                    "[%s] deleted %d staged file(s) left by an earlier run in %s", self.sobject, stale, leftovers.folder
+                )
+
+    def _load_chunk(
+        self, pipeline: Any, resource: Any, k: int, chunks: list[Chunk], staged: StagedFiles | None
+    ) -> tuple[list[str], int]:
+        """One ``pipeline.run`` for chunk ``k``; its staged files and chunk file deleted once loaded."""
+        try:
+            info = pipeline.run(resource, loader_file_format=self.settings.loader_file_format)
+            info.raise_on_failed_jobs()
+        except PipelineStepFailed as exc:
+            raise _load_error(exc, self.sobject, k, chunks) from exc
+        faultpoint("chunk_loaded", self.sobject)
+        if staged:
+            for load_id in info.loads_ids:
+                staged.remove(load_id)
+        rows = pipeline.last_trace.last_normalize_info.row_counts.get(self.table, 0)
+        chunks[k].remove()
+        log.info("[%s] chunk %d/%d loaded: %d rows", self.sobject, k + 1, len(chunks), rows)
+        return list(info.loads_ids), rows
 
     @staticmethod
     def _column_hints(mode: WriteMode, has_deleted: bool) -> dict[str, dict]:

@@ -126,76 +126,95 @@ def split_csv(
         return [Chunk([path], 0, 0)]
     if rows is None and size <= 2 * options.target_bytes:
         rows = count_data_rows(path)  # small: count first, so a file under the threshold is never copied
-    with open(path, "rb") as f:
-        first = f.read(BLOCK)
-    header_len = _header_end(path, first)
-    header = first[:header_len]
-    if not header.endswith(b"\n"):
-        header += b"\n"
+    header, header_len = _read_header(path)
     # big and uncounted: one pass that splits and counts; undone below if it stays under min_rows
     n = options.chunk_count(rows if rows is not None else options.min_rows + 1, size - header_len)
     if n == 1:
         return [Chunk([path], rows or 0, size)]
     out_dir.mkdir(parents=True, exist_ok=True)
-    width = _field_count(header, delimiter)
-    per_chunk = math.ceil((size - header_len) / n)
     writer = _Writer(out_dir, path.name.removesuffix(".csv"), header)
-    scanner = RecordScanner()  # one scan of the input: quote state and the records each write ends
-    cut_checked = False
-
-    def check_new_chunk(block: bytes, pos: int, block_offset: int) -> None:
-        nonlocal cut_checked
-        if not cut_checked and writer.body_bytes == 0 and pos < len(block):
-            _check_record_at_cut(path, block, pos, width, delimiter, block_offset)
-            cut_checked = True
-
+    cut_check = _CutCheck(path, _field_count(header, delimiter), delimiter)
     try:
-        with open(path, "rb") as f:
-            f.seek(header_len)
-            writer.open()
-            while block := f.read(BLOCK):
-                pos = 0
-                while len(writer.chunks) < n and writer.body_bytes + (len(block) - pos) >= per_chunk:
-                    check_new_chunk(block, pos, f.tell() - len(block))
-                    want = pos + max(per_chunk - writer.body_bytes, 0)
-                    inside = scanner.inside ^ bool(block.count(QUOTE, pos, want) & 1)
-                    end = _first_end(block, want, inside)
-                    if end < 0:
-                        break  # no record end in the rest of this block: cut in a later one
-                    piece = block[pos:end]
-                    writer.write(piece, scanner.feed(piece))
-                    writer.close()
-                    faultpoint("chunk_written", writer.stem.split(".")[0])
-                    writer.open()
-                    cut_checked = False
-                    pos = end
-                check_new_chunk(block, pos, f.tell() - len(block))
-                rest = block[pos:] if pos else block
-                writer.write(rest, scanner.feed(rest))
-        writer.chunks[-1].rows += scanner.complete_records - scanner.records  # a last record without newline
-        writer.close()
+        scanner = _write_chunks(path, header_len, writer, n, math.ceil((size - header_len) / n), cut_check)
     except BaseException:
         writer.close()
-        for chunk in writer.chunks:
-            chunk.remove()
+        _remove(writer.chunks)
         raise
     if scanner.inside:
-        for chunk in writer.chunks:
-            chunk.remove()
+        _remove(writer.chunks)
         raise MalformedCsvError(
             f"{path}: a quoted value is never closed (the file ends inside quotes at byte "
             f"{size}); the last complete record ends before it"
         )
-    if rows is None and sum(c.rows for c in writer.chunks) <= options.min_rows:
-        total = sum(c.rows for c in writer.chunks)
-        for chunk in writer.chunks:
-            chunk.remove()
+    total = sum(c.rows for c in writer.chunks)
+    if rows is None and total <= options.min_rows:
+        _remove(writer.chunks)
         return [Chunk([path], total, size)]
-    chunks = [c for c in writer.chunks if c.rows or c is writer.chunks[0]]
-    for c in writer.chunks:
-        if c not in chunks:
-            c.remove()
-    return chunks
+    kept = [c for c in writer.chunks if c.rows or c is writer.chunks[0]]
+    _remove([c for c in writer.chunks if c not in kept])
+    return kept
+
+
+def _read_header(path: Path) -> tuple[bytes, int]:
+    """The header record, newline-terminated, and its length in the file."""
+    with open(path, "rb") as f:
+        first = f.read(BLOCK)
+    header_len = _header_end(path, first)
+    header = first[:header_len]
+    return (header if header.endswith(b"\n") else header + b"\n"), header_len
+
+
+@dataclass
+class _CutCheck:
+    """Checks, once per chunk, that the chunk's first record has as many fields as the header."""
+
+    path: Path
+    width: int
+    delimiter: str
+    done: bool = False
+
+    def __call__(self, writer: _Writer, block: bytes, pos: int, block_offset: int) -> None:
+        if not self.done and writer.body_bytes == 0 and pos < len(block):
+            _check_record_at_cut(self.path, block, pos, self.width, self.delimiter, block_offset)
+            self.done = True
+
+
+def _write_chunks(
+    path: Path, header_len: int, writer: _Writer, n: int, per_chunk: int, cut_check: _CutCheck
+) -> RecordScanner:
+    """Copy the body into ``n`` chunks of about ``per_chunk`` bytes, cutting only at record ends.
+    One scan of the input gives the quote state and the records each write ends."""
+    scanner = RecordScanner()
+    with open(path, "rb") as f:
+        f.seek(header_len)
+        writer.open()
+        while block := f.read(BLOCK):
+            pos = 0
+            while len(writer.chunks) < n and writer.body_bytes + (len(block) - pos) >= per_chunk:
+                cut_check(writer, block, pos, f.tell() - len(block))
+                want = pos + max(per_chunk - writer.body_bytes, 0)
+                inside = scanner.inside ^ bool(block.count(QUOTE, pos, want) & 1)
+                end = _first_end(block, want, inside)
+                if end < 0:
+                    break  # no record end in the rest of this block: cut in a later one
+                piece = block[pos:end]
+                writer.write(piece, scanner.feed(piece))
+                writer.close()
+                faultpoint("chunk_written", writer.stem.split(".")[0])
+                writer.open()
+                cut_check.done = False
+                pos = end
+            cut_check(writer, block, pos, f.tell() - len(block))
+            rest = block[pos:] if pos else block
+            writer.write(rest, scanner.feed(rest))
+    writer.chunks[-1].rows += scanner.complete_records - scanner.records  # a last record without newline
+    writer.close()
+    return scanner
+
+
+def _remove(chunks: list[Chunk]) -> None:
+    for chunk in chunks:
+        chunk.remove()
 
 
 def _first_end(block: bytes, start: int, inside: bool) -> int:

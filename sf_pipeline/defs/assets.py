@@ -8,9 +8,9 @@ import dagster as dg
 
 from ..catalog import Catalog, CatalogObject
 from ..load import table_name
-from ..sync import SyncResult, sync_object
+from ..sync import SyncResult
 from .checks import check_specs, evaluate_checks
-from .resources import PipelineSettings, SalesforceResource, WarehouseResource, destination_from_env
+from .resources import PipelineSettings, SalesforceResource, WarehouseResource, destination_from_env, sync_with
 
 GROUP = "salesforce"
 POOL = "salesforce_object_load"
@@ -92,19 +92,9 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog) -> dg.AssetsDefin
         context.log.info(f"[{entry.name}] {description}")
         target = warehouse.warehouse()
         before = target.count_rows(table_name(entry.name), entry.cursor_field, since, until)
-        with salesforce.client() as client:
-            result = sync_object(
-                client,
-                entry,
-                target,
-                since=since,
-                until=until,
-                full_refresh=full_refresh,
-                work_dir=pipeline_settings.work_path(),
-                extract_options=salesforce.extract_options(),
-                split_options=pipeline_settings.split_options(),
-                dlt_settings=pipeline_settings.dlt_settings(warehouse.staging_file_format),
-            )
+        result = sync_with(
+            salesforce, warehouse, pipeline_settings, entry, target, since=since, until=until, full_refresh=full_refresh
+        )
         checks = evaluate_checks(salesforce, target, entry, result, since, until, rows_before=before)
         return dg.MaterializeResult(metadata=_metadata(result, description), check_results=checks)
 

@@ -6,18 +6,22 @@ overridden with an environment variable through ``EnvVar``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
+from ..catalog import CatalogObject
 from ..errors import SettingsError
 from ..load import DltSettings
 from ..salesforce import ExtractOptions, RetryPolicy, SalesforceClient, SalesforceSettings
 from ..salesforce.settings import ENV as SALESFORCE_ENV
 from ..split import SplitOptions
+from ..sync import SyncResult, sync_object
 from ..warehouse import SnowflakeSettings, StagingSettings, Warehouse, WarehouseConfigError
 
 
@@ -168,6 +172,37 @@ class PipelineSettings(dg.ConfigurableResource):
             return None
         Path(self.work_dir).mkdir(parents=True, exist_ok=True)
         return Path(self.work_dir)
+
+
+def sync_with(
+    salesforce: SalesforceResource,
+    warehouse: WarehouseResource,
+    settings: PipelineSettings,
+    entry: CatalogObject,
+    target: Warehouse,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    full_refresh: bool,
+    extract_overrides: dict[str, Any] | None = None,
+    split_overrides: dict[str, Any] | None = None,
+) -> SyncResult:
+    """``sync_object`` with the settings these resources hold: the asset and ``sf-pipeline sync`` both run this."""
+    extract = dataclasses.replace(salesforce.extract_options(), **(extract_overrides or {}))
+    split = dataclasses.replace(settings.split_options(), **(split_overrides or {}))
+    with salesforce.client() as client:
+        return sync_object(
+            client,
+            entry,
+            target,
+            since=since,
+            until=until,
+            full_refresh=full_refresh,
+            work_dir=settings.work_path(),
+            extract_options=extract,
+            split_options=split,
+            dlt_settings=settings.dlt_settings(warehouse.staging_file_format),
+        )
 
 
 def _env(name: str, default: str | None = None) -> Any:
