@@ -49,8 +49,36 @@ def arrow_type(field: dict) -> pa.DataType:
 
 
 def csv_column_types(fields: list[dict]) -> dict[str, pa.DataType]:
-    """Types for Arrow's CSV reader: everything but ``time`` converts while parsing."""
-    return {f["name"]: (pa.string() if f.get("type") == "time" else arrow_type(f)) for f in fields}
+    """Types for Arrow's CSV reader: everything converts while parsing but ``time`` (text, converted by
+    ``finish_batch``) and numbers with a scale (read wide, rounded by ``finish_batch``)."""
+    out: dict[str, pa.DataType] = {}
+    for f in fields:
+        target = arrow_type(f)
+        if f.get("type") == "time":
+            out[f["name"]] = pa.string()
+        elif pa.types.is_decimal(target):
+            out[f["name"]] = read_decimal(target)
+        else:
+            out[f["name"]] = target
+    return out
+
+
+def read_decimal(target: pa.Decimal128Type) -> pa.Decimal128Type:
+    """What a number field is parsed as before rounding: every integer digit the field allows and as many
+    fraction digits as fit in 38. Salesforce prints large values in scientific notation (``9.9213206E7``)
+    and formula fields with more fraction digits than describe's scale; both parse exactly into this."""
+    return pa.decimal128(MAX_DECIMAL_PRECISION, MAX_DECIMAL_PRECISION - (target.precision - target.scale))
+
+
+def decimal_columns(fields: list[dict]) -> dict[str, pa.Decimal128Type]:
+    """Number columns read wide that ``finish_batch`` rounds to the field's own precision and scale."""
+    return {f["name"]: t for f in fields if pa.types.is_decimal(t := arrow_type(f))}
+
+
+def round_decimal(column: pa.Array, target: pa.Decimal128Type) -> pa.Array:
+    """Round half away from zero (as Salesforce rounds) to the field's scale, then narrow to its type."""
+    rounded = pc.round(column, ndigits=target.scale, round_mode="half_towards_infinity")
+    return pc.cast(rounded, target)
 
 
 def time_columns(fields: list[dict]) -> list[str]:
@@ -76,13 +104,19 @@ def _fraction_ms(column: pa.Array) -> pa.Array:
     return fraction
 
 
-def finish_batch(batch: pa.RecordBatch, times: list[str]) -> pa.RecordBatch:
-    """Convert the text ``time`` columns of a batch read from CSV, and mark ``Id`` (the primary key,
+def finish_batch(
+    batch: pa.RecordBatch, times: list[str], decimals: dict[str, pa.Decimal128Type] | None = None
+) -> pa.RecordBatch:
+    """Convert the text ``time`` columns of a batch read from CSV, round the wide number columns to their
+    field's type, and mark ``Id`` (the primary key,
     never null in Salesforce) non-nullable so that the schema dlt sees agrees with its merge hints."""
     names = batch.schema.names
     columns = list(batch.columns)
     for name in times:
         i = names.index(name)
         columns[i] = parse_times(columns[i])
+    for name, target in (decimals or {}).items():
+        i = names.index(name)
+        columns[i] = round_decimal(columns[i], target)
     fields = [pa.field(n, c.type, nullable=(n != "Id")) for n, c in zip(names, columns, strict=True)]
     return pa.RecordBatch.from_arrays(columns, schema=pa.schema(fields))

@@ -35,7 +35,14 @@ def _rows(text: str) -> dict[str, int]:
 def cmd_emulator(args: argparse.Namespace) -> int:
     from .emulator import EmulatorConfig, Fault, make_server
 
-    config = EmulatorConfig(host=args.host, port=args.port, seed=args.seed, scale=args.scale, rows=args.rows or {})
+    config = EmulatorConfig(
+        host=args.host,
+        port=args.port,
+        seed=args.seed,
+        scale=args.scale,
+        rows=args.rows or {},
+        quoted_blanks=args.quoted_blanks,
+    )
     if args.page_records:
         config.default_page_records = args.page_records
     if args.cache_dir:
@@ -253,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, default=1.0, help="multiply every object's row count")
     p.add_argument("--rows", type=_rows, help="row counts, e.g. Account=1000000,Contact=5000")
     p.add_argument("--page-records", type=int, help="records per page when a request gives no maxRecords")
+    p.add_argument("--quoted-blanks", action="store_true", help='write nulls as "" instead of an empty field')
     p.add_argument("--cache-dir", help="where generated object data is cached")
     p.add_argument("--faults", help="JSON file with a list of faults to inject")
     p.set_defaults(func=cmd_emulator)

@@ -26,10 +26,11 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from .arrow_types import csv_column_types, finish_batch, time_columns
+from .arrow_types import csv_column_types, decimal_columns, finish_batch, time_columns
 from .errors import LoadError, SettingsError
 from .faultpoints import faultpoint
 from .memory import PeakRss, lean_arrow_allocator
+from .naming import table_name
 from .salesforce.soql import check_identifier
 from .split import Chunk
 from .warehouse import FILE_FORMATS, StagedFiles, StagingSettings
@@ -100,13 +101,6 @@ class LoadResult:
     load_ids: list[str] = field(default_factory=list)
 
 
-def table_name(sobject: str) -> str:
-    """The destination table of an object: dlt's snake_case of its API name (Invoice__c -> invoice_c)."""
-    from dlt.common.normalizers.naming.snake_case import NamingConvention
-
-    return NamingConvention().normalize_table_identifier(check_identifier(sobject, "sObject"))
-
-
 def read_header(path: Path, delimiter: str = ",") -> list[str]:
     with open(path, newline="", encoding="utf-8") as f:
         return next(csv.reader(f, delimiter=delimiter), [])
@@ -142,9 +136,10 @@ def arrow_batches(
             typed = [by_name[h] for h in header]
             column_types = csv_column_types(typed)
             times = time_columns(typed)
+            decimals = decimal_columns(typed)
         else:
             column_types = {h: pa.string() for h in header}
-            times = []
+            times, decimals = [], {}
         try:
             reader = pacsv.open_csv(
                 path,
@@ -153,7 +148,7 @@ def arrow_batches(
                 convert_options=pacsv.ConvertOptions(
                     column_types=column_types,
                     strings_can_be_null=True,
-                    quoted_strings_can_be_null=False,
+                    quoted_strings_can_be_null=True,  # a blank may come as "" too: null either way
                     null_values=[""],
                 ),
             )
@@ -163,7 +158,7 @@ def arrow_batches(
                     stats.rows += batch.num_rows
                     if deleted_at is not None:
                         stats.deleted += batch.column(deleted_at).true_count
-                yield finish_batch(batch, times)
+                yield finish_batch(batch, times, decimals)
                 faultpoint("batch_read", sobject)
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
             raise LoadError(f"[{sobject}] {path}: {exc}") from exc

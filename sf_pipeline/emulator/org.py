@@ -11,6 +11,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 # Values every generated text pool mixes in: the CSV edge cases Salesforce data really holds.
 TRICKY_TEXT = [
@@ -103,6 +104,7 @@ class FieldMeta:
     reference_to: str | None = None
     picklist: tuple[str, ...] = ()
     label: str = ""
+    calculated: bool = False  # a formula field: its values change without SystemModstamp moving
 
     def describe(self) -> dict:
         return {
@@ -122,7 +124,7 @@ class FieldMeta:
             "filterable": self.type not in ("textarea", "base64"),
             "updateable": self.name not in SYSTEM_FIELDS,
             "createable": self.name not in SYSTEM_FIELDS,
-            "calculated": False,
+            "calculated": self.calculated,
             "unique": self.type == "id",
             "externalId": False,
         }
@@ -340,6 +342,7 @@ OBJECT_FIELDS: dict[str, list[FieldMeta]] = {
         _f("Notes__c", "textarea"),
         _f("Reminder_Time__c", "time"),
         _f("Tax_Rate__c", "percent", precision=5, scale=2),
+        _f("Margin__c", "percent", precision=18, scale=2, calculated=True),
         _f("Line_Count__c", "double", precision=18, scale=0),
         _f("Contact_Email__c", "email"),
         _f("Portal_Url__c", "url"),
@@ -370,11 +373,26 @@ def _iso_ms(ms: int) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
-def _quote(value: str | None) -> str:
-    """Salesforce's CSV encoding of one value: always quoted, quotes doubled, null empty."""
+def _quote(value: str | None, blank: str = "") -> str:
+    """Salesforce's CSV encoding of one value: always quoted, quotes doubled, null as ``blank`` (an empty
+    field, or ``""`` as some orgs' exports write it)."""
     if value is None:
-        return ""
+        return blank
     return '"' + value.replace('"', '""') + '"'
+
+
+def java_double(value: float) -> str:
+    """A number as Salesforce prints double, currency and percent values: Java's ``Double.toString``,
+    plain between 10^-3 and 10^7 (always with a fraction digit: ``100.0``), else scientific (``9.9213206E7``)."""
+    if value == 0:
+        return "0.0"
+    if 1e-3 <= abs(value) < 1e7:
+        text = repr(float(value))
+        return text if "e" not in text else format(value, "f")
+    sign, digits, exponent = Decimal(repr(float(value))).normalize().as_tuple()
+    digits_text = "".join(map(str, digits))
+    mantissa = digits_text[0] + "." + (digits_text[1:] or "0")
+    return ("-" if sign else "") + f"{mantissa}E{exponent + len(digits) - 1}"
 
 
 @dataclass
@@ -387,6 +405,7 @@ class ObjectModel:
     seed: int
     start: datetime = DEFAULT_START
     end: datetime = DEFAULT_END
+    quoted_blanks: bool = False  # write nulls as "" instead of an empty field
     _pools: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -398,7 +417,11 @@ class ObjectModel:
         rng = random.Random(f"{self.seed}:{self.name}")
         for f in self.fields:
             if f.bulk_queryable and f.name not in ROW_FIELDS:
-                self._pools[f.name] = _pool(f, rng)
+                self._pools[f.name] = _pool(f, rng, self.blank)
+
+    @property
+    def blank(self) -> str:
+        return '""' if self.quoted_blanks else ""
 
     # -- time and deletion model ------------------------------------------------------------------
     def modstamp_ms(self, i: int) -> int:
@@ -425,7 +448,7 @@ class ObjectModel:
         if f.name in ROW_FIELDS:
             return ROW_FIELDS[f.name](self, i)
         quoted = self._pools[f.name][(i * _mult(f.name) + self.seed) % len(self._pools[f.name])]
-        return None if quoted == "" else quoted[1:-1].replace('""', '"')
+        return None if quoted in ("", '""') else quoted[1:-1].replace('""', '"')
 
     def quoted_row(self, fields: list[FieldMeta], i: int) -> list[str]:
         """Row ``i`` as Salesforce-quoted CSV values for ``fields``."""
@@ -434,7 +457,7 @@ class ObjectModel:
         for f in fields:
             getter = ROW_FIELDS.get(f.name)
             if getter is not None:
-                out.append(_quote(getter(self, i)))
+                out.append(_quote(getter(self, i), self.blank))
             else:
                 pool = pools[f.name]
                 out.append(pool[(i * _mult(f.name) + self.seed) % len(pool)])
@@ -477,7 +500,7 @@ ROW_FIELDS = {
 }
 
 
-def _pool(f: FieldMeta, rng: random.Random, size: int = 509) -> list[str]:
+def _pool(f: FieldMeta, rng: random.Random, blank: str = "", size: int = 509) -> list[str]:
     """Pre-quoted candidate values for one field (509 is prime, so strides cycle through all)."""
     values: list[str | None] = []
     for k in range(size):
@@ -485,7 +508,7 @@ def _pool(f: FieldMeta, rng: random.Random, size: int = 509) -> list[str]:
             values.append(None)
             continue
         values.append(_random_value(f, rng, k))
-    return [_quote(v) for v in values]
+    return [_quote(v, blank) for v in values]
 
 
 def _random_value(f: FieldMeta, rng: random.Random, k: int) -> str:
@@ -501,7 +524,9 @@ def _random_value(f: FieldMeta, rng: random.Random, k: int) -> str:
         scale = f.scale
         hi = 10 ** min(max((f.precision or 18) - scale, 1), 12)
         value = rng.uniform(-hi / 100, hi - 1) if t != "percent" else rng.uniform(0, 100)
-        return f"{value:.{scale}f}" if scale else str(int(value))
+        if f.calculated:  # a formula computes more fraction digits than describe's scale says
+            return java_double(round(value, scale + 4))
+        return java_double(round(value, scale))
     if t == "date":
         return (date(2020, 1, 1) + timedelta(days=rng.randrange(0, 2500))).isoformat()
     if t == "datetime":
@@ -539,12 +564,13 @@ class Org:
     seed: int = 42
     rows: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_ROWS))
     scale: float = 1.0
+    quoted_blanks: bool = False
 
     def __post_init__(self) -> None:
         self.objects: dict[str, ObjectModel] = {}
         for name, fields in OBJECT_FIELDS.items():
             n = max(1, int(self.rows.get(name, DEFAULT_ROWS[name]) * self.scale))
-            self.objects[name] = ObjectModel(name, fields, n, self.seed)
+            self.objects[name] = ObjectModel(name, fields, n, self.seed, quoted_blanks=self.quoted_blanks)
         self._lower = {name.lower(): model for name, model in self.objects.items()}
 
     def get(self, name: str) -> ObjectModel | None:

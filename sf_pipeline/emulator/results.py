@@ -21,7 +21,7 @@ from .soql import Condition, Query, SoqlError, compare, epoch_ms
 
 DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^", "BACKQUOTE": "`"}
 LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: numbers as Java's Double.toString, the blank style in the name
 _cache_locks: dict[Path, threading.Lock] = {}
 _cache_locks_guard = threading.Lock()
 MODSTAMP_FIELDS = ("systemmodstamp", "lastmodifieddate")
@@ -82,7 +82,8 @@ def base_fields(obj: ObjectModel) -> list[FieldMeta]:
 def base_file(obj: ObjectModel, cache_dir: Path) -> RowFile:
     """The object's cached base file, generated on first use (once per seed and row count)."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"v{CACHE_VERSION}-seed{obj.seed}-{obj.name}-{obj.rows}.csv"
+    blanks = "-quotedblanks" if obj.quoted_blanks else ""
+    path = cache_dir / f"v{CACHE_VERSION}-seed{obj.seed}-{obj.name}-{obj.rows}{blanks}.csv"
     with _cache_locks_guard:
         lock = _cache_locks.setdefault(path, threading.Lock())
     with lock:

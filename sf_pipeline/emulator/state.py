@@ -55,6 +55,7 @@ class EmulatorConfig:
     password: str = "demo-password"
     refresh_token: str = "demo-refresh-token"
     default_page_records: int = 250_000
+    quoted_blanks: bool = False  # nulls written as "" (some orgs' exports) instead of an empty field
     token_lifetime_s: float = 7200.0
     faults: list[Fault] = field(default_factory=list)
 
@@ -114,7 +115,7 @@ class EmulatorState:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         rows = {**DEFAULT_ROWS, **config.rows}
-        self.org = Org(seed=config.seed, rows=rows, scale=config.scale)
+        self.org = Org(seed=config.seed, rows=rows, scale=config.scale, quoted_blanks=config.quoted_blanks)
         self.faults = FaultPlan(config.faults)
         self.tokens: dict[str, float] = {}
         self.jobs: dict[str, Job] = {}

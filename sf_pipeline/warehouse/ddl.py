@@ -8,6 +8,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from ..naming import column_name
 from .settings import DestinationKind
 
 log = logging.getLogger(__name__)
@@ -104,11 +105,10 @@ def count_rows(
     """Rows in an object's table, optionally those whose cursor falls in [since, until)."""
     if not table_exists(conn, dialect, schema, table):
         return 0
-    from dlt.common.normalizers.naming.snake_case import NamingConvention
 
     sql = f"SELECT COUNT(*) FROM {qualified(dialect, schema, table)}"
     if cursor_field and since and until:
-        column = _quote(normalize(dialect, NamingConvention().normalize_identifier(cursor_field)))
+        column = _quote(normalize(dialect, column_name(cursor_field)))
         sql += (
             f" WHERE {column} >= {_literal(since.isoformat())}::TIMESTAMP_TZ"
             f" AND {column} < {_literal(until.isoformat())}::TIMESTAMP_TZ"

@@ -1,0 +1,122 @@
+"""Values as real orgs hold them, end to end (emulator over HTTP, extract, split, load, DuckDB file):
+blanks written as an empty field or as "" both load as null in every column type, and numbers printed
+as Salesforce prints them (Java's Double.toString: scientific notation from 10^7; formula fields with more
+fraction digits than describe's scale) land rounded half away from zero to the field's scale."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from sf_pipeline.catalog import CatalogObject
+from sf_pipeline.emulator import EmulatorConfig, make_server
+from sf_pipeline.emulator.org import java_double
+from sf_pipeline.naming import column_name, table_name
+from sf_pipeline.salesforce import SalesforceClient
+from sf_pipeline.sync import sync_object
+from sf_pipeline.warehouse import Warehouse
+
+from .helpers import Emulator
+
+OBJECT = "Invoice__c"
+NUMBER_TYPES = {"double", "currency", "percent"}
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["empty-blanks", "quoted-blanks"])
+def loaded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Emulator, Path]]:
+    """An org writing blanks one way, and the object fully loaded from it into a DuckDB file."""
+    tmp = tmp_path_factory.mktemp("real-values")
+    server = make_server(
+        EmulatorConfig(port=0, rows={OBJECT: 3_000}, cache_dir=tmp / "cache", quoted_blanks=request.param)
+    )
+    server.start_background()
+    try:
+        org = Emulator(server)
+        db = tmp / "sf.duckdb"
+        with SalesforceClient(org.settings()) as client:
+            result = sync_object(
+                client, CatalogObject(OBJECT), Warehouse(duckdb_path=db), full_refresh=True, work_dir=tmp / "work"
+            )
+        assert result.reconciled
+        yield org, db
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def loaded_values(db: Path, field: str) -> dict[str, object]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute(f'SELECT id, "{column_name(field)}" FROM salesforce.{table_name(OBJECT)}').fetchall()
+    return dict(rows)
+
+
+def test_the_org_writes_blanks_the_way_it_was_told(loaded: tuple[Emulator, Path]) -> None:
+    org, _ = loaded
+    with SalesforceClient(org.settings()) as client:
+        describe = client.describe(OBJECT)
+    model = org.org.get(OBJECT)
+    nillable = [f for f in model.fields if f.bulk_queryable and f.nillable and f.type not in ("id",)]
+    row = model.quoted_row(nillable, next(i for i in range(model.rows) if model.raw_value(nillable[0], i) is None))
+    assert row[0] == model.blank, "the fixture's org must write the blank style the test is about"
+    assert describe["name"] == OBJECT
+
+
+def test_blanks_are_null_in_every_column_type(loaded: tuple[Emulator, Path]) -> None:
+    org, db = loaded
+    model = org.org.get(OBJECT)
+    live = [i for i in range(model.rows) if not model.is_deleted(i)]
+    checked_types = set()
+    for f in model.fields:
+        if not f.bulk_queryable or f.name in ("Id",):
+            continue
+        values = loaded_values(db, f.name)
+        truth_nulls = {model.raw_value(model.by_name["id"], i) for i in live if model.raw_value(f, i) is None}
+        loaded_nulls = {k for k, v in values.items() if v is None}
+        assert loaded_nulls == truth_nulls, f"{OBJECT}.{f.name} ({f.type}): nulls differ"
+        assert "" not in values.values(), f"{OBJECT}.{f.name}: an empty string (Salesforce keeps none)"
+        if truth_nulls:
+            checked_types.add(f.type)
+    assert {"string", "currency", "percent", "double", "date", "datetime", "boolean"} & checked_types, checked_types
+    assert len(checked_types) >= 5, f"blanks seen in too few types to mean much: {checked_types}"
+
+
+def test_numbers_land_rounded_to_the_fields_scale(loaded: tuple[Emulator, Path]) -> None:
+    org, db = loaded
+    model = org.org.get(OBJECT)
+    id_field = model.by_name["id"]
+    scientific = extra_digits = 0
+    for f in (f for f in model.fields if f.type in NUMBER_TYPES and f.bulk_queryable):
+        values = loaded_values(db, f.name)
+        quantum = Decimal(1).scaleb(-f.scale)
+        for i in range(model.rows):
+            raw = model.raw_value(f, i)
+            if raw is None or model.is_deleted(i):
+                continue
+            scientific += "E" in raw
+            extra_digits += len(raw.split("E")[0].partition(".")[2]) > f.scale and "E" not in raw
+            expected = Decimal(raw).quantize(quantum, rounding=ROUND_HALF_UP)  # half away from zero
+            assert values[model.raw_value(id_field, i)] == expected, f"{OBJECT}.{f.name} row {i}: {raw}"
+    assert scientific > 0, "the org printed no number in scientific notation: the test would prove nothing"
+    assert extra_digits > 0, "no formula value with more fraction digits than the scale"
+
+
+@pytest.mark.parametrize(
+    ("value", "printed"),
+    [
+        (99213206.0, "9.9213206E7"),
+        (1e7, "1.0E7"),
+        (9999999.0, "9999999.0"),
+        (100.0, "100.0"),
+        (0.001, "0.001"),
+        (0.0001, "1.0E-4"),
+        (-1234.5, "-1234.5"),
+        (0.0, "0.0"),
+        (1.5e20, "1.5E20"),
+    ],
+)
+def test_the_emulator_prints_numbers_as_javas_double_tostring(value: float, printed: str) -> None:
+    assert java_double(value) == printed
