@@ -30,7 +30,7 @@ from .arrow_types import csv_column_types, decimal_columns, finish_batch, time_c
 from .errors import LoadError, SettingsError
 from .faultpoints import faultpoint
 from .memory import PeakRss, lean_arrow_allocator
-from .naming import table_name
+from .naming import column_name, table_name
 from .salesforce.soql import check_identifier
 from .split import Chunk
 from .warehouse import FILE_FORMATS, StagedFiles, StagingSettings
@@ -113,9 +113,18 @@ class BatchStats:
 
 
 def arrow_batches(
-    files: list[Path], fields: list[dict] | None, sobject: str, delimiter: str = ",", stats: BatchStats | None = None
+    files: list[Path],
+    fields: list[dict] | None,
+    sobject: str,
+    delimiter: str = ",",
+    stats: BatchStats | None = None,
+    column_names: dict[str, str] | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Typed record batches from CSV files, streamed block by block (never a whole file in memory)."""
+    """Typed record batches from CSV files, streamed block by block (never a whole file in memory).
+
+    ``column_names`` (API name -> column, from ``naming.assign_columns``) renames the fields whose column is
+    not what dlt would make of their API name: the second of two names that normalize alike."""
+    renames = {api: col for api, col in (column_names or {}).items() if col != column_name(api)}
     by_name = {f["name"]: f for f in fields or []}
     for path in files:
         if path.stat().st_size == 0:
@@ -158,7 +167,10 @@ def arrow_batches(
                     stats.rows += batch.num_rows
                     if deleted_at is not None:
                         stats.deleted += batch.column(deleted_at).true_count
-                yield finish_batch(batch, times, decimals)
+                batch = finish_batch(batch, times, decimals)
+                if renames:
+                    batch = batch.rename_columns([renames.get(n, n) for n in batch.schema.names])
+                yield batch
                 faultpoint("batch_read", sobject)
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
             raise LoadError(f"[{sobject}] {path}: {exc}") from exc
@@ -193,7 +205,12 @@ class ObjectLoader:
         self.pipeline_name = pipeline_name or f"sf_{table_name(sobject)}"
 
     def load(
-        self, chunks: list[Chunk], fields: list[dict] | None, mode: WriteMode = "merge", delimiter: str = ","
+        self,
+        chunks: list[Chunk],
+        fields: list[dict] | None,
+        mode: WriteMode = "merge",
+        delimiter: str = ",",
+        column_names: dict[str, str] | None = None,
     ) -> LoadResult:
         started = time.monotonic()
         lean_arrow_allocator()
@@ -219,7 +236,7 @@ class ObjectLoader:
                 stats = BatchStats()
                 for k, chunk in enumerate(chunks):
                     resource = dlt.resource(
-                        arrow_batches(chunk.files, fields, self.sobject, delimiter, stats),
+                        arrow_batches(chunk.files, fields, self.sobject, delimiter, stats, column_names),
                         name=self.table,
                         table_name=self.table,
                         write_disposition=mode if (mode != "replace" or k == 0) else "append",

@@ -4,6 +4,7 @@ and an environment free of the developer's own SF_* and AZURE_STORAGE_* variable
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,12 +20,15 @@ SCRUBBED_PREFIXES = ("SF_", "AZURE_STORAGE_", "DAGSTER_HOME")
 
 
 @pytest.fixture(scope="session", autouse=True)
-def clean_environment() -> Iterator[None]:
-    """No test sees the settings of the shell that started pytest: each sets what it needs."""
+def clean_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test sees the settings of the shell that started pytest: each sets what it needs. The default
+    work root (the temp folder's sf_pipeline/, with its per-object locks) is this session's own, so two
+    test runs on one machine never share locks or leftovers."""
     with pytest.MonkeyPatch.context() as mp:
         for name in list(os.environ):
             if name.startswith(SCRUBBED_PREFIXES):
                 mp.delenv(name)
+        mp.setattr(tempfile, "tempdir", str(tmp_path_factory.mktemp("tmp")))
         yield
 
 

@@ -15,7 +15,7 @@ import pytest
 from sf_pipeline.catalog import CatalogObject
 from sf_pipeline.emulator import EmulatorConfig, make_server
 from sf_pipeline.emulator.org import java_double
-from sf_pipeline.naming import column_name, table_name
+from sf_pipeline.naming import assign_columns, column_name, table_name
 from sf_pipeline.salesforce import SalesforceClient
 from sf_pipeline.sync import sync_object
 from sf_pipeline.warehouse import Warehouse
@@ -49,8 +49,12 @@ def loaded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 def loaded_values(db: Path, field: str) -> dict[str, object]:
+    """Id -> value of ``field``, read from the column the load recorded for it."""
     with duckdb.connect(str(db), read_only=True) as con:
-        rows = con.execute(f'SELECT id, "{column_name(field)}" FROM salesforce.{table_name(OBJECT)}').fetchall()
+        (column,) = con.execute(
+            "SELECT column_name FROM salesforce._sf_columns WHERE sobject = ? AND field = ?", [OBJECT, field]
+        ).fetchone()
+        rows = con.execute(f'SELECT id, "{column}" FROM salesforce.{table_name(OBJECT)}').fetchall()
     return dict(rows)
 
 
@@ -120,3 +124,50 @@ def test_numbers_land_rounded_to_the_fields_scale(loaded: tuple[Emulator, Path])
 )
 def test_the_emulator_prints_numbers_as_javas_double_tostring(value: float, printed: str) -> None:
     assert java_double(value) == printed
+
+
+def test_two_fields_that_normalize_alike_get_a_column_each(loaded: tuple[Emulator, Path]) -> None:
+    org, db = loaded
+    model = org.org.get(OBJECT)
+    assert column_name("ShipTo__c") == column_name("Ship_To__c"), "the pair must collide for the test to mean much"
+    with duckdb.connect(str(db), read_only=True) as con:
+        mapping = dict(
+            con.execute(
+                "SELECT field, column_name FROM salesforce._sf_columns WHERE sobject = ? AND field LIKE 'Ship%To__c'",
+                [OBJECT],
+            ).fetchall()
+        )
+    assert mapping == {"ShipTo__c": "ship_to__c", "Ship_To__c": "ship_to__c_2"}  # describe order decides, once
+    with SalesforceClient(org.settings()) as client:  # a second load: same columns, nothing recorded twice
+        again = sync_object(
+            client, CatalogObject(OBJECT), Warehouse(duckdb_path=db), full_refresh=True, work_dir=db.parent / "work2"
+        )
+    assert {k: again.columns[k] for k in mapping} == mapping
+    with duckdb.connect(str(db), read_only=True) as con:
+        recorded = con.execute("SELECT count(*), count(DISTINCT field) FROM salesforce._sf_columns").fetchone()
+    assert recorded[0] == recorded[1] == len(again.columns)
+    id_field = model.by_name["id"]
+    for api, col in mapping.items():
+        f = model.by_name[api.lower()]
+        with duckdb.connect(str(db), read_only=True) as con:
+            values = dict(con.execute(f'SELECT id, "{col}" FROM salesforce.{table_name(OBJECT)}').fetchall())
+        truth = {
+            model.raw_value(id_field, i): model.raw_value(f, i) for i in range(model.rows) if not model.is_deleted(i)
+        }
+        assert values == truth, f"{api} -> {col}"
+
+
+def test_column_assignments_are_stable_whichever_field_came_first() -> None:
+    assert assign_columns(["ShipTo__c"], {}) == {"ShipTo__c": "ship_to__c"}
+    # Ship_To__c added later: the field that had the column keeps it
+    assert assign_columns(["Ship_To__c", "ShipTo__c"], {"ShipTo__c": "ship_to__c"}) == {
+        "Ship_To__c": "ship_to__c_2",
+        "ShipTo__c": "ship_to__c",
+    }
+    # the other way round
+    assert assign_columns(["ShipTo__c", "Ship_To__c"], {"Ship_To__c": "ship_to__c"}) == {
+        "ShipTo__c": "ship_to__c_2",
+        "Ship_To__c": "ship_to__c",
+    }
+    # a removed field's column is never handed to another field
+    assert assign_columns(["Ship_To__c"], {"ShipTo__c": "ship_to__c"}) == {"Ship_To__c": "ship_to__c_2"}

@@ -51,6 +51,15 @@ def _metadata(result: SyncResult, description: str) -> dict[str, object]:
         "bulk_job_id": dg.MetadataValue.text(result.job_id),
         "fields_left_out": dg.MetadataValue.json(result.skipped_fields),
         "resumed_pages": dg.MetadataValue.int(result.resumed_pages),
+        "columns": dg.MetadataValue.json(result.columns),
+        "dagster/column_schema": dg.TableSchema(
+            columns=[
+                dg.TableColumn(
+                    name=column, type=result.field_info[api][0], description=f"{result.field_info[api][1]} ({api})"
+                )
+                for api, column in result.columns.items()
+            ]
+        ),
     }
 
 

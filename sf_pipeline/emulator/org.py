@@ -343,6 +343,9 @@ OBJECT_FIELDS: dict[str, list[FieldMeta]] = {
         _f("Reminder_Time__c", "time"),
         _f("Tax_Rate__c", "percent", precision=5, scale=2),
         _f("Margin__c", "percent", precision=18, scale=2, calculated=True),
+        # two distinct fields whose API names normalize to one identifier (ship_to__c), as admins make them
+        _f("ShipTo__c", "string", label="Ship To (legacy)"),
+        _f("Ship_To__c", "string", label="Ship To"),
         _f("Line_Count__c", "double", precision=18, scale=0),
         _f("Contact_Email__c", "email"),
         _f("Portal_Url__c", "url"),

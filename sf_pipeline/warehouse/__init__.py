@@ -23,7 +23,16 @@ from typing import Any
 import dlt
 
 from ..errors import WarehouseConfigError
-from .ddl import count_rows, drop_object_table, normalize, qualified, swap_in, table_exists
+from .ddl import (
+    count_rows,
+    drop_object_table,
+    normalize,
+    qualified,
+    read_column_map,
+    swap_in,
+    table_exists,
+    write_column_map,
+)
 from .settings import FILE_FORMATS, DestinationKind, FileFormat, SnowflakeSettings, StagingSettings
 from .staging import StagedFiles
 
@@ -100,6 +109,15 @@ class Warehouse:
     def swap_in(self, loaded: str, table: str, dlt_schema: str) -> None:
         with self.connection() as conn:
             swap_in(conn, self.kind, self.dataset, loaded, table, dlt_schema)
+
+    def column_map(self, sobject: str) -> dict[str, str]:
+        """API name -> column of every field of ``sobject`` an earlier load gave a column."""
+        with self.connection() as conn:
+            return read_column_map(conn, self.kind, self.dataset, sobject)
+
+    def record_columns(self, sobject: str, new: dict[str, tuple[str, str]]) -> None:
+        with self.connection() as conn:
+            write_column_map(conn, self.kind, self.dataset, sobject, new)
 
     def count_rows(
         self, table: str, cursor_field: str | None = None, since: datetime | None = None, until: datetime | None = None

@@ -118,3 +118,41 @@ def count_rows(
     cur = conn.cursor()
     cur.execute(sql)
     return int(cur.fetchone()[0])
+
+
+COLUMN_MAP_TABLE = "_sf_columns"  # sobject, field (API name), column_name, label: every assignment ever made
+
+
+def read_column_map(conn: Any, dialect: DestinationKind, schema: str, sobject: str) -> dict[str, str]:
+    """The columns earlier loads gave the object's fields (API name -> column)."""
+    if not table_exists(conn, dialect, schema, COLUMN_MAP_TABLE):
+        return {}
+    cur = conn.cursor()
+    cur.execute(
+        f"SELECT {_quote(normalize(dialect, 'field'))}, {_quote(normalize(dialect, 'column_name'))} "
+        f"FROM {qualified(dialect, schema, COLUMN_MAP_TABLE)} "
+        f"WHERE {_quote(normalize(dialect, 'sobject'))} = {_literal(sobject)}"
+    )
+    return {field: column for field, column in cur.fetchall()}
+
+
+def write_column_map(
+    conn: Any, dialect: DestinationKind, schema: str, sobject: str, new: dict[str, tuple[str, str]]
+) -> None:
+    """Record new assignments (API name -> (column, label)); earlier ones are never changed."""
+    if not new:
+        return
+    cur = conn.cursor()
+    cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(normalize(dialect, schema))}")
+    names = ", ".join(_quote(normalize(dialect, c)) for c in ("sobject", "field", "column_name", "label"))
+    cur.execute(
+        f"CREATE TABLE IF NOT EXISTS {qualified(dialect, schema, COLUMN_MAP_TABLE)} "
+        f"({', '.join(f'{n} VARCHAR' for n in names.split(', '))})"
+    )
+    values = ", ".join(
+        f"({_literal(sobject)}, {_literal(field)}, {_literal(column)}, {_literal(label)})"
+        for field, (column, label) in sorted(new.items())
+    )
+    cur.execute(f"INSERT INTO {qualified(dialect, schema, COLUMN_MAP_TABLE)} ({names}) VALUES {values}")
+    with contextlib.suppress(Exception):
+        conn.commit()
