@@ -7,6 +7,8 @@ makes of an Arrow column named after the field (``normalize_path``: ``CreatedDat
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from functools import cache
 
 
@@ -29,25 +31,83 @@ def column_name(field: str) -> str:
     return _naming().normalize_path(field)
 
 
-def assign_columns(fields: list[str], known: dict[str, str]) -> dict[str, str]:
-    """API name -> column for ``fields``: a field keeps the column it was given before (``known``); a new
-    field gets ``column_name`` of its API name, or, when another field already has that column (two API
-    names that normalize alike, ``FooBar__c`` and ``Foo_Bar__c``), the same with ``_2``, ``_3``...
+@dataclass(frozen=True)
+class ColumnRecord:
+    """One field's column as recorded in the dataset (``_sf_columns``): the latest record of a field wins."""
 
-    Deterministic, and stable across runs once ``known`` holds every earlier assignment: the field that
-    had a column first keeps it, whichever of the two is added later.
+    column: str
+    sf_type: str  # Salesforce's type in describe
+    data_type: str  # the Arrow type it loads as: a change means a new column
+    label: str = ""
+    present: bool = True  # False once the field left describe (removed, or hidden by field-level security)
+
+
+@dataclass
+class ColumnPlan:
+    columns: dict[str, str]  # API name -> column, for the fields in describe now
+    records: dict[str, ColumnRecord]  # what to record: new, moved, retyped, removed or returned fields
+    changes: dict[str, list] = field(default_factory=dict)  # added, removed, retyped: what an admin changed
+
+    @property
+    def changed(self) -> bool:
+        return any(self.changes.values())
+
+
+def plan_columns(fields: list[dict], known: dict[str, ColumnRecord], data_type: Callable[[dict], str]) -> ColumnPlan:
+    """Each field's column, given every earlier assignment (``known``), and what changed since.
+
+    A field keeps its column while its Arrow type stays (picklist to multipicklist keeps it); a field whose
+    type changed gets a new column named after the new type (``amount__c_string``), so the old column keeps
+    the values it holds; a new field gets dlt's name for it, or, when another field already has that column
+    (``FooBar__c`` and ``Foo_Bar__c`` normalize alike), the same with ``_2``, ``_3``... A column is never
+    handed to another field, even after its field was removed.
     """
-    taken = set(known.values())
-    out: dict[str, str] = {}
-    for field in fields:
-        if field in known:
-            out[field] = known[field]
-            continue
-        base = column = column_name(field)
-        k = 1
+    taken = {k.column for k in known.values()}
+    plan = ColumnPlan({}, {}, {"added": [], "removed": [], "retyped": []})
+    first_load = not known
+
+    def free(base: str) -> str:
+        column, k = base, 1
         while column in taken:
             k += 1
             column = f"{base}_{k}"
         taken.add(column)
-        out[field] = column
-    return out
+        return column
+
+    for f in fields:
+        name, sf_type, arrow = f["name"], f.get("type", "string"), data_type(f)
+        label = f.get("label") or ""
+        before = known.get(name)
+        if before is None:
+            column = free(column_name(name))
+            if not first_load:
+                plan.changes["added"].append({"field": name, "type": sf_type, "column": column})
+        elif before.data_type != arrow:
+            column = free(f"{column_name(name)}_{sf_type.lower()}")
+            plan.changes["retyped"].append(
+                {"field": name, "from": before.sf_type, "to": sf_type, "old_column": before.column, "column": column}
+            )
+        else:
+            column = before.column
+            if before.sf_type != sf_type:
+                plan.changes["retyped"].append(
+                    {"field": name, "from": before.sf_type, "to": sf_type, "old_column": column, "column": column}
+                )
+            if not before.present:
+                plan.changes["added"].append({"field": name, "type": sf_type, "column": column, "returned": True})
+        plan.columns[name] = column
+        record = ColumnRecord(column, sf_type, arrow, label)
+        if record != before:
+            plan.records[name] = record
+    current = {f["name"] for f in fields}
+    for name, before in known.items():
+        if before.present and name not in current:
+            plan.changes["removed"].append({"field": name, "column": before.column})
+            plan.records[name] = replace(before, present=False)
+    return plan
+
+
+def assign_columns(fields: list[str], known: dict[str, str]) -> dict[str, str]:
+    """API name -> column for text fields given earlier assignments (``plan_columns`` without types)."""
+    records = {name: ColumnRecord(column, "string", "string") for name, column in known.items()}
+    return plan_columns([{"name": name} for name in fields], records, lambda f: "string").columns

@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from .arrow_types import arrow_type
 from .catalog import CatalogObject
 from .errors import ObjectBusyError
 from .faultpoints import faultpoint
 from .load import REFRESH_SUFFIX, DltSettings, ObjectLoader, table_name
 from .memory import PeakRss
-from .naming import assign_columns
+from .naming import ColumnPlan, plan_columns
 from .salesforce import ExtractOptions, SalesforceClient
 from .salesforce.bulk import extract_object
 from .split import SplitOptions, plan_chunks
@@ -60,6 +61,7 @@ class SyncResult:
     skipped_fields: dict[str, str] = field(default_factory=dict)
     resumed_pages: int = 0  # extract pages reused from a run that did not finish
     columns: dict[str, str] = field(default_factory=dict)  # API name -> warehouse column
+    schema_changes: dict[str, list] = field(default_factory=dict)  # added, removed, retyped since the last load
     field_info: dict[str, tuple[str, str]] = field(default_factory=dict)  # API name -> (Salesforce type, label)
 
     @property
@@ -114,13 +116,15 @@ def _clear_load_state(folder: Path, sobject: str) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-def _columns(warehouse: Warehouse, sobject: str, fields: list[dict]) -> dict[str, str]:
-    """Each field's column: the one an earlier load gave it, else a new one, recorded before loading."""
-    known = warehouse.column_map(sobject)
-    columns = assign_columns([f["name"] for f in fields], known)
-    new = {f["name"]: (columns[f["name"]], f.get("label") or "") for f in fields if f["name"] not in known}
-    warehouse.record_columns(sobject, new)
-    return columns
+def _plan_columns(warehouse: Warehouse, sobject: str, fields: list[dict]) -> ColumnPlan:
+    """Each field's column (the one an earlier load gave it, or a new one) and what changed since, recorded
+    before loading so that a rerun after a crash makes the same choices."""
+    plan = plan_columns(fields, warehouse.column_map(sobject), lambda f: str(arrow_type(f)))
+    warehouse.record_columns(sobject, plan.records)
+    for kind, items in plan.changes.items():
+        for item in items:
+            log.warning("[%s] schema change since the last load: %s %s", sobject, kind, item)
+    return plan
 
 
 def sync_object(
@@ -170,10 +174,10 @@ def sync_object(
             settings=dlt_settings,
             table=table + REFRESH_SUFFIX if full_refresh else table,
         )
-        columns = _columns(warehouse, entry.name, fields)
+        plan = _plan_columns(warehouse, entry.name, fields)
         if full_refresh:
             warehouse.drop_object_table(loader.table, loader.pipeline_name)  # a dead run's shadow
-        loaded = loader.load(chunks, fields, mode="replace" if full_refresh else "merge", column_names=columns)
+        loaded = loader.load(chunks, fields, mode="replace" if full_refresh else "merge", column_names=plan.columns)
         if full_refresh:
             warehouse.swap_in(loader.table, table, loader.pipeline_name)
         t3 = time.monotonic()
@@ -196,7 +200,8 @@ def sync_object(
         peak_rss_mb=rss.peak_mb,
         job_id=result.job_id,
         load_ids=loaded.load_ids,
-        columns=columns,
+        columns=plan.columns,
+        schema_changes=plan.changes,
         field_info={f["name"]: (f.get("type", ""), f.get("label") or "") for f in fields},
         skipped_fields=skipped,
         resumed_pages=result.resumed_pages,

@@ -52,6 +52,7 @@ def _metadata(result: SyncResult, description: str) -> dict[str, object]:
         "fields_left_out": dg.MetadataValue.json(result.skipped_fields),
         "resumed_pages": dg.MetadataValue.int(result.resumed_pages),
         "columns": dg.MetadataValue.json(result.columns),
+        "schema_changes": dg.MetadataValue.json(result.schema_changes),
         "dagster/column_schema": dg.TableSchema(
             columns=[
                 dg.TableColumn(

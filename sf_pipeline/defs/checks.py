@@ -17,6 +17,7 @@ RECONCILE_CHECK = "row_count_reconciliation"
 EMPTY_GUARD_CHECK = "not_unexpectedly_empty"
 WAREHOUSE_COUNT_CHECK = "warehouse_row_count"
 SHRINK_CHECK = "not_much_smaller_than_before"
+SCHEMA_CHECK = "schema_unchanged"
 SHRINK_RATIO = 0.5  # warn when a window (or the whole table) holds less than half the rows it held before
 
 
@@ -46,6 +47,14 @@ def check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
             description=(
                 f"Warns when the window (or, on a full refresh, the table) holds less than {SHRINK_RATIO:.0%} "
                 "of the rows it held before this load: a filter, a permission or a sharing rule may have changed"
+            ),
+        ),
+        dg.AssetCheckSpec(
+            SCHEMA_CHECK,
+            asset=key,
+            description=(
+                "Warns when fields were added, removed (or hidden) or retyped in Salesforce since the last load; "
+                "the load went on (new columns added, old ones kept): the metadata says what changed"
             ),
         ),
     ]
@@ -99,5 +108,11 @@ def evaluate_checks(
             passed=not (rows_before and in_warehouse < rows_before * SHRINK_RATIO),
             severity=dg.AssetCheckSeverity.WARN,
             metadata={"rows_before": rows_before, "rows_after": in_warehouse},
+        ),
+        dg.AssetCheckResult(
+            check_name=SCHEMA_CHECK,
+            passed=not any(result.schema_changes.values()),
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={kind: dg.MetadataValue.json(items) for kind, items in result.schema_changes.items()},
         ),
     ]

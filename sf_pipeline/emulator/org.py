@@ -7,9 +7,10 @@ contiguous run of rows; every 50th row (by a hash) is soft-deleted and only ``qu
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -412,6 +413,7 @@ class ObjectModel:
     _pools: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        self._original_fields = list(self.fields)
         self.by_name = {f.name.lower(): f for f in self.fields}
         self.deletable = "isdeleted" in self.by_name
         self.prefix = ID_PREFIX.get(self.name, "a0Z")
@@ -421,6 +423,48 @@ class ObjectModel:
         for f in self.fields:
             if f.bulk_queryable and f.name not in ROW_FIELDS:
                 self._pools[f.name] = _pool(f, rng, self.blank)
+
+    def change_schema(
+        self, add: list[dict] = (), remove: list[str] = (), retype: dict[str, dict] | None = None
+    ) -> None:
+        """What an admin does between two runs: add fields, remove them (or hide them from the integration
+        user), change their type. Deterministic: a changed field's values depend only on the seed, the
+        object, the field's name and its new type."""
+        gone = {name.lower() for name in remove}
+        fields = [f for f in self.fields if f.name.lower() not in gone]
+        for name, spec in (retype or {}).items():
+            i = next((k for k, f in enumerate(fields) if f.name.lower() == name.lower()), None)
+            if i is None:
+                raise KeyError(f"{self.name} has no field {name}")
+            fields[i] = replace(fields[i], **spec)
+            self._pools[fields[i].name] = self._field_pool(fields[i])
+        for spec in add:
+            added = _f(
+                spec["name"], spec.get("type", "string"), **{k: v for k, v in spec.items() if k not in ("name", "type")}
+            )
+            fields.append(added)
+            self._pools[added.name] = self._field_pool(added)
+        self.fields = fields
+        self.by_name = {f.name.lower(): f for f in self.fields}
+
+    def reset_schema(self) -> None:
+        self.fields = list(self._original_fields)
+        self.by_name = {f.name.lower(): f for f in self.fields}
+        rng = random.Random(f"{self.seed}:{self.name}")
+        for f in self.fields:
+            if f.bulk_queryable and f.name not in ROW_FIELDS:
+                self._pools[f.name] = _pool(f, rng, self.blank)
+
+    def _field_pool(self, f: FieldMeta) -> list[str]:
+        return _pool(f, random.Random(f"{self.seed}:{self.name}:{f.name}:{f.type}:{f.precision}:{f.scale}"), self.blank)
+
+    @property
+    def schema_key(self) -> str:
+        """Identifies the field list (names and types), for the row cache."""
+        if self.fields == self._original_fields:
+            return ""
+        text = ";".join(f"{f.name}:{f.type}:{f.precision}:{f.scale}" for f in self.fields)
+        return "-schema" + hashlib.sha1(text.encode()).hexdigest()[:10]
 
     @property
     def blank(self) -> str:

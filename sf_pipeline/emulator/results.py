@@ -83,7 +83,7 @@ def base_file(obj: ObjectModel, cache_dir: Path) -> RowFile:
     """The object's cached base file, generated on first use (once per seed and row count)."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     blanks = "-quotedblanks" if obj.quoted_blanks else ""
-    path = cache_dir / f"v{CACHE_VERSION}-seed{obj.seed}-{obj.name}-{obj.rows}{blanks}.csv"
+    path = cache_dir / f"v{CACHE_VERSION}-seed{obj.seed}-{obj.name}-{obj.rows}{blanks}{obj.schema_key}.csv"
     with _cache_locks_guard:
         lock = _cache_locks.setdefault(path, threading.Lock())
     with lock:

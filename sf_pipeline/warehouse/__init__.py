@@ -23,6 +23,7 @@ from typing import Any
 import dlt
 
 from ..errors import WarehouseConfigError
+from ..naming import ColumnRecord
 from .ddl import (
     count_rows,
     drop_object_table,
@@ -110,14 +111,14 @@ class Warehouse:
         with self.connection() as conn:
             swap_in(conn, self.kind, self.dataset, loaded, table, dlt_schema)
 
-    def column_map(self, sobject: str) -> dict[str, str]:
-        """API name -> column of every field of ``sobject`` an earlier load gave a column."""
+    def column_map(self, sobject: str) -> dict[str, ColumnRecord]:
+        """The current column record of every field of ``sobject`` an earlier load gave a column."""
         with self.connection() as conn:
             return read_column_map(conn, self.kind, self.dataset, sobject)
 
-    def record_columns(self, sobject: str, new: dict[str, tuple[str, str]]) -> None:
+    def record_columns(self, sobject: str, records: dict[str, ColumnRecord]) -> None:
         with self.connection() as conn:
-            write_column_map(conn, self.kind, self.dataset, sobject, new)
+            write_column_map(conn, self.kind, self.dataset, sobject, records)
 
     def count_rows(
         self, table: str, cursor_field: str | None = None, since: datetime | None = None, until: datetime | None = None

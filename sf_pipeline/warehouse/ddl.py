@@ -8,7 +8,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from ..naming import column_name
+from ..naming import ColumnRecord, column_name
 from .settings import DestinationKind
 
 log = logging.getLogger(__name__)
@@ -120,39 +120,54 @@ def count_rows(
     return int(cur.fetchone()[0])
 
 
-COLUMN_MAP_TABLE = "_sf_columns"  # sobject, field (API name), column_name, label: every assignment ever made
+COLUMN_MAP_TABLE = "_sf_columns"  # every column assignment ever made; a field's latest record (seq) is current
+_COLUMN_MAP_COLUMNS = {
+    "sobject": "VARCHAR",
+    "field": "VARCHAR",
+    "column_name": "VARCHAR",
+    "label": "VARCHAR",
+    "sf_type": "VARCHAR",
+    "data_type": "VARCHAR",
+    "present": "BOOLEAN",
+    "seq": "INTEGER",
+}
 
 
-def read_column_map(conn: Any, dialect: DestinationKind, schema: str, sobject: str) -> dict[str, str]:
-    """The columns earlier loads gave the object's fields (API name -> column)."""
+def read_column_map(conn: Any, dialect: DestinationKind, schema: str, sobject: str) -> dict[str, ColumnRecord]:
+    """The current record of each field of ``sobject`` an earlier load gave a column."""
     if not table_exists(conn, dialect, schema, COLUMN_MAP_TABLE):
         return {}
+    names = [_quote(normalize(dialect, c)) for c in _COLUMN_MAP_COLUMNS]
     cur = conn.cursor()
     cur.execute(
-        f"SELECT {_quote(normalize(dialect, 'field'))}, {_quote(normalize(dialect, 'column_name'))} "
-        f"FROM {qualified(dialect, schema, COLUMN_MAP_TABLE)} "
-        f"WHERE {_quote(normalize(dialect, 'sobject'))} = {_literal(sobject)}"
+        f"SELECT {', '.join(names)} FROM {qualified(dialect, schema, COLUMN_MAP_TABLE)} "
+        f"WHERE {names[0]} = {_literal(sobject)} ORDER BY {names[-1]}"
     )
-    return {field: column for field, column in cur.fetchall()}
+    out: dict[str, ColumnRecord] = {}
+    for _, field, column, label, sf_type, data_type, present, _ in cur.fetchall():
+        out[field] = ColumnRecord(column, sf_type, data_type, label or "", bool(present))
+    return out
 
 
 def write_column_map(
-    conn: Any, dialect: DestinationKind, schema: str, sobject: str, new: dict[str, tuple[str, str]]
+    conn: Any, dialect: DestinationKind, schema: str, sobject: str, records: dict[str, ColumnRecord]
 ) -> None:
-    """Record new assignments (API name -> (column, label)); earlier ones are never changed."""
-    if not new:
+    """Append records (new, retyped, removed or returned fields); earlier ones stay as history."""
+    if not records:
         return
+    table = qualified(dialect, schema, COLUMN_MAP_TABLE)
+    names = [_quote(normalize(dialect, c)) for c in _COLUMN_MAP_COLUMNS]
     cur = conn.cursor()
     cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(normalize(dialect, schema))}")
-    names = ", ".join(_quote(normalize(dialect, c)) for c in ("sobject", "field", "column_name", "label"))
-    cur.execute(
-        f"CREATE TABLE IF NOT EXISTS {qualified(dialect, schema, COLUMN_MAP_TABLE)} "
-        f"({', '.join(f'{n} VARCHAR' for n in names.split(', '))})"
-    )
-    values = ", ".join(
-        f"({_literal(sobject)}, {_literal(field)}, {_literal(column)}, {_literal(label)})"
-        for field, (column, label) in sorted(new.items())
-    )
-    cur.execute(f"INSERT INTO {qualified(dialect, schema, COLUMN_MAP_TABLE)} ({names}) VALUES {values}")
+    columns_sql = ", ".join(f"{n} {t}" for n, t in zip(names, _COLUMN_MAP_COLUMNS.values(), strict=True))
+    cur.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns_sql})")
+    cur.execute(f"SELECT COALESCE(MAX({names[-1]}), 0) FROM {table} WHERE {names[0]} = {_literal(sobject)}")
+    seq = int(cur.fetchone()[0])
+    values = []
+    for field, r in sorted(records.items()):
+        seq += 1
+        literals = [sobject, field, r.column, r.label, r.sf_type, r.data_type]
+        values.append(f"({', '.join(_literal(v) for v in literals)}, {'TRUE' if r.present else 'FALSE'}, {seq})")
+    cur.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join(values)}")
     with contextlib.suppress(Exception):
         conn.commit()
