@@ -260,6 +260,29 @@ def test_rest_count_and_max(api: httpx.Client, org: Emulator) -> None:
     assert ids == org.truth_ids("Account")
 
 
+def test_rest_records_carry_json_booleans_and_numbers(api: httpx.Client, org: Emulator) -> None:
+    """As the REST API sends them: true/false, numbers, null; text for every other type."""
+    obj = org.org.get("Account")
+    page = api.get("/query", params={"q": "SELECT Id, IsDeleted, NumberOfEmployees, AnnualRevenue, Name FROM Account"})
+    records = page.json()["records"]
+    assert all(isinstance(r["IsDeleted"], bool) for r in records)
+    assert {type(r["NumberOfEmployees"]) for r in records} <= {int, type(None)}
+    assert {type(r["AnnualRevenue"]) for r in records} <= {float, type(None)}
+    assert any(isinstance(r["AnnualRevenue"], float) for r in records) and any(r["Name"] for r in records)
+    first = records[0]
+    raw = obj.raw_value(obj.by_name["annualrevenue"], 0)
+    assert first["AnnualRevenue"] == (None if raw is None else float(raw))
+
+
+def test_a_query_job_goes_through_the_documented_states(api: httpx.Client, org: Emulator) -> None:
+    """Create answers UploadComplete; polls then see InProgress (while it runs) and end at JobComplete."""
+    org.fault(kind="slow_job", stage="poll", object="Lead", polls=2)
+    created = api.post("/jobs/query", json={"operation": "query", "query": "SELECT Id FROM Lead"}).json()
+    assert created["state"] == "UploadComplete"
+    seen = [api.get(f"/jobs/query/{created['id']}").json()["state"] for _ in range(4)]
+    assert seen[:2] == ["InProgress", "InProgress"] and seen[-1] == "JobComplete", seen
+
+
 def test_a_third_party_client_works_unchanged(org: Emulator) -> None:
     """simple-salesforce's Bulk 2.0 query, pointed at the emulator, reads the same rows."""
     simple_salesforce = pytest.importorskip("simple_salesforce")

@@ -117,15 +117,14 @@ class JobEndpoints:
             job.slow_polls = slow.polls
         with st.lock:
             st.jobs[job.id] = job
+        # what create answers is the job as created (UploadComplete), before it starts to run
+        created = {
+            k: v
+            for k, v in job.info().items()
+            if k not in ("numberRecordsProcessed", "retries", "totalProcessingTime", "jobType")
+        }
         threading.Thread(target=_run_job, args=(st, job, fail), daemon=True, name=f"job-{job.id}").start()
-        self._json(
-            200,
-            {
-                k: v
-                for k, v in job.info().items()
-                if k not in ("numberRecordsProcessed", "retries", "totalProcessingTime", "jobType")
-            },
-        )
+        self._json(200, created)
 
     def _page_bounds(self, job: Job, params: dict[str, str]) -> tuple[int, int]:
         first = decode_locator(params["locator"]) if params.get("locator") else 0

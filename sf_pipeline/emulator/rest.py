@@ -17,6 +17,19 @@ from .state import REST_QUERY_BATCH, ApiError, EmulatorState
 log = logging.getLogger(__name__)
 
 
+def json_value(sf_type: str, raw: str | None) -> object:
+    """A value as the REST API sends it: JSON booleans and numbers, text for the rest, null for blanks."""
+    if raw is None:
+        return None
+    if sf_type == "boolean":
+        return raw == "true"
+    if sf_type in ("int", "long"):
+        return int(raw)
+    if sf_type in ("double", "currency", "percent"):
+        return float(raw)
+    return raw
+
+
 class RestEndpoints:
     state: EmulatorState
 
@@ -105,8 +118,9 @@ class RestEndpoints:
 
     def _rest_records(self, version: str, model: ObjectModel, fields: list, runs: list, first: int) -> None:
         total = sum(b - a for a, b in runs)
+        types = {f.name: f.type for f in fields}
         records = [
-            {"attributes": {"type": model.name}, **row}
+            {"attributes": {"type": model.name}, **{k: json_value(types[k], v) for k, v in row.items()}}
             for row in value_rows(model, fields, runs, first, REST_QUERY_BATCH)
         ]
         payload: dict[str, object] = {"totalSize": total, "done": first + len(records) >= total, "records": records}
