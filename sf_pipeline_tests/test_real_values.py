@@ -171,3 +171,29 @@ def test_column_assignments_are_stable_whichever_field_came_first() -> None:
     }
     # a removed field's column is never handed to another field
     assert assign_columns(["Ship_To__c"], {"ShipTo__c": "ship_to__c"}) == {"Ship_To__c": "ship_to__c_2"}
+
+
+DUCKDB_TYPES = {
+    "Amount__c": "DECIMAL(18,2)",
+    "Tax_Rate__c": "DECIMAL(5,2)",
+    "Line_Count__c": "DECIMAL(18,0)",
+    "Due_Date__c": "DATE",
+    "CreatedDate": "TIMESTAMP WITH TIME ZONE",
+    "Reminder_Time__c": "TIME",
+    "Paid__c": "BOOLEAN",
+    "Name": "VARCHAR",
+    "Notes__c": "VARCHAR",
+}
+
+
+def test_each_salesforce_type_gets_its_duckdb_type(loaded: tuple[Emulator, Path]) -> None:
+    _, db = loaded
+    with duckdb.connect(str(db), read_only=True) as con:
+        found = dict(
+            con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = 'salesforce' AND table_name = ?",
+                [table_name(OBJECT)],
+            ).fetchall()
+        )
+    assert {field: found[column_name(field)] for field in DUCKDB_TYPES} == DUCKDB_TYPES

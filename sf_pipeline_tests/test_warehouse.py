@@ -19,7 +19,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from sf_pipeline.catalog import load_catalog
+from sf_pipeline.catalog import CatalogObject, load_catalog
 from sf_pipeline.connections import check_staging, check_warehouse
 from sf_pipeline.defs.assets import asset_key, build_assets
 from sf_pipeline.defs.checks import WAREHOUSE_COUNT_CHECK
@@ -301,3 +301,38 @@ def test_checks_fail_clearly_on_a_missing_container_and_an_unreachable_warehouse
     )
     result = check_warehouse(unreachable)
     assert not result.ok and result.part == "warehouse"
+
+
+# What each Salesforce type becomes: Arrow (arrow_types.py), then dlt's type for the destination.
+SNOWFLAKE_TYPES = {
+    "Amount__c": ("currency", "NUMBER(18,2)"),
+    "Tax_Rate__c": ("percent", "NUMBER(5,2)"),
+    "Line_Count__c": ("double", "NUMBER(18,0)"),
+    "Due_Date__c": ("date", "DATE"),
+    "CreatedDate": ("datetime", "TIMESTAMP_TZ"),
+    "Reminder_Time__c": ("time", "TIME"),
+    "Paid__c": ("boolean", "BOOLEAN"),
+    "Name": ("string", "VARCHAR"),
+    "Status__c": ("picklist", "VARCHAR"),
+    "Notes__c": ("textarea", "VARCHAR"),
+}
+
+
+def test_each_salesforce_type_gets_its_snowflake_type(org: Emulator, warehouse: Warehouse) -> None:
+    with SalesforceClient(org.settings()) as client:
+        result = sync_object(client, CatalogObject("Invoice__c"), warehouse, full_refresh=True)
+    assert result.reconciled
+    describe = {f["name"]: f["type"] for f in org.org.get("Invoice__c").describe()["fields"]}
+    with warehouse.connection() as conn:
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT column_name, data_type, numeric_precision, numeric_scale FROM information_schema.columns "
+            "WHERE table_schema = 'SALESFORCE' AND table_name = 'INVOICE_C'"
+        )
+        found = {name.upper(): (t.upper(), p, s) for name, t, p, s in cur.fetchall()}
+    for field, (sf_type, expected) in SNOWFLAKE_TYPES.items():
+        assert describe[field] == sf_type, f"{field} is no longer a {sf_type} in the emulator"
+        data_type, precision, scale = found[result.columns[field].upper()]
+        shown = f"NUMBER({precision},{scale})" if data_type in ("NUMBER", "DECIMAL") else data_type
+        shown = {"TEXT": "VARCHAR", "TIMESTAMP WITH TIME ZONE": "TIMESTAMP_TZ"}.get(shown, shown)
+        assert shown == expected, f"{field} ({sf_type}): {data_type} {precision},{scale}"
