@@ -30,7 +30,7 @@ from .arrow_types import csv_column_types, decimal_columns, finish_batch, time_c
 from .errors import LoadError, SettingsError
 from .faultpoints import faultpoint
 from .memory import PeakRss, lean_arrow_allocator
-from .naming import column_name, table_name
+from .naming import assign_columns, column_name, table_name
 from .salesforce.soql import check_identifier
 from .split import Chunk
 from .warehouse import FILE_FORMATS, StagedFiles, StagingSettings
@@ -213,6 +213,9 @@ class ObjectLoader:
         column_names: dict[str, str] | None = None,
     ) -> LoadResult:
         started = time.monotonic()
+        if column_names is None and fields:
+            # no recorded history (sf-pipeline load): every field still gets a column of its own
+            column_names = assign_columns([f["name"] for f in fields], {})
         lean_arrow_allocator()
         workdir = self._fresh_workdir()
         staged = StagedFiles(self.staging, self.dataset_name, self.table) if self.staging.kind == "azure" else None

@@ -197,3 +197,37 @@ def test_each_salesforce_type_gets_its_duckdb_type(loaded: tuple[Emulator, Path]
             ).fetchall()
         )
     assert {field: found[column_name(field)] for field in DUCKDB_TYPES} == DUCKDB_TYPES
+
+
+TEXT_TYPES = {"string", "textarea", "picklist", "multipicklist", "email", "phone", "url"}
+
+
+def test_long_and_odd_text_comes_back_as_salesforce_holds_it(loaded: tuple[Emulator, Path]) -> None:
+    """131,072-character Long Text, CRLF, lone CR, tabs, NUL bytes (kept) and every Unicode plane."""
+    org, db = loaded
+    model = org.org.get(OBJECT)
+    id_field = model.by_name["id"]
+    seen: set[str] = set()
+    for f in (f for f in model.fields if f.type in TEXT_TYPES and f.bulk_queryable):
+        values = loaded_values(db, f.name)
+        for i in range(model.rows):
+            raw = model.raw_value(f, i)
+            if model.is_deleted(i) or raw is None:
+                continue
+            assert values[model.raw_value(id_field, i)] == raw, f"{OBJECT}.{f.name} row {i}"
+            seen |= {name for name, hit in odd_text(raw).items() if hit}
+    assert seen == set(ODD_TEXT), f"the org's text lacked some cases, the test would prove less: {seen}"
+
+
+ODD_TEXT = {
+    "131072 chars": lambda v: len(v) == 131072,
+    "NUL": lambda v: "\x00" in v,
+    "lone CR": lambda v: "\r" in v.replace("\r\n", ""),
+    "CRLF": lambda v: "\r\n" in v,
+    "tab": lambda v: "\t" in v,
+    "astral plane": lambda v: any(ord(c) > 0xFFFF for c in v),
+}
+
+
+def odd_text(value: str) -> dict[str, bool]:
+    return {name: test(value) for name, test in ODD_TEXT.items()}

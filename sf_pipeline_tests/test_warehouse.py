@@ -336,3 +336,27 @@ def test_each_salesforce_type_gets_its_snowflake_type(org: Emulator, warehouse: 
         shown = f"NUMBER({precision},{scale})" if data_type in ("NUMBER", "DECIMAL") else data_type
         shown = {"TEXT": "VARCHAR", "TIMESTAMP WITH TIME ZONE": "TIMESTAMP_TZ"}.get(shown, shown)
         assert shown == expected, f"{field} ({sf_type}): {data_type} {precision},{scale}"
+
+
+def test_long_and_odd_text_on_the_snowflake_path(org: Emulator, warehouse: Warehouse) -> None:
+    """The same text cases through staged Parquet in Azurite and fakesnow's COPY (NUL bytes kept)."""
+    from .test_real_values import ODD_TEXT, odd_text
+
+    with SalesforceClient(org.settings()) as client:
+        result = sync_object(client, CatalogObject("Invoice__c"), warehouse, full_refresh=True)
+    model = org.org.get("Invoice__c")
+    id_field = model.by_name["id"]
+    seen: set[str] = set()
+    for api in ("Long_Notes__c", "Notes__c", "Name"):
+        with warehouse.connection() as conn:
+            cur = conn.cursor()
+            cur.execute(f'SELECT "ID", "{result.columns[api].upper()}" FROM "SALESFORCE"."INVOICE_C"')
+            values = dict(cur.fetchall())
+        f = model.by_name[api.lower()]
+        for i in range(model.rows):
+            raw = model.raw_value(f, i)
+            if model.is_deleted(i) or raw is None:
+                continue
+            assert values[model.raw_value(id_field, i)] == raw, f"{api} row {i}"
+            seen |= {name for name, hit in odd_text(raw).items() if hit}
+    assert seen >= set(ODD_TEXT) - {"tab"}, seen

@@ -26,6 +26,9 @@ TRICKY_TEXT = [
     "Ünïcödé; semi;colons|pipes^carets`backquotes\ttab",
     "   leading and trailing spaces   ",
     "Three\n\nnewlines\n",
+    "a NUL\x00byte inside",
+    "a lone\rcarriage return",
+    "every plane: \u00e9 \u4e2d \U0001d11e \U00020000 \U000e0041 \U0010fffd",
 ]
 WORDS = [
     "alpha",
@@ -347,6 +350,7 @@ OBJECT_FIELDS: dict[str, list[FieldMeta]] = {
         # two distinct fields whose API names normalize to one identifier (ship_to__c), as admins make them
         _f("ShipTo__c", "string", label="Ship To (legacy)"),
         _f("Ship_To__c", "string", label="Ship To"),
+        _f("Long_Notes__c", "textarea", length=131072, label="Long Notes"),
         _f("Line_Count__c", "double", precision=18, scale=0),
         _f("Contact_Email__c", "email"),
         _f("Portal_Url__c", "url"),
@@ -593,6 +597,10 @@ def _random_value(f: FieldMeta, rng: random.Random, k: int) -> str:
         return f"https://www.{rng.choice(WORDS)}{k}.example.com/path?q=1&r=2"
     if t == "encryptedstring":
         return "****" + str(rng.randrange(1000, 9999))
+    if t == "textarea" and f.length >= 131072 and rng.random() < 0.05:
+        # a Long Text Area filled to its limit, CRLF line breaks and a quote included
+        line = '"Full" long text, with a comma\r\n'
+        return (line * (f.length // len(line) + 1))[: f.length]
     if t == "textarea" and f.length > 255:
         parts = [" ".join(rng.choices(WORDS, k=rng.randrange(3, 25))) for _ in range(rng.randrange(1, 4))]
         if rng.random() < 0.4:

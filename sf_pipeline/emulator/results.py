@@ -21,7 +21,7 @@ from .soql import Condition, Query, SoqlError, compare, epoch_ms
 
 DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^", "BACKQUOTE": "`"}
 LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
-CACHE_VERSION = 3  # 2: numbers as Java's Double.toString, the blank style in the name; 3: Invoice__c fields
+CACHE_VERSION = 4  # 2: Java number format, blank style; 3, 4: Invoice__c fields, NUL, lone CR, astral text
 _cache_locks: dict[Path, threading.Lock] = {}
 _cache_locks_guard = threading.Lock()
 MODSTAMP_FIELDS = ("systemmodstamp", "lastmodifieddate")
