@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from sf_pipeline.emulator import EmulatorConfig, make_server
+from sf_pipeline.emulator import EmulatorConfig
 from sf_pipeline.salesforce import SalesforceClient
 
-from .helpers import TEST_ROWS, Emulator
+from .helpers import TEST_ROWS, Emulator, running_emulator
 from .servers import Azurite, Fakesnow
 
 SCRUBBED_PREFIXES = ("SF_", "AZURE_STORAGE_", "DAGSTER_HOME")
@@ -39,13 +39,10 @@ def emulator_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def emulator(emulator_cache: Path) -> Iterator[Emulator]:
-    server = make_server(EmulatorConfig(port=0, rows=TEST_ROWS, cache_dir=emulator_cache, default_page_records=5_000))
-    server.start_background()
-    try:
-        yield Emulator(server)
-    finally:
-        server.shutdown()
-        server.server_close()
+    with running_emulator(
+        EmulatorConfig(port=0, rows=TEST_ROWS, cache_dir=emulator_cache, default_page_records=5_000)
+    ) as org:
+        yield org
 
 
 @pytest.fixture

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
 import httpx
 
-from sf_pipeline.emulator import EmulatorServer, Fault
+from sf_pipeline.emulator import EmulatorConfig, EmulatorServer, Fault, make_server
+from sf_pipeline.emulator.org import ObjectModel
 from sf_pipeline.salesforce import RetryPolicy, SalesforceSettings
 
 # Small objects keep the suite fast; Account is large enough to span several result pages.
@@ -65,3 +71,61 @@ class Emulator:
                 continue
             out.append(obj.raw_value(id_field, i))
         return out
+
+
+@contextmanager
+def running_emulator(config: EmulatorConfig) -> Iterator[Emulator]:
+    """An emulator serving in the background for the duration of the block."""
+    server = make_server(config)
+    server.start_background()
+    try:
+        yield Emulator(server)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def materialize_object(org: Emulator, name: str, db: Path, work: Path, **kwargs: object) -> dg.ExecuteInProcessResult:
+    """One object's asset materialized in process against ``org``, loading into the DuckDB file ``db``."""
+    from sf_pipeline.catalog import load_catalog
+    from sf_pipeline.defs.assets import asset_key, build_assets
+    from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, WarehouseResource
+
+    asset = next(a for a in build_assets(load_catalog()) if asset_key(name) in a.keys)
+    with dg.instance_for_test() as instance:
+        return dg.materialize(
+            [asset],
+            instance=instance,
+            resources={
+                "salesforce": SalesforceResource(login_url=org.url, max_retries=3),
+                "warehouse": WarehouseResource(duckdb_path=str(db)),
+                "pipeline_settings": PipelineSettings(work_dir=str(work)),
+            },
+            **kwargs,
+        )
+
+
+ODD_TEXT = {
+    "131072 chars": lambda v: len(v) == 131072,
+    "NUL": lambda v: "\x00" in v,
+    "lone CR": lambda v: "\r" in v.replace("\r\n", ""),
+    "CRLF": lambda v: "\r\n" in v,
+    "tab": lambda v: "\t" in v,
+    "astral plane": lambda v: any(ord(c) > 0xFFFF for c in v),
+}
+
+
+def assert_text_round_trips(model: ObjectModel, loaded: dict[str, dict[str, object]]) -> set[str]:
+    """Every live row's value of each field (API name -> {Id: value}) equals the org's; returns which of
+    the ``ODD_TEXT`` cases the values held, so that a test can insist it saw them."""
+    id_field = model.by_name["id"]
+    seen: set[str] = set()
+    for api, values in loaded.items():
+        f = model.by_name[api.lower()]
+        for i in range(model.rows):
+            raw = model.raw_value(f, i)
+            if model.is_deleted(i) or raw is None:
+                continue
+            assert values[model.raw_value(id_field, i)] == raw, f"{model.name}.{api} row {i}"
+            seen |= {name for name, test in ODD_TEXT.items() if test(raw)}
+    return seen

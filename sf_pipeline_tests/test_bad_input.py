@@ -12,9 +12,8 @@ import duckdb
 import pytest
 
 from sf_pipeline.catalog import CatalogObject, load_catalog
-from sf_pipeline.defs.assets import asset_key, build_assets, partitions_def
+from sf_pipeline.defs.assets import partitions_def
 from sf_pipeline.defs.checks import EMPTY_GUARD_CHECK, SHRINK_CHECK
-from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, WarehouseResource
 from sf_pipeline.emulator.soql import epoch_ms
 from sf_pipeline.errors import CatalogError
 from sf_pipeline.load import LoadError, ObjectLoader
@@ -24,7 +23,7 @@ from sf_pipeline.split import Chunk, MalformedCsvError, plan_chunks
 from sf_pipeline.sync import sync_object
 from sf_pipeline.warehouse import Warehouse, duckdb_destination
 
-from .helpers import Emulator
+from .helpers import Emulator, materialize_object
 
 
 def tables(db: Path) -> set[str]:
@@ -121,18 +120,7 @@ def test_malformed_csv_fails_naming_the_file_and_leaves_the_table_as_it_was(tmp_
 
 
 def materialize_lead(org: Emulator, db: Path, work: Path, **kwargs: object) -> dg.ExecuteInProcessResult:
-    lead = next(a for a in build_assets(load_catalog()) if asset_key("Lead") in a.keys)
-    with dg.instance_for_test() as instance:
-        return dg.materialize(
-            [lead],
-            instance=instance,
-            resources={
-                "salesforce": SalesforceResource(login_url=org.url, max_retries=3),
-                "warehouse": WarehouseResource(duckdb_path=str(db)),
-                "pipeline_settings": PipelineSettings(work_dir=str(work)),
-            },
-            **kwargs,
-        )
+    return materialize_object(org, "Lead", db, work, **kwargs)
 
 
 def test_an_empty_window_loads_nothing_and_says_so(org: Emulator, tmp_path: Path) -> None:

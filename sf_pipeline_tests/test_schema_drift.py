@@ -16,12 +16,11 @@ import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from sf_pipeline.catalog import load_catalog
-from sf_pipeline.defs.assets import asset_key, build_assets, partitions_def
+from sf_pipeline.defs.assets import partitions_def
 from sf_pipeline.defs.checks import SCHEMA_CHECK
-from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, WarehouseResource
-from sf_pipeline.emulator import EmulatorConfig, make_server
+from sf_pipeline.emulator import EmulatorConfig
 
-from .helpers import Emulator
+from .helpers import Emulator, materialize_object, running_emulator
 
 OBJECT = "Invoice__c"
 PARTITIONS = 120  # the trailing window: a few hundred of the test org's invoices, few materialization events
@@ -30,29 +29,14 @@ PARTITIONS = 120  # the trailing window: a few hundred of the test org's invoice
 @pytest.fixture(scope="module")
 def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     """An org of its own: the test changes its schema."""
-    server = make_server(EmulatorConfig(port=0, rows={OBJECT: 2_000}, cache_dir=tmp_path_factory.mktemp("cache")))
-    server.start_background()
-    try:
-        yield Emulator(server)
-    finally:
-        server.shutdown()
-        server.server_close()
+    with running_emulator(EmulatorConfig(port=0, rows={OBJECT: 2_000}, cache_dir=tmp_path_factory.mktemp("c"))) as org:
+        yield org
 
 
 def load_window(org: Emulator, db: Path, work: Path) -> dg.ExecuteInProcessResult:
     keys = partitions_def(load_catalog()).get_partition_keys()[-PARTITIONS:]
-    invoice = next(a for a in build_assets(load_catalog()) if asset_key(OBJECT) in a.keys)
-    with dg.instance_for_test() as instance:
-        return dg.materialize(
-            [invoice],
-            instance=instance,
-            resources={
-                "salesforce": SalesforceResource(login_url=org.url, max_retries=3),
-                "warehouse": WarehouseResource(duckdb_path=str(db)),
-                "pipeline_settings": PipelineSettings(work_dir=str(work)),
-            },
-            tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]},
-        )
+    tags = {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
+    return materialize_object(org, OBJECT, db, work, tags=tags)
 
 
 def schema_check(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:

@@ -30,7 +30,7 @@ from sf_pipeline.split import SplitOptions
 from sf_pipeline.sync import sync_object
 from sf_pipeline.warehouse import SnowflakeSettings, StagingSettings, Warehouse, WarehouseConfigError
 
-from .helpers import Emulator
+from .helpers import ODD_TEXT, Emulator, assert_text_round_trips
 from .servers import AZURITE_ACCOUNT, AZURITE_KEY, ROOT, Azurite, Fakesnow
 
 SMALL_CHUNKS = SplitOptions(min_rows=1_000, target_bytes=400_000)
@@ -340,23 +340,13 @@ def test_each_salesforce_type_gets_its_snowflake_type(org: Emulator, warehouse: 
 
 def test_long_and_odd_text_on_the_snowflake_path(org: Emulator, warehouse: Warehouse) -> None:
     """The same text cases through staged Parquet in Azurite and fakesnow's COPY (NUL bytes kept)."""
-    from .test_real_values import ODD_TEXT, odd_text
-
     with SalesforceClient(org.settings()) as client:
         result = sync_object(client, CatalogObject("Invoice__c"), warehouse, full_refresh=True)
-    model = org.org.get("Invoice__c")
-    id_field = model.by_name["id"]
-    seen: set[str] = set()
-    for api in ("Long_Notes__c", "Notes__c", "Name"):
-        with warehouse.connection() as conn:
+    values = {}
+    with warehouse.connection() as conn:
+        for api in ("Long_Notes__c", "Notes__c", "Name"):
             cur = conn.cursor()
             cur.execute(f'SELECT "ID", "{result.columns[api].upper()}" FROM "SALESFORCE"."INVOICE_C"')
-            values = dict(cur.fetchall())
-        f = model.by_name[api.lower()]
-        for i in range(model.rows):
-            raw = model.raw_value(f, i)
-            if model.is_deleted(i) or raw is None:
-                continue
-            assert values[model.raw_value(id_field, i)] == raw, f"{api} row {i}"
-            seen |= {name for name, hit in odd_text(raw).items() if hit}
+            values[api] = dict(cur.fetchall())
+    seen = assert_text_round_trips(org.org.get("Invoice__c"), values)
     assert seen >= set(ODD_TEXT) - {"tab"}, seen
