@@ -50,6 +50,10 @@ def cmd_emulator(args: argparse.Namespace) -> int:
     if args.faults:
         config.faults = [Fault(**spec) for spec in json.loads(Path(args.faults).read_text())]
     server = make_server(config)
+    for change in json.loads(Path(args.schema_changes).read_text()) if args.schema_changes else []:
+        server.state.obj(change["object"]).change_schema(
+            change.get("add", []), change.get("remove", []), change.get("retype", {})
+        )
     print(
         f"Salesforce emulator listening on {server.url} (seed {config.seed}); "
         f"client id {config.client_id!r}, user {config.username!r}",
@@ -261,6 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", type=_rows, help="row counts, e.g. Account=1000000,Contact=5000")
     p.add_argument("--page-records", type=int, help="records per page when a request gives no maxRecords")
     p.add_argument("--quoted-blanks", action="store_true", help='write nulls as "" instead of an empty field')
+    p.add_argument(
+        "--schema-changes",
+        help='JSON file: a list of {"object", "add": [{"name", "type", ...}], "remove": [names], "retype": {name: '
+        '{"type", ...}}}, applied at start (as POST /__emulator__/schema does at run time)',
+    )
     p.add_argument("--cache-dir", help="where generated object data is cached")
     p.add_argument("--faults", help="JSON file with a list of faults to inject")
     p.set_defaults(func=cmd_emulator)

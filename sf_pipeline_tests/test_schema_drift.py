@@ -6,6 +6,9 @@ it held), and every change is reported (metadata ``schema_changes``, WARN check 
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,8 +22,11 @@ from sf_pipeline.catalog import load_catalog
 from sf_pipeline.defs.assets import partitions_def
 from sf_pipeline.defs.checks import SCHEMA_CHECK
 from sf_pipeline.emulator import EmulatorConfig
+from sf_pipeline.local_dagster import free_port
+from sf_pipeline.salesforce import SalesforceClient, SalesforceSettings
 
 from .helpers import Emulator, materialize_object, running_emulator
+from .servers import stop, wait_for_port
 
 OBJECT = "Invoice__c"
 PARTITIONS = 120  # the trailing window: a few hundred of the test org's invoices, few materialization events
@@ -99,3 +105,37 @@ def test_fields_added_removed_and_retyped_between_loads(org: Emulator, tmp_path:
     third = load_window(org, db, work)
     assert third.success and schema_check(third).passed, "a change is reported once"
     httpx.delete(f"{org.url}/__emulator__/schema").raise_for_status()
+
+
+def test_the_emulator_cli_applies_schema_changes_at_start(tmp_path: Path) -> None:
+    changes = tmp_path / "changes.json"
+    spec = {
+        "object": OBJECT,
+        "add": [{"name": "Region__c"}],
+        "remove": ["Notes__c"],
+        "retype": {"Amount__c": {"type": "string"}},
+    }
+    changes.write_text(json.dumps([spec]))
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "sf_pipeline.cli",
+        "emulator",
+        "--port",
+        str(port),
+        "--rows",
+        f"{OBJECT}=100",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--schema-changes",
+        str(changes),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, proc, "emulator")
+        with SalesforceClient(SalesforceSettings(login_url=f"http://127.0.0.1:{port}")) as client:
+            fields = {f["name"]: f["type"] for f in client.describe(OBJECT)["fields"]}
+    finally:
+        stop(proc)
+    assert fields["Region__c"] == "string" and "Notes__c" not in fields and fields["Amount__c"] == "string"
