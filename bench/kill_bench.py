@@ -1,9 +1,9 @@
 """A killed run never stalls the queue: SIGKILL one object's run at random moments, N times in a row.
 
-Usage: python bench/kill_bench.py [--kills 10] [--rows 100000] [--seed 7]
+Usage: python bench/kill_bench.py [--kills 10] [--rows 100000] [--seed 7] [--partitions 240]
 
-A real webserver and daemon with this repo's dagster.yaml. Each round queues an Account run over its whole
-partition range, SIGKILLs the run worker and its step process after a random delay (anywhere from the
+A real webserver and daemon with this repo's dagster.yaml. Each round queues an Account run over its trailing
+``--partitions`` daily partitions, SIGKILLs the run worker and its step process after a random delay (anywhere from the
 extract to the last chunk's load), queues a User run right after, and waits for the daemon to fail,
 free, retry and drain. Prints per round: when the kill fell, seconds until the queue started the next
 object run, seconds until both were done, and whether the table then held Salesforce's rows exactly once.
@@ -67,10 +67,13 @@ def main() -> None:
     ap.add_argument("--kills", type=int, default=10)
     ap.add_argument("--rows", type=int, default=100_000, help="Account rows in the emulator's org")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument(
+        "--partitions", type=int, default=240, help="trailing daily partitions each run loads (one event each)"
+    )
     args = ap.parse_args()
     rng = random.Random(args.seed)
     catalog = load_catalog()
-    keys = partitions_def(catalog).get_partition_keys()
+    keys = partitions_def(catalog).get_partition_keys()[-args.partitions :]
     since = datetime.fromisoformat(keys[0]).replace(tzinfo=UTC)
     until = datetime.fromisoformat(keys[-1]).replace(tzinfo=UTC) + timedelta(days=1)
     work = Path(tempfile.mkdtemp(prefix="kill-bench-"))
