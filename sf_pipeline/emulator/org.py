@@ -597,8 +597,9 @@ def _random_value(f: FieldMeta, rng: random.Random, k: int) -> str:
         return f"https://www.{rng.choice(WORDS)}{k}.example.com/path?q=1&r=2"
     if t == "encryptedstring":
         return "****" + str(rng.randrange(1000, 9999))
-    if t == "textarea" and f.length >= 131072 and rng.random() < 0.05:
-        # a Long Text Area filled to its limit, CRLF line breaks and a quote included
+    if t == "textarea" and f.length >= 131072 and k == 0:
+        # a Long Text Area filled to its limit, CRLF line breaks and a quote included: one value of the pool
+        # (about 1 row in 509), so that big objects do not grow several-fold
         line = '"Full" long text, with a comma\r\n'
         return (line * (f.length // len(line) + 1))[: f.length]
     if t == "textarea" and f.length > 255:

@@ -21,7 +21,7 @@ from .soql import Condition, Query, SoqlError, compare, epoch_ms
 
 DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^", "BACKQUOTE": "`"}
 LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
-CACHE_VERSION = 4  # 2: Java number format, blank style; 3, 4: Invoice__c fields, NUL, lone CR, astral text
+CACHE_VERSION = 5  # bumped whenever generated values change (5: full-length Long Text in 1 row of 509)
 _cache_locks: dict[Path, threading.Lock] = {}
 _cache_locks_guard = threading.Lock()
 MODSTAMP_FIELDS = ("systemmodstamp", "lastmodifieddate")
