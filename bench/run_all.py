@@ -22,6 +22,11 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "dlt_steps.py": (["--mb", "1024"], ["--mb", "128"]),
     "pod_bench.py": (["--mb", "1024", "--limit-mb", "1024"], ["--mb", "256", "--limit-mb", "512"]),
     "kill_bench.py": (["--kills", "10"], ["--kills", "2", "--rows", "20000"]),
+    "freshness_bench.py": (
+        ["--interval", "30", "--rounds", "3"],
+        ["--interval", "10", "--rounds", "2", "--rows", "20000"],
+    ),
+    "sweep_bench.py": (["--rows", "5000000"], ["--rows", "500000"]),
 }
 
 

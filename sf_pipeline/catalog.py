@@ -15,6 +15,8 @@ from .salesforce.soql import check_identifier
 
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
 GRANULARITIES = ("daily", "weekly", "monthly")
+HARD_DELETES = ("delete", "flag")  # what the Id sweep does to rows Salesforce no longer has
+FORMULA_FIELDS = ("exclude", "include")  # formula fields change without SystemModstamp moving
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class CatalogObject:
     weight: float = 1.0
     owners: tuple[str, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
+    hard_deletes: str = "delete"
+    formula_fields: str = "exclude"
 
 
 @dataclass(frozen=True)
@@ -85,9 +89,16 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
             "weight",
             "owners",
             "tags",
+            "hard_deletes",
+            "formula_fields",
         }
         if unknown:
             raise CatalogError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
+        choices = {}
+        for setting, allowed in (("hard_deletes", HARD_DELETES), ("formula_fields", FORMULA_FIELDS)):
+            choices[setting] = str(entry.get(setting, defaults.get(setting, allowed[0])))
+            if choices[setting] not in allowed:
+                raise CatalogError(f"{where}: {setting} must be one of {allowed}, got {choices[setting]!r}")
         seen.add(name.lower())
         objects.append(
             CatalogObject(
@@ -99,6 +110,7 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
                 weight=float(entry.get("weight", 1.0)),
                 owners=tuple(entry.get("owners", defaults.get("owners", []))),
                 tags={str(k): str(v) for k, v in (entry.get("tags") or {}).items()},
+                **choices,
             )
         )
     if not objects:

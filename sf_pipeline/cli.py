@@ -32,6 +32,14 @@ def _rows(text: str) -> dict[str, int]:
     return out
 
 
+def _usage(text: str) -> tuple[int, int]:
+    used, _, limit = text.partition("/")
+    try:
+        return int(used), int(limit)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected USED/LIMIT, e.g. 95000/100000, got {text!r}") from None
+
+
 def cmd_emulator(args: argparse.Namespace) -> int:
     from .emulator import EmulatorConfig, Fault, make_server
 
@@ -43,6 +51,8 @@ def cmd_emulator(args: argparse.Namespace) -> int:
         rows=args.rows or {},
         quoted_blanks=args.quoted_blanks,
     )
+    if args.api_usage:
+        config.api_used, config.api_limit = args.api_usage
     if args.page_records:
         config.default_page_records = args.page_records
     if args.cache_dir:
@@ -194,6 +204,42 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 0 if result.reconciled else 1
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """The Id sweep of one catalog object (as its ``ids_match_salesforce`` check runs it), no Dagster run."""
+    import dagster as dg
+
+    from .catalog import load_catalog
+    from .defs.resources import default_resources, sweep_with
+
+    entry = load_catalog().get(args.object)
+    with dg.build_resources(default_resources()) as resources:
+        result = sweep_with(
+            resources.salesforce,
+            resources.pipeline_settings,
+            entry,
+            resources.warehouse.warehouse(),
+            resources.warehouse.staging_file_format,
+        )
+    c = result.comparison
+    print(
+        json.dumps(
+            {
+                "object": result.sobject,
+                "mode": result.mode,
+                "salesforce_ids": c.salesforce_ids,
+                "table_rows_before": c.table_rows,
+                "gone_from_salesforce": c.gone_from_salesforce,
+                "missing_in_table": c.missing_in_table,
+                "seconds": round(result.seconds, 2),
+                "peak_rss_mb": round(result.peak_rss_mb, 1),
+                "api_calls": result.api_calls,
+                "org_api_usage": result.api_usage,
+            }
+        )
+    )
+    return 0 if result.ids_match else 1
+
+
 def cmd_check_connections(args: argparse.Namespace) -> int:
     """Reads the settings the code location reads (environment variables through its resources)."""
     import dagster as dg
@@ -271,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
         '{"type", ...}}}, applied at start (as POST /__emulator__/schema does at run time)',
     )
     p.add_argument("--cache-dir", help="where generated object data is cached")
+    p.add_argument("--api-usage", type=_usage, help="the org's daily API usage at start, USED/LIMIT (default 0/100000)")
     p.add_argument("--faults", help="JSON file with a list of faults to inject")
     p.set_defaults(func=cmd_emulator)
 
@@ -315,6 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-target-mb", type=float, help="chunk size to aim at (default: the setting)")
     p.add_argument("--max-records", type=int, help="records per result page asked of Salesforce")
     p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("sweep", help="delete (or flag) the rows of one object that Salesforce no longer has")
+    p.add_argument("object")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser(
         "check-connections",

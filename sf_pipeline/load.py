@@ -24,6 +24,7 @@ from typing import Any, Literal
 import dlt
 import pyarrow as pa
 import pyarrow.csv as pacsv
+from dlt.common.schema.utils import normalize_schema_name
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from .arrow_types import csv_column_types, decimal_columns, finish_batch, time_columns
@@ -203,6 +204,12 @@ class ObjectLoader:
         self.pipelines_dir = pipelines_dir or self.staging.local_dir
         self.settings = settings or DltSettings()
         self.pipeline_name = pipeline_name or f"sf_{table_name(sobject)}"
+
+    @property
+    def schema_name(self) -> str:
+        """The name dlt stores the pipeline's schema under (``_dlt_version``): normalized, so ``sf_invoice__c``
+        is ``sf_invoice_c`` there."""
+        return normalize_schema_name(self.pipeline_name)
 
     def load(
         self,

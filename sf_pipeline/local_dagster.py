@@ -113,6 +113,64 @@ class LocalDagster:
         client = DagsterGraphQLClient("127.0.0.1", port_number=self.port)
         return client.submit_job_execution(job, tags=tags, run_config=run_config or {}, asset_selection=[asset])
 
+    LOCATION = "sf_pipeline.definitions"  # workspace.yaml's python_module
+    REPOSITORY = "__repository__"
+
+    def graphql(self, query: str, variables: dict) -> dict:
+        response = httpx.post(f"{self.url}/graphql", json={"query": query, "variables": variables}, timeout=60)
+        response.raise_for_status()
+        body = response.json()
+        if body.get("errors"):
+            raise RuntimeError(f"GraphQL errors: {body['errors']}")
+        return body["data"]
+
+    def launch(
+        self,
+        job: str,
+        *,
+        assets: list[list[str]] | None = None,
+        checks: list[tuple[list[str], str]] | None = None,
+        tags: dict[str, str] | None = None,
+        run_config: dict | None = None,
+    ) -> str:
+        """Launch a run as the UI does (``launchRun``), with an asset and/or asset-check selection."""
+        selector: dict = {"repositoryLocationName": self.LOCATION, "repositoryName": self.REPOSITORY, "jobName": job}
+        if assets is not None:
+            selector["assetSelection"] = [{"path": path} for path in assets]
+        if checks is not None:
+            selector["assetCheckSelection"] = [{"assetKey": {"path": path}, "name": name} for path, name in checks]
+        data = self.graphql(
+            """mutation Launch($params: ExecutionParams!) { launchRun(executionParams: $params) {
+                __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
+                ... on InvalidSubsetError { message } ... on RunConfigValidationInvalid { errors { message } } } }""",
+            {
+                "params": {
+                    "selector": selector,
+                    "runConfigData": run_config or {},
+                    "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
+                }
+            },
+        )["launchRun"]
+        if data["__typename"] != "LaunchRunSuccess":
+            raise RuntimeError(f"launchRun failed: {data}")
+        return data["run"]["runId"]
+
+    def start_sensor(self, name: str) -> None:
+        """Turn a sensor on, as its toggle in the UI does."""
+        data = self.graphql(
+            """mutation Start($selector: SensorSelector!) { startSensor(sensorSelector: $selector) {
+                __typename ... on Sensor { sensorState { status } } ... on PythonError { message } } }""",
+            {
+                "selector": {
+                    "repositoryLocationName": self.LOCATION,
+                    "repositoryName": self.REPOSITORY,
+                    "sensorName": name,
+                }
+            },
+        )["startSensor"]
+        if data["__typename"] != "Sensor":
+            raise RuntimeError(f"startSensor failed: {data}")
+
     def wait(self, run_ids: list[str], timeout_s: float = 1800) -> dict[str, str]:
         from dagster_graphql import DagsterGraphQLClient
 

@@ -63,6 +63,10 @@ class SyncResult:
     columns: dict[str, str] = field(default_factory=dict)  # API name -> warehouse column
     schema_changes: dict[str, list] = field(default_factory=dict)  # added, removed, retyped since the last load
     field_info: dict[str, tuple[str, str]] = field(default_factory=dict)  # API name -> (Salesforce type, label)
+    formula_fields: list[str] = field(default_factory=list)  # describe's calculated fields
+    formula_fields_loaded: bool = False  # the catalog's choice: extracted (include) or left out (exclude)
+    api_calls: int = 0  # Salesforce API requests this sync made
+    api_usage: str = ""  # the org's daily API usage after it (used/limit), as Salesforce last reported it
 
     @property
     def reconciled(self) -> bool:
@@ -142,9 +146,13 @@ def sync_object(
 ) -> SyncResult:
     """Extract, split and load one object for one window (or all of it, replacing, on full refresh)."""
     window = "full" if full_refresh else window_name(since, until)
+    calls_before = client.api_calls
     with object_workspace(work_root(work_dir), entry.name, window) as work, PeakRss() as rss:
         include_deleted = entry.include_deleted and not full_refresh
         t0 = time.monotonic()
+        describe = client.describe(entry.name)
+        formulas = [f["name"] for f in describe["fields"] if f.get("calculated")]
+        left_out = [*entry.exclude_fields, *(formulas if entry.formula_fields == "exclude" else [])]
         result, describe = extract_object(
             client,
             entry.name,
@@ -153,8 +161,9 @@ def sync_object(
             until=None if full_refresh else until,
             include_deleted=include_deleted,
             cursor_field=entry.cursor_field,
-            exclude_fields=list(entry.exclude_fields),
+            exclude_fields=left_out,
             options=extract_options,
+            describe=describe,
         )
         t1 = time.monotonic()
         by_name = {f["name"]: f for f in describe["fields"]}
@@ -176,10 +185,10 @@ def sync_object(
         )
         plan = _plan_columns(warehouse, entry.name, fields)
         if full_refresh:
-            warehouse.drop_object_table(loader.table, loader.pipeline_name)  # a dead run's shadow
+            warehouse.drop_object_table(loader.table, loader.schema_name)  # a dead run's shadow
         loaded = loader.load(chunks, fields, mode="replace" if full_refresh else "merge", column_names=plan.columns)
         if full_refresh:
-            warehouse.swap_in(loader.table, table, loader.pipeline_name)
+            warehouse.swap_in(loader.table, table, loader.schema_name)
         t3 = time.monotonic()
     return SyncResult(
         sobject=entry.name,
@@ -205,4 +214,8 @@ def sync_object(
         field_info={f["name"]: (f.get("type", ""), f.get("label") or "") for f in fields},
         skipped_fields=skipped,
         resumed_pages=result.resumed_pages,
+        formula_fields=formulas,
+        formula_fields_loaded=entry.formula_fields == "include",
+        api_calls=client.api_calls - calls_before,
+        api_usage=str(client.api_usage or ""),
     )

@@ -47,10 +47,12 @@ def emulator(emulator_cache: Path) -> Iterator[Emulator]:
 
 @pytest.fixture
 def org(emulator: Emulator) -> Iterator[Emulator]:
-    """The emulator with no faults left over from another test."""
+    """The emulator with no faults, record changes or API usage left over from another test."""
     emulator.clear_faults()
     yield emulator
     emulator.clear_faults()
+    emulator.reset_records()
+    emulator.set_api_usage(used=0, limit=100_000)
 
 
 @pytest.fixture

@@ -52,6 +52,21 @@ class Emulator:
     def reset_stats(self) -> None:
         httpx.delete(f"{self.url}/__emulator__/stats").raise_for_status()
 
+    def change(self, sobject: str, **changes: object) -> dict:
+        """Change records now (insert, update, delete, undelete, hard_delete), as users do in the org."""
+        response = httpx.post(f"{self.url}/__emulator__/records", json={"object": sobject, **changes})
+        response.raise_for_status()
+        return response.json()
+
+    def reset_records(self) -> None:
+        httpx.delete(f"{self.url}/__emulator__/records").raise_for_status()
+
+    def set_api_usage(self, used: int, limit: int) -> None:
+        httpx.post(f"{self.url}/__emulator__/limits", json={"used": used, "limit": limit}).raise_for_status()
+
+    def advance_formulas(self) -> None:
+        httpx.post(f"{self.url}/__emulator__/formulas", json={"advance": 1}).raise_for_status()
+
     def settings(self, **overrides) -> SalesforceSettings:
         return SalesforceSettings(login_url=self.url, retry=FAST_RETRY, **overrides)
 
@@ -63,11 +78,13 @@ class Emulator:
         assert obj is not None
         id_field = obj.by_name["id"]
         out = []
-        for i in range(obj.rows):
-            ms = obj.modstamp_ms(i)
+        for i in [*range(obj.rows), *sorted(k for k in obj.live if k >= obj.rows)]:
+            if i in obj.gone:
+                continue
+            ms = obj.live[i].modstamp_ms if i in obj.live else obj.modstamp_ms(i)
             if since_ms is not None and ms < since_ms or until_ms is not None and ms >= until_ms:
                 continue
-            if obj.is_deleted(i) and not include_deleted:
+            if obj.row_deleted(i) and not include_deleted:
                 continue
             out.append(obj.raw_value(id_field, i))
         return out

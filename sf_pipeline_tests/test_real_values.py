@@ -24,6 +24,7 @@ from .helpers import ODD_TEXT, Emulator, assert_text_round_trips, running_emulat
 
 OBJECT = "Invoice__c"
 NUMBER_TYPES = {"double", "currency", "percent"}
+ENTRY = CatalogObject(OBJECT, formula_fields="include")  # keeps Margin__c: a formula with extra fraction digits
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["empty-blanks", "quoted-blanks"])
@@ -35,7 +36,11 @@ def loaded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         db = tmp / "sf.duckdb"
         with SalesforceClient(org.settings()) as client:
             result = sync_object(
-                client, CatalogObject(OBJECT), Warehouse(duckdb_path=db), full_refresh=True, work_dir=tmp / "work"
+                client,
+                ENTRY,
+                Warehouse(duckdb_path=db),
+                full_refresh=True,
+                work_dir=tmp / "work",
             )
         assert result.reconciled
         yield org, db
@@ -132,9 +137,7 @@ def test_two_fields_that_normalize_alike_get_a_column_each(loaded: tuple[Emulato
         )
     assert mapping == {"ShipTo__c": "ship_to__c", "Ship_To__c": "ship_to__c_2"}  # describe order decides, once
     with SalesforceClient(org.settings()) as client:  # a second load: same columns, nothing recorded twice
-        again = sync_object(
-            client, CatalogObject(OBJECT), Warehouse(duckdb_path=db), full_refresh=True, work_dir=db.parent / "work2"
-        )
+        again = sync_object(client, ENTRY, Warehouse(duckdb_path=db), full_refresh=True, work_dir=db.parent / "work2")
     assert {k: again.columns[k] for k in mapping} == mapping
     with duckdb.connect(str(db), read_only=True) as con:
         recorded = con.execute("SELECT count(*), count(DISTINCT field) FROM salesforce._sf_columns").fetchone()

@@ -107,7 +107,7 @@ def test_fields_added_removed_and_retyped_between_loads(org: Emulator, tmp_path:
     httpx.delete(f"{org.url}/__emulator__/schema").raise_for_status()
 
 
-def test_the_emulator_cli_applies_schema_changes_at_start(tmp_path: Path) -> None:
+def test_the_emulator_cli_applies_schema_changes_and_api_usage_at_start(tmp_path: Path) -> None:
     changes = tmp_path / "changes.json"
     spec = {
         "object": OBJECT,
@@ -130,12 +130,15 @@ def test_the_emulator_cli_applies_schema_changes_at_start(tmp_path: Path) -> Non
         str(tmp_path / "cache"),
         "--schema-changes",
         str(changes),
+        "--api-usage",
+        "95000/100000",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port, proc, "emulator")
         with SalesforceClient(SalesforceSettings(login_url=f"http://127.0.0.1:{port}")) as client:
             fields = {f["name"]: f["type"] for f in client.describe(OBJECT)["fields"]}
+            assert str(client.api_usage) == "95001/100000", "the org's API usage is set at start too"
     finally:
         stop(proc)
     assert fields["Region__c"] == "string" and "Notes__c" not in fields and fields["Amount__c"] == "string"

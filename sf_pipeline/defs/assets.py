@@ -4,6 +4,8 @@ Partitions are time windows on the object's cursor field; a backfill over a rang
 (single-run backfill policy), so a full history of one object is one Bulk query and one load.
 """
 
+from datetime import datetime
+
 import dagster as dg
 
 from ..catalog import Catalog, CatalogObject
@@ -25,12 +27,20 @@ def asset_key(name: str) -> dg.AssetKey:
 
 
 def partitions_def(catalog: Catalog) -> dg.TimeWindowPartitionsDefinition:
+    """Time windows on the cursor field, the current (still open) one included (``end_offset=1``), so that
+    the change sensor can load today's edits; schedules load a period once it is complete."""
     start = catalog.partition_start.isoformat()
     if catalog.partition_granularity == "weekly":
-        return dg.WeeklyPartitionsDefinition(start_date=start)
+        return dg.WeeklyPartitionsDefinition(start_date=start, end_offset=1)
     if catalog.partition_granularity == "monthly":
-        return dg.MonthlyPartitionsDefinition(start_date=start)
-    return dg.DailyPartitionsDefinition(start_date=start)
+        return dg.MonthlyPartitionsDefinition(start_date=start, end_offset=1)
+    return dg.DailyPartitionsDefinition(start_date=start, end_offset=1)
+
+
+def latest_complete_partition(parts: dg.TimeWindowPartitionsDefinition, now: datetime) -> str | None:
+    """The last partition whose period has ended at ``now`` (the last key is the open period's)."""
+    keys = parts.get_partition_keys(current_time=now)
+    return keys[-2] if len(keys) >= 2 else None
 
 
 def _metadata(result: SyncResult, description: str) -> dict[str, object]:
@@ -53,6 +63,10 @@ def _metadata(result: SyncResult, description: str) -> dict[str, object]:
         "resumed_pages": dg.MetadataValue.int(result.resumed_pages),
         "columns": dg.MetadataValue.json(result.columns),
         "schema_changes": dg.MetadataValue.json(result.schema_changes),
+        "formula_fields": dg.MetadataValue.json(result.formula_fields),
+        "formula_fields_loaded": dg.MetadataValue.bool(result.formula_fields_loaded),
+        "salesforce_api_calls": dg.MetadataValue.int(result.api_calls),
+        "org_api_usage": dg.MetadataValue.text(result.api_usage or "unknown"),
         "dagster/column_schema": dg.TableSchema(
             columns=[
                 dg.TableColumn(

@@ -18,6 +18,7 @@ from pydantic import Field
 from ..catalog import CatalogObject
 from ..errors import SettingsError
 from ..load import DltSettings
+from ..reconcile import SweepResult, sweep_ids
 from ..salesforce import ExtractOptions, RetryPolicy, SalesforceClient, SalesforceSettings
 from ..salesforce.settings import ENV as SALESFORCE_ENV
 from ..split import SplitOptions
@@ -202,6 +203,26 @@ def sync_with(
             extract_options=extract,
             split_options=split,
             dlt_settings=settings.dlt_settings(warehouse.staging_file_format),
+        )
+
+
+def sweep_with(
+    salesforce: SalesforceResource,
+    settings: PipelineSettings,
+    entry: CatalogObject,
+    target: Warehouse,
+    file_format: str = "parquet",
+) -> SweepResult:
+    """``sweep_ids`` with the settings these resources hold: the Id sweep check and ``sf-pipeline sweep`` run this."""
+    with salesforce.client() as client:
+        return sweep_ids(
+            client,
+            entry,
+            target,
+            work_dir=settings.work_path(),
+            extract_options=salesforce.extract_options(),
+            split_options=settings.split_options(),
+            dlt_settings=settings.dlt_settings(file_format),
         )
 
 

@@ -3,6 +3,12 @@
 Row ``i`` of an object is a pure function of (seed, object, i): nothing is held in memory, and the
 same seed always gives the same org. SystemModstamp grows with ``i`` so that a time window is a
 contiguous run of rows; every 50th row (by a hash) is soft-deleted and only ``queryAll`` sees it.
+
+On top of that generated history, records can be changed *now* (``apply_changes``: insert, update,
+soft-delete, undelete, hard-delete), as users and integrations change a real org: a changed record leaves
+its place in the generated rows and lives in a small overlay with SystemModstamp = now. Formula fields
+(``calculated``) take values that move with the org's formula clock (``formula_shift``), never with
+SystemModstamp, as in Salesforce where a formula is evaluated when it is read.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 # Values every generated text pool mixes in: the CSV edge cases Salesforce data really holds.
 TRICKY_TEXT = [
@@ -74,6 +81,14 @@ BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
 DEFAULT_END = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def record_number(record_id: str) -> int:
+    """The ``n`` that ``salesforce_id`` encoded in an Id (its 7 base-62 digits)."""
+    n = 0
+    for ch in record_id[8:15]:
+        n = n * 62 + BASE62.index(ch)
+    return n
 
 
 def salesforce_id(prefix: str, n: int) -> str:
@@ -415,6 +430,9 @@ class ObjectModel:
     end: datetime = DEFAULT_END
     quoted_blanks: bool = False  # write nulls as "" instead of an empty field
     _pools: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    live: dict[int, LiveRecord] = field(default_factory=dict, repr=False)  # records changed or inserted now
+    gone: set[int] = field(default_factory=set, repr=False)  # hard-deleted: in no query, not even queryAll
+    formula_shift: int = 0  # the formula clock: each step changes every calculated field's values
 
     def __post_init__(self) -> None:
         self._original_fields = list(self.fields)
@@ -464,11 +482,82 @@ class ObjectModel:
 
     @property
     def schema_key(self) -> str:
-        """Identifies the field list (names and types), for the row cache."""
+        """Identifies the field list (names and types) and the formula clock, for the row cache."""
+        key = f"-formulas{self.formula_shift}" if self.formula_shift else ""
         if self.fields == self._original_fields:
-            return ""
+            return key
         text = ";".join(f"{f.name}:{f.type}:{f.precision}:{f.scale}" for f in self.fields)
-        return "-schema" + hashlib.sha1(text.encode()).hexdigest()[:10]
+        return "-schema" + hashlib.sha1(text.encode()).hexdigest()[:10] + key
+
+    # -- changes made now -----------------------------------------------------------------------------
+    @property
+    def changed(self) -> set[int]:
+        """Generated rows that no longer stand as generated (changed now, or hard-deleted)."""
+        return {i for i in self.live if i < self.rows} | self.gone
+
+    def row_of(self, record_id: str) -> int:
+        i = record_number(record_id) - 1
+        if not record_id.startswith(self.prefix) or i < 0 or i >= self.next_row or i in self.gone:
+            raise KeyError(f"{self.name} has no record {record_id}")
+        return i
+
+    @property
+    def next_row(self) -> int:
+        """The row number the next inserted record gets (a hard-deleted record's number is never reused)."""
+        return max(self.rows, max(self.live.keys() | self.gone, default=-1) + 1)
+
+    def apply_changes(self, changes: dict[str, Any], now_ms: int) -> dict[str, Any]:
+        """Insert, update, soft-delete, undelete and hard-delete records now (SystemModstamp = ``now_ms``).
+
+        ``changes``: ``insert`` (list of {field: value}), ``update`` (list of {"Id": ..., field: value}),
+        ``delete``, ``undelete`` and ``hard_delete`` (lists of Ids). Values are given as Salesforce prints them
+        (text; null for blank). Returns the inserted records' Ids."""
+        stamp = _iso_ms(now_ms)
+        inserted = []
+        for values in changes.get("insert", []):
+            i = self.next_row
+            record = {
+                f.name: ROW_FIELDS[f.name](self, i) if f.name in ("Name", "CaseNumber", "Username") else None
+                for f in self.fields
+                if f.bulk_queryable
+            }
+            record.update(self._known(values))
+            record.update(Id=salesforce_id(self.prefix, i + 1), CreatedDate=stamp)
+            self.live[i] = LiveRecord(record, now_ms, deleted=False)
+            inserted.append(record["Id"])
+        for values in changes.get("update", []):
+            i = self.row_of(values["Id"])
+            current = self._current(i)
+            if current.deleted:
+                raise ValueError(f"{values['Id']} is in the recycle bin: undelete it first")
+            self.live[i] = LiveRecord({**current.values, **self._known(values)}, now_ms, deleted=False)
+        for key, deleted in (("delete", True), ("undelete", False)):
+            for record_id in changes.get(key, []):
+                i = self.row_of(record_id)
+                if deleted and not self.deletable:
+                    raise ValueError(f"{self.name} records cannot be deleted")
+                self.live[i] = LiveRecord(self._current(i).values, now_ms, deleted=deleted)
+        for record_id in changes.get("hard_delete", []):
+            i = self.row_of(record_id)
+            self.live.pop(i, None)
+            self.gone.add(i)
+        return {"inserted": inserted, "SystemModstamp": stamp}
+
+    def _known(self, values: dict[str, Any]) -> dict[str, str | None]:
+        out = {}
+        for name, value in values.items():
+            f = self.by_name.get(name.lower())
+            if f is None:
+                raise KeyError(f"{self.name} has no field {name}")
+            if f.name != "Id":
+                out[f.name] = None if value is None or value == "" else str(value)
+        return out
+
+    def _current(self, i: int) -> LiveRecord:
+        if i in self.live:
+            return self.live[i]
+        values = {f.name: self.generated_value(f, i) for f in self.fields if f.bulk_queryable}
+        return LiveRecord(values, self.modstamp_ms(i), deleted=self.is_deleted(i))
 
     @property
     def blank(self) -> str:
@@ -494,15 +583,32 @@ class ObjectModel:
         return lo
 
     # -- values ---------------------------------------------------------------------------------------
-    def raw_value(self, f: FieldMeta, i: int) -> str | None:
-        """The unquoted value of field ``f`` in row ``i`` (None for null)."""
+    def _pool_index(self, f: FieldMeta, i: int) -> int:
+        shift = self.formula_shift * 7 if f.calculated else 0
+        return (i * _mult(f.name) + self.seed + shift) % len(self._pools[f.name])
+
+    def generated_value(self, f: FieldMeta, i: int) -> str | None:
+        """The unquoted value of field ``f`` in generated row ``i`` (None for null)."""
         if f.name in ROW_FIELDS:
             return ROW_FIELDS[f.name](self, i)
-        quoted = self._pools[f.name][(i * _mult(f.name) + self.seed) % len(self._pools[f.name])]
+        quoted = self._pools[f.name][self._pool_index(f, i)]
         return None if quoted in ("", '""') else quoted[1:-1].replace('""', '"')
 
-    def quoted_row(self, fields: list[FieldMeta], i: int) -> list[str]:
-        """Row ``i`` as Salesforce-quoted CSV values for ``fields``."""
+    def raw_value(self, f: FieldMeta, i: int) -> str | None:
+        """The unquoted value of field ``f`` in row ``i`` as it stands now (None for null)."""
+        record = self.live.get(i)
+        if record is None:
+            return self.generated_value(f, i)
+        if f.calculated:
+            return self.generated_value(f, i)
+        if f.name in ("SystemModstamp", "LastModifiedDate"):
+            return _iso_ms(record.modstamp_ms)
+        if f.name == "IsDeleted":
+            return "true" if record.deleted else "false"
+        return record.values.get(f.name)
+
+    def generated_row(self, fields: list[FieldMeta], i: int) -> list[str]:
+        """Generated row ``i`` as Salesforce-quoted CSV values for ``fields`` (what the row cache holds)."""
         pools = self._pools
         out = []
         for f in fields:
@@ -510,9 +616,18 @@ class ObjectModel:
             if getter is not None:
                 out.append(_quote(getter(self, i), self.blank))
             else:
-                pool = pools[f.name]
-                out.append(pool[(i * _mult(f.name) + self.seed) % len(pool)])
+                out.append(pools[f.name][self._pool_index(f, i)])
         return out
+
+    def quoted_row(self, fields: list[FieldMeta], i: int) -> list[str]:
+        """Row ``i`` as it stands now, as Salesforce-quoted CSV values for ``fields``."""
+        if i not in self.live:
+            return self.generated_row(fields, i)
+        return [_quote(self.raw_value(f, i), self.blank) for f in fields]
+
+    def row_deleted(self, i: int) -> bool:
+        record = self.live.get(i)
+        return record.deleted if record is not None else self.is_deleted(i)
 
     def describe(self) -> dict:
         return {
@@ -524,6 +639,15 @@ class ObjectModel:
             "keyPrefix": self.prefix,
             "fields": [f.describe() for f in self.fields],
         }
+
+
+@dataclass
+class LiveRecord:
+    """A record as changed now: its values (raw text by field name), when, and whether it is in the bin."""
+
+    values: dict[str, str | None]
+    modstamp_ms: int
+    deleted: bool
 
 
 def _mult(name: str) -> int:

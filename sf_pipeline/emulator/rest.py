@@ -62,6 +62,16 @@ class RestEndpoints:
             if self._fault("describe", model.name, token):
                 return
             return self._json(200, model.describe())
+        if parts == ["limits"] and method == "GET":
+            with st.lock:
+                used, limit = st.api_used, st.api_limit
+            return self._json(
+                200,
+                {
+                    "DailyApiRequests": {"Max": limit, "Remaining": max(limit - used, 0)},
+                    "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000 - min(len(st.jobs), 10000)},
+                },
+            )
         if parts and parts[0] in ("query", "queryAll") and method == "GET":
             return self._rest_query(version, parts, params, token)
         if parts[:2] == ["jobs", "query"]:

@@ -12,7 +12,7 @@ import mmap
 import os
 import struct
 import threading
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,7 +89,7 @@ def base_file(obj: ObjectModel, cache_dir: Path) -> RowFile:
     with lock:
         if not path.exists() or not path.with_suffix(".idx").exists():
             fields = base_fields(obj)
-            write_rows(path, (obj.quoted_row(fields, i) for i in range(obj.rows)), "\n", ",")
+            write_rows(path, (obj.generated_row(fields, i) for i in range(obj.rows)), "\n", ",")
     return RowFile(path)
 
 
@@ -182,7 +182,14 @@ def _typed(f: FieldMeta, raw: str | None, cond: Condition) -> object:
 
 
 def select_rows(obj: ObjectModel, query: Query, include_deleted: bool) -> list[tuple[int, int]]:
-    """Runs of row numbers that satisfy the query's WHERE clause (and deletion rule)."""
+    """Runs of row numbers that satisfy the query's WHERE clause (and deletion rule): generated rows first,
+    then records changed now, each a run of one."""
+    base = _select_generated(obj, query, include_deleted)
+    live = [(i, i + 1) for i in _select_live(obj, query, include_deleted)]
+    return _truncate(base + live, query.limit)
+
+
+def _select_generated(obj: ObjectModel, query: Query, include_deleted: bool) -> list[tuple[int, int]]:
     lo, hi = 0, obj.rows
     residual: list[Condition] = []
     for cond in query.conditions:
@@ -210,7 +217,7 @@ def select_rows(obj: ObjectModel, query: Query, include_deleted: bool) -> list[t
         for i in range(lo, hi):
             ok = include_deleted or not obj.is_deleted(i)
             for f, cond in checks if ok else ():
-                if not compare(_typed(f, obj.raw_value(f, i), cond), cond.op, cond.value):
+                if not compare(_typed(f, obj.generated_value(f, i), cond), cond.op, cond.value):
                     ok = False
                     break
             if ok and run_start is None:
@@ -220,7 +227,38 @@ def select_rows(obj: ObjectModel, query: Query, include_deleted: bool) -> list[t
                 run_start = None
         if run_start is not None:
             runs.append((run_start, hi))
-    return _truncate(runs, query.limit)
+    return _without(runs, sorted(obj.changed))
+
+
+def _select_live(obj: ObjectModel, query: Query, include_deleted: bool) -> list[int]:
+    """Records changed now that the query selects, oldest change first."""
+    out = []
+    for i, record in sorted(obj.live.items(), key=lambda item: (item[1].modstamp_ms, item[0])):
+        if record.deleted and not include_deleted:
+            continue
+        for cond in query.conditions:
+            f = obj.by_name[cond.field.lower()]
+            if not compare(_typed(f, obj.raw_value(f, i), cond), cond.op, cond.value):
+                break
+        else:
+            out.append(i)
+    return out
+
+
+def _without(runs: list[tuple[int, int]], rows: list[int]) -> list[tuple[int, int]]:
+    """``runs`` with the (sorted) row numbers ``rows`` taken out."""
+    if not rows:
+        return runs
+    out = []
+    for start, stop in runs:
+        pos = start
+        for i in rows[bisect_left(rows, start) : bisect_left(rows, stop)]:
+            if i > pos:
+                out.append((pos, i))
+            pos = i + 1
+        if pos < stop:
+            out.append((pos, stop))
+    return out
 
 
 def _truncate(runs: list[tuple[int, int]], limit: int | None) -> list[tuple[int, int]]:
@@ -254,7 +292,8 @@ def materialize(
     line_ending = LINE_ENDINGS[line_ending_name]
     runs = select_rows(obj, query, include_deleted)
     header = header_line(fields, delimiter, line_ending)
-    if fields == base_fields(obj) and delimiter == "," and line_ending == "\n":
+    generated_only = all(stop <= obj.rows and start not in obj.live for start, stop in runs)
+    if generated_only and fields == base_fields(obj) and delimiter == "," and line_ending == "\n":
         return Selection(base_file(obj, cache_dir), runs, header)
 
     def rows():

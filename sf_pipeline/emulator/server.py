@@ -31,6 +31,13 @@ class Handler(AuthEndpoints, RestEndpoints, JobEndpoints, AdminEndpoints, BaseHT
     server_version = "sf-pipeline-emulator/1.0"
     state: EmulatorState  # set on the subclass made by make_server
 
+    _limit_info: str | None = None  # set for API calls: sent as Sforce-Limit-Info on the answer
+
+    def end_headers(self) -> None:
+        if self._limit_info:
+            self.send_header("Sforce-Limit-Info", self._limit_info)
+        super().end_headers()
+
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
         log.debug("%s %s", self.address_string(), format % args)
 
@@ -80,6 +87,7 @@ class Handler(AuthEndpoints, RestEndpoints, JobEndpoints, AdminEndpoints, BaseHT
         url = urlsplit(self.path)
         params = {k: v[-1] for k, v in parse_qs(url.query).items()}
         st = self.state
+        self._limit_info = None
         with st.lock:
             st.requests[f"{method} {re.sub(r'7505g[0-9]+AAA', '{id}', url.path)}"] = (
                 st.requests.get(f"{method} {re.sub(r'7505g[0-9]+AAA', '{id}', url.path)}", 0) + 1
@@ -96,6 +104,7 @@ class Handler(AuthEndpoints, RestEndpoints, JobEndpoints, AdminEndpoints, BaseHT
                 raise ApiError(404, "NOT_FOUND", f"The requested resource does not exist: {url.path}")
             version, rest = m.group("version"), (m.group("rest") or "/").rstrip("/")
             token = st.check_token(self.headers.get("Authorization"))
+            self._limit_info = st.count_api_call()
             self._route(method, version, rest, params, token)
         except ApiError as err:
             self._error(err)

@@ -57,6 +57,8 @@ class EmulatorConfig:
     default_page_records: int = 250_000
     quoted_blanks: bool = False  # nulls written as "" (some orgs' exports) instead of an empty field
     token_lifetime_s: float = 7200.0
+    api_limit: int = 100_000  # the org's daily API request limit (Sforce-Limit-Info: api-usage=used/limit)
+    api_used: int = 0  # API requests already made today when the emulator starts
     faults: list[Fault] = field(default_factory=list)
 
 
@@ -124,6 +126,17 @@ class EmulatorState:
         self.job_dir = Path(tempfile.mkdtemp(prefix="sf-emulator-jobs-"))
         self.counter = itertools.count(1)
         self.requests: dict[str, int] = {}
+        self.api_used = config.api_used
+        self.api_limit = config.api_limit
+
+    def count_api_call(self) -> str:
+        """Count one API request against the org's daily limit; the Sforce-Limit-Info value to send back.
+        Over the limit, Salesforce refuses calls with 403 REQUEST_LIMIT_EXCEEDED (bursts aside)."""
+        with self.lock:
+            if self.api_used >= self.api_limit:
+                raise ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+            self.api_used += 1
+            return f"api-usage={self.api_used}/{self.api_limit}"
 
     def issue_token(self) -> str:
         token = "00D5g000000DEMO!" + secrets.token_urlsafe(24)

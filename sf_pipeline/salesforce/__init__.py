@@ -11,11 +11,13 @@ from .errors import (
     TransientError,
     UnexpectedResponseError,
 )
+from .limits import ApiUsage
 from .settings import RetryPolicy, SalesforceSettings
 from .soql import FieldSelection, InvalidIdentifierError, build_query, check_identifier, select_fields
 
 __all__ = [
     "ApiLimitError",
+    "ApiUsage",
     "AuthError",
     "BulkExtract",
     "ExtractOptions",

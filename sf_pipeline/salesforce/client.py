@@ -2,7 +2,8 @@
 
 Every request goes through ``request``: it adds the bearer token, retries 429/5xx/network errors with
 backoff (honouring Retry-After), renews the session once on 401 INVALID_SESSION_ID, and turns error
-bodies into the exceptions of ``errors``. Result downloads live in ``bulk``.
+bodies into the exceptions of ``errors``. It also counts the API calls it makes and keeps the org's
+usage from the last ``Sforce-Limit-Info`` header. Result downloads live in ``bulk``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .errors import (
     TransientError,
     UnexpectedResponseError,
 )
+from .limits import ApiUsage
 from .settings import SalesforceSettings
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,9 @@ class SalesforceClient:
         self._token: str | None = self.settings.access_token
         self._instance_url: str | None = self.settings.instance_url
         self._token_generation = 0
+        self._usage_lock = threading.Lock()
+        self.api_calls = 0  # API requests this client made (OAuth token requests are not API calls)
+        self.api_usage: ApiUsage | None = None  # the org's usage, from the latest answer that said it
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -145,7 +150,9 @@ class SalesforceClient:
             elif s.flow == "refresh_token":
                 form["refresh_token"] = s.refresh_token or ""
             url = s.login_url.rstrip("/") + "/services/oauth2/token"
-            response = self._send_with_retries("POST", url, None, data=form, request_name="POST /services/oauth2/token")
+            response = self._send_with_retries(
+                "POST", url, None, data=form, request_name="POST /services/oauth2/token", api_call=False
+            )
             if is_html(response):
                 raise html_error(response, "an OAuth token (JSON)", None)
             if response.status_code != 200:
@@ -171,6 +178,7 @@ class SalesforceClient:
         *,
         stream: bool = False,
         request_name: str | None = None,
+        api_call: bool = True,
         **kwargs: Any,
     ) -> httpx.Response:
         """Send with retries on 429/5xx/transport errors. A streamed response is returned open."""
@@ -181,6 +189,8 @@ class SalesforceClient:
             try:
                 request = self._http.build_request(method, url, **kwargs)
                 response = self._http.send(request, stream=stream)
+                if api_call:
+                    self._note_usage(response)
             except httpx.TransportError as exc:
                 if attempt >= self.retry.max_attempts:
                     raise TransientError(
@@ -223,6 +233,13 @@ class SalesforceClient:
                 time.sleep(delay)
                 continue
             return response
+
+    def _note_usage(self, response: httpx.Response) -> None:
+        usage = ApiUsage.from_header(response.headers.get("Sforce-Limit-Info"))
+        with self._usage_lock:
+            self.api_calls += 1
+            if usage is not None:
+                self.api_usage = usage
 
     def request(
         self, method: str, path: str, *, sobject: str | None = None, stream: bool = False, **kwargs: Any
@@ -297,6 +314,13 @@ class SalesforceClient:
 
     def describe(self, sobject: str) -> dict:
         return self.json("GET", self.data_path(f"sobjects/{sobject}/describe"), sobject=sobject)
+
+    def org_api_usage(self) -> ApiUsage:
+        """The org's daily API usage now (one call to the ``limits`` resource)."""
+        usage = ApiUsage.from_limits(self.json("GET", self.data_path("limits")))
+        with self._usage_lock:
+            self.api_usage = usage
+        return usage
 
     def query(self, soql: str, *, sobject: str | None = None, include_deleted: bool = False) -> dict:
         """A synchronous REST query (for cheap checks: COUNT(), MAX(SystemModstamp))."""

@@ -25,11 +25,15 @@ import dlt
 from ..errors import WarehouseConfigError
 from ..naming import ColumnRecord
 from .ddl import (
+    HARD_DELETED_COLUMN,
+    IdComparison,
     count_rows,
     drop_object_table,
+    forget_dlt_schema,
     normalize,
     qualified,
     read_column_map,
+    reconcile_ids,
     swap_in,
     table_exists,
     write_column_map,
@@ -120,6 +124,15 @@ class Warehouse:
         with self.connection() as conn:
             write_column_map(conn, self.kind, self.dataset, sobject, records)
 
+    def forget_pipeline(self, dlt_schema: str) -> None:
+        """Forget dlt's stored schema of a pipeline whose table the pipeline itself dropped (the Id sweep's)."""
+        with self.connection() as conn:
+            forget_dlt_schema(conn, self.kind, self.dataset, dlt_schema)
+
+    def reconcile_ids(self, table: str, ids_table: str, id_column: str, mode: str) -> IdComparison:
+        with self.connection() as conn:
+            return reconcile_ids(conn, self.kind, self.dataset, table, ids_table, id_column, mode)
+
     def count_rows(
         self, table: str, cursor_field: str | None = None, since: datetime | None = None, until: datetime | None = None
     ) -> int:
@@ -129,6 +142,8 @@ class Warehouse:
 
 __all__ = [
     "FILE_FORMATS",
+    "HARD_DELETED_COLUMN",
+    "IdComparison",
     "DestinationKind",
     "FileFormat",
     "SnowflakeSettings",

@@ -1,10 +1,12 @@
 """The DDL and counts the pipeline owns, on an open DB-API connection (DuckDB or Snowflake): dropping and
-swapping catalog objects' tables (never a table because dlt's schema lists it), and row counts."""
+swapping catalog objects' tables (never a table because dlt's schema lists it), row counts, the column map,
+and the Id sweep's comparison."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -48,6 +50,12 @@ def _forget_dlt_schema(conn: Any, dialect: DestinationKind, schema: str, dlt_sch
             f"DELETE FROM {qualified(dialect, schema, '_dlt_version')} WHERE "
             f"{_quote(normalize(dialect, 'schema_name'))} = {_literal(dlt_schema)}"
         )
+
+
+def forget_dlt_schema(conn: Any, dialect: DestinationKind, schema: str, dlt_schema: str) -> None:
+    _forget_dlt_schema(conn, dialect, schema, dlt_schema)
+    with contextlib.suppress(Exception):
+        conn.commit()
 
 
 def drop_object_table(conn: Any, dialect: DestinationKind, schema: str, table: str, dlt_schema: str) -> bool:
@@ -171,3 +179,61 @@ def write_column_map(
     cur.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join(values)}")
     with contextlib.suppress(Exception):
         conn.commit()
+
+
+HARD_DELETED_COLUMN = "_sf_hard_deleted_at"  # set by the Id sweep in flag mode
+
+
+@dataclass(frozen=True)
+class IdComparison:
+    """What the Id sweep found: rows before, rows Salesforce no longer has (removed or flagged now), and
+    Salesforce Ids the table lacks (not loaded yet: a later window or re-sync brings them)."""
+
+    table_rows: int
+    salesforce_ids: int
+    gone_from_salesforce: int
+    missing_in_table: int
+    already_flagged: int = 0
+
+
+def reconcile_ids(
+    conn: Any, dialect: DestinationKind, schema: str, table: str, ids_table: str, id_column: str, mode: str
+) -> IdComparison:
+    """Compare the object's table with ``ids_table`` (Salesforce's Ids, just loaded) inside the warehouse and
+    delete (``mode="delete"``) or flag (``"flag"``: ``_sf_hard_deleted_at`` set) the rows Salesforce no longer
+    has, in one transaction. Nothing is read into Python but counts."""
+    t, ids = qualified(dialect, schema, table), qualified(dialect, schema, ids_table)
+    key = _quote(normalize(dialect, id_column))
+    flag = _quote(normalize(dialect, HARD_DELETED_COLUMN))
+    cur = conn.cursor()
+    if not table_exists(conn, dialect, schema, table):  # never loaded: every Id is missing, nothing to sweep
+        cur.execute(f"SELECT COUNT(*) FROM {ids}")
+        count = int(cur.fetchone()[0])
+        cur.execute(f"DROP TABLE IF EXISTS {ids}")
+        return IdComparison(0, count, 0, count)
+    if mode == "flag":
+        cur.execute(f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {flag} TIMESTAMP")
+        with contextlib.suppress(Exception):
+            conn.commit()
+    gone_rows = f"NOT EXISTS (SELECT 1 FROM {ids} s WHERE s.{key} = {t}.{key})"
+    cur.execute("BEGIN TRANSACTION" if dialect == "duckdb" else "BEGIN")
+    cur.execute(f"SELECT COUNT(*) FROM {t}")
+    table_rows = int(cur.fetchone()[0])
+    cur.execute(f"SELECT COUNT(*) FROM {ids}")
+    salesforce_ids = int(cur.fetchone()[0])
+    cur.execute(f"SELECT COUNT(*) FROM {ids} s WHERE NOT EXISTS (SELECT 1 FROM {t} w WHERE w.{key} = s.{key})")
+    missing = int(cur.fetchone()[0])
+    flagged = 0
+    if mode == "flag":
+        cur.execute(f"SELECT COUNT(*) FROM {t} WHERE {flag} IS NOT NULL AND {gone_rows}")
+        flagged = int(cur.fetchone()[0])
+        cur.execute(f"SELECT COUNT(*) FROM {t} WHERE {flag} IS NULL AND {gone_rows}")
+        gone = int(cur.fetchone()[0])
+        cur.execute(f"UPDATE {t} SET {flag} = CURRENT_TIMESTAMP WHERE {flag} IS NULL AND {gone_rows}")
+    else:
+        cur.execute(f"SELECT COUNT(*) FROM {t} WHERE {gone_rows}")
+        gone = int(cur.fetchone()[0])
+        cur.execute(f"DELETE FROM {t} WHERE {gone_rows}")
+    cur.execute(f"DROP TABLE IF EXISTS {ids}")
+    cur.execute("COMMIT")
+    return IdComparison(table_rows, salesforce_ids, gone, missing, flagged)
