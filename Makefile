@@ -24,6 +24,7 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	scripts/ensure-chromium
 	scripts/ensure-azurite
+	scripts/ensure-postgres
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -30,7 +30,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from .arrow_types import csv_column_types, decimal_columns, finish_batch, time_columns
 from .errors import LoadError, SettingsError
 from .faultpoints import faultpoint
-from .memory import PeakRss, lean_arrow_allocator
+from .memory import PeakRss, lean_arrow_allocator, peak_rss_mb
 from .naming import assign_columns, column_name, table_name
 from .salesforce.soql import check_identifier
 from .split import Chunk
@@ -297,6 +297,7 @@ class ObjectLoader:
         self, pipeline: Any, resource: Any, k: int, chunks: list[Chunk], staged: StagedFiles | None
     ) -> tuple[list[str], int]:
         """One ``pipeline.run`` for chunk ``k``; its staged files and chunk file deleted once loaded."""
+        started = time.monotonic()
         try:
             info = pipeline.run(resource, loader_file_format=self.settings.loader_file_format)
             info.raise_on_failed_jobs()
@@ -308,7 +309,16 @@ class ObjectLoader:
                 staged.remove(load_id)
         rows = pipeline.last_trace.last_normalize_info.row_counts.get(self.table, 0)
         chunks[k].remove()
-        log.info("[%s] chunk %d/%d loaded: %d rows", self.sobject, k + 1, len(chunks), rows)
+        log.info(
+            "[%s] chunk %d/%d loaded: %d rows, %.1f MB of CSV in %.1fs (peak RSS %.0f MB)",
+            self.sobject,
+            k + 1,
+            len(chunks),
+            rows,
+            chunks[k].bytes / 1e6,
+            time.monotonic() - started,
+            peak_rss_mb(),
+        )
         return list(info.loads_ids), rows
 
     @staticmethod

@@ -41,6 +41,7 @@ class LocalDagster:
     emulator_config: EmulatorConfig = field(default_factory=lambda: EmulatorConfig(port=0))
     extra_env: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
+    instance_overrides: dict = field(default_factory=dict)  # merged into dagster.yaml (e.g. Postgres storage)
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).resolve()
@@ -69,6 +70,11 @@ class LocalDagster:
     def start(self) -> LocalDagster:
         self.home.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "dagster.yaml", self.home / "dagster.yaml")
+        if self.instance_overrides:
+            import yaml
+
+            config = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+            (self.home / "dagster.yaml").write_text(yaml.safe_dump({**config, **self.instance_overrides}))
         self.emulator = make_server(self.emulator_config)
         self.emulator.start_background()
         self.start_webserver()

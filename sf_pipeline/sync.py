@@ -171,6 +171,13 @@ def sync_object(
         skipped = {f["name"]: f["type"] for f in describe["fields"] if f["name"] not in set(result.fields)}
         chunks = plan_chunks(result.files, work / "chunks", split_options, rows=result.page_records)
         csv_records = sum(c.rows for c in chunks)
+        log.info(
+            "[%s] %d record(s) in %d chunk(s) to load (%s)",
+            entry.name,
+            csv_records,
+            len(chunks),
+            ", ".join(f"{c.rows} rows / {c.bytes / 1e6:.1f} MB" for c in chunks) or "nothing",
+        )
         faultpoint("split_done", entry.name)
         t2 = time.monotonic()
         table = table_name(entry.name)

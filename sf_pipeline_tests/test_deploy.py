@@ -34,8 +34,16 @@ def test_helm_values_carry_the_instance_policy() -> None:
     instance = yaml.safe_load((ROOT / "dagster.yaml").read_text())
     daemon = values["dagsterDaemon"]
     queue = daemon["runCoordinator"]["config"]["queuedRunCoordinator"]
-    assert queue["tagConcurrencyLimits"] == instance["concurrency"]["runs"]["tag_concurrency_limits"]
-    assert queue["tagConcurrencyLimits"][0] == {"key": CONCURRENCY_TAG, "limit": 1}
+    local_limits = instance["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert queue["tagConcurrencyLimits"][0] == local_limits[0] == {"key": CONCURRENCY_TAG, "limit": 1}
+    # one run of the code location at a time, however launched: named after the location on each side
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    workspace = yaml.safe_load((ROOT / "workspace.yaml").read_text())
+    location = workspace["load_from"][0]["python_module"]["module_name"]
+    assert {"key": "dagster/code_location", "value": location, "limit": 1} in local_limits
+    assert {"key": "dagster/code_location", "value": deployment["name"], "limit": 1} in queue["tagConcurrencyLimits"]
+    assert deployment["dagsterApiGrpcArgs"] == ["-m", location]
+    assert values["postgresql"]["enabled"] is True
     monitoring = daemon["runMonitoring"]
     local = instance["run_monitoring"]
     assert monitoring["enabled"] is True
@@ -85,3 +93,50 @@ def test_free_slots_frees_what_a_finished_run_still_claims(
         assert storage.get_concurrency_info(POOL).claimed_slots, "the failed run still holds its slot"
         assert main(["free-slots", dead.run_id]) == 0
         assert not storage.get_concurrency_info(POOL).claimed_slots
+
+
+def test_the_image_installs_the_project_as_pyproject_declares_it(tmp_path: Path) -> None:
+    """The Dockerfile installs this project with pip (so exactly pyproject.toml's dependencies) and serves the
+    module workspace.yaml names; the wheel pip builds carries those dependencies and the catalog. (The image
+    itself is not built here: no registry for its base image on this machine.)"""
+    import subprocess
+    import sys
+    import tomllib
+    import zipfile
+
+    from packaging.requirements import Requirement
+
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "FROM python:3.11" in dockerfile and ">=3.11" in project["requires-python"]
+    assert "RUN pip install .\n" in dockerfile and "COPY pyproject.toml" in dockerfile
+    assert '"code-server", "start"' in dockerfile and '"-m", "sf_pipeline.definitions"' in dockerfile
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("sf_pipeline-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        metadata = zf.read(next(n for n in names if n.endswith("METADATA"))).decode()
+    requires = {line.split(": ", 1)[1] for line in metadata.splitlines() if line.startswith("Requires-Dist:")}
+    runtime = {r for r in requires if "extra ==" not in r}
+
+    def parsed(spec: str) -> tuple:
+        req = Requirement(spec)
+        return req.name, frozenset(req.extras), req.specifier
+
+    assert {parsed(r) for r in runtime} == {parsed(d) for d in project["dependencies"]}
+    assert "sf_pipeline/catalog.yaml" in names and "sf_pipeline/definitions.py" in names

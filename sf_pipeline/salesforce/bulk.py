@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..csvscan import RecordScanner
 from ..faultpoints import faultpoint
+from ..memory import peak_rss_mb
 from .client import SalesforceClient, html_error, is_html
 from .errors import JobFailedError, SalesforceError, UnexpectedResponseError
 from .soql import build_query
@@ -284,10 +285,22 @@ class BulkExtract:
         with self._manifest_lock:
             manifest.pages[name] = records
             manifest.save(self.out_dir / MANIFEST)
+            pages, total = len(manifest.pages), sum(manifest.pages.values())
+        log.info(
+            "[%s] page %s on disk: %d records, %.1f MB (%d page(s), %d records so far, %.0fs, peak RSS %.0f MB)",
+            self.sobject,
+            name,
+            records,
+            (self.out_dir / name).stat().st_size / 1e6,
+            pages,
+            total,
+            time.monotonic() - self._started,
+            peak_rss_mb(),
+        )
         faultpoint("page_written", self.sobject)
 
     def run(self) -> ExtractResult:
-        started = time.monotonic()
+        started = self._started = time.monotonic()
         manifest = self._resume_manifest() or self._start_job()
         resumed = len(manifest.pages)
         job = self.wait_for_job(manifest.job_id)

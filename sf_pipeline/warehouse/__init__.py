@@ -55,11 +55,12 @@ def duckdb_destination(path: Path | str, memory_limit: str | None = "512MB") -> 
 
 
 @contextlib.contextmanager
-def duckdb_connection(path: Path | str) -> Iterator[Any]:
+def duckdb_connection(path: Path | str, memory_limit: str | None = None) -> Iterator[Any]:
+    """A connection for the pipeline's own SQL, capped like dlt's (DuckDB would take 80% of the machine)."""
     import duckdb
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = duckdb.connect(str(path))
+    conn = duckdb.connect(str(path), config={"memory_limit": memory_limit} if memory_limit else {})
     try:
         yield conn
     finally:
@@ -101,7 +102,7 @@ class Warehouse:
     def connection(self) -> Iterator[Any]:
         self.validate()
         if self.kind == "duckdb":
-            with duckdb_connection(self.duckdb_path) as conn:
+            with duckdb_connection(self.duckdb_path, self.duckdb_memory_limit) as conn:
                 yield conn
         else:
             with (self.snowflake_connection or self.snowflake.connect)() as conn:

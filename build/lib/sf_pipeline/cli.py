@@ -1,0 +1,405 @@
+"""The ``sf-pipeline`` command line: emulator, extract, split, load, sync, demo, check-connections."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .split import SplitOptions
+
+log = logging.getLogger("sf_pipeline")
+
+
+def _datetime(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 datetime: {text!r}") from exc
+
+
+def _rows(text: str) -> dict[str, int]:
+    out = {}
+    for part in text.split(","):
+        name, _, count = part.partition("=")
+        out[name.strip()] = int(count)
+    return out
+
+
+def _usage(text: str) -> tuple[int, int]:
+    used, _, limit = text.partition("/")
+    try:
+        return int(used), int(limit)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected USED/LIMIT, e.g. 95000/100000, got {text!r}") from None
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    from .emulator import EmulatorConfig, Fault, make_server
+
+    config = EmulatorConfig(
+        host=args.host,
+        port=args.port,
+        seed=args.seed,
+        scale=args.scale,
+        rows=args.rows or {},
+        quoted_blanks=args.quoted_blanks,
+    )
+    if args.api_usage:
+        config.api_used, config.api_limit = args.api_usage
+    if args.page_records:
+        config.default_page_records = args.page_records
+    if args.cache_dir:
+        config.cache_dir = Path(args.cache_dir)
+    if args.faults:
+        config.faults = [Fault(**spec) for spec in json.loads(Path(args.faults).read_text())]
+    server = make_server(config)
+    for change in json.loads(Path(args.schema_changes).read_text()) if args.schema_changes else []:
+        server.state.obj(change["object"]).change_schema(
+            change.get("add", []), change.get("remove", []), change.get("retype", {})
+        )
+    print(
+        f"Salesforce emulator listening on {server.url} (seed {config.seed}); "
+        f"client id {config.client_id!r}, user {config.username!r}",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from .memory import PeakRss
+    from .salesforce import ExtractOptions, SalesforceClient, SalesforceSettings
+    from .salesforce.bulk import extract_object
+
+    settings = SalesforceSettings.from_env()
+    given = {"max_records": args.max_records, "concurrency": args.concurrency}
+    options = ExtractOptions(gzip=not args.no_gzip, **{k: v for k, v in given.items() if v is not None})
+    with PeakRss() as rss, SalesforceClient(settings, max_connections=options.concurrency + 2) as client:
+        result, _ = extract_object(
+            client,
+            args.object,
+            Path(args.out),
+            since=args.since,
+            until=args.until,
+            include_deleted=args.include_deleted,
+            options=options,
+        )
+    for f in result.files:
+        print(f)
+    print(
+        f"{result.sobject}: {result.records} records, {len(result.files)} file(s), {result.bytes / 1e6:.1f} MB, "
+        f"{result.seconds:.1f}s ({result.bytes / 1e6 / max(result.seconds, 1e-9):.1f} MB/s), "
+        f"peak RSS {rss.peak_mb:.0f} MB"
+    )
+    return 0
+
+
+def cmd_split(args: argparse.Namespace) -> int:
+    import time
+
+    from .memory import PeakRss
+    from .split import split_csv
+
+    options = _split_options(args)
+    started = time.monotonic()
+    with PeakRss() as rss:
+        chunks = split_csv(Path(args.csv), Path(args.out), options)
+    for c in chunks:
+        print(c.files[0])
+    print(
+        f"rows {sum(c.rows for c in chunks)}, chunks {len(chunks)}, seconds {time.monotonic() - started:.1f}, "
+        f"peak RSS {rss.peak_mb:.0f} MB"
+    )
+    return 0
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from .load import ObjectLoader
+    from .salesforce.soql import UNQUERYABLE_TYPES
+    from .split import plan_chunks
+    from .warehouse import duckdb_destination
+
+    source = Path(args.csv_or_dir)
+    files = sorted(source.glob("*.csv")) if source.is_dir() else [source]
+    if not files:
+        print(f"error: no CSV files in {source}", file=sys.stderr)
+        return 2
+    fields = None
+    if args.describe:
+        describe = json.loads(Path(args.describe).read_text())
+        fields = [f for f in describe["fields"] if f.get("type") not in UNQUERYABLE_TYPES]
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="sf-load-") as tmp:
+        chunks = plan_chunks(files, Path(tmp), _split_options(args))
+        result = ObjectLoader(args.object, duckdb_destination(Path(args.duckdb))).load(chunks, fields, args.mode)
+    print(
+        f"{result.sobject} -> {Path(args.duckdb)}:{result.dataset}.{result.table}: rows {result.rows}, "
+        f"chunks {result.chunks}, seconds {result.seconds:.1f}, peak RSS {result.peak_rss_mb:.0f} MB"
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job on embedded defaults: emulator org, Dagster queue and daemon, DuckDB warehouse."""
+    from .demo import run_demo
+
+    return run_demo(Path(args.out), scale=args.scale)
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """One object and one window end to end, with the settings the code location reads (no Dagster run)."""
+    import dagster as dg
+
+    from .catalog import load_catalog
+    from .defs.resources import default_resources, sync_with
+
+    entry = load_catalog().get(args.object)
+    if not args.full_refresh and not (args.since and args.until):
+        print("error: give --since and --until, or --full-refresh", file=sys.stderr)
+        return 2
+    split = {"min_rows": args.chunk_min_rows}
+    if args.chunk_target_mb is not None:
+        split["target_bytes"] = int(args.chunk_target_mb * 2**20)
+    with dg.build_resources(default_resources()) as resources:
+        result = sync_with(
+            resources.salesforce,
+            resources.warehouse,
+            resources.pipeline_settings,
+            entry,
+            resources.warehouse.warehouse(),
+            since=args.since,
+            until=args.until,
+            full_refresh=args.full_refresh,
+            extract_overrides={"max_records": args.max_records} if args.max_records else None,
+            split_overrides={k: v for k, v in split.items() if v is not None},
+        )
+    print(
+        json.dumps(
+            {
+                "object": result.sobject,
+                "table": f"{result.dataset}.{result.table}",
+                "mode": result.mode,
+                "rows": result.rows_loaded,
+                "deleted": result.rows_deleted,
+                "chunks": result.chunks,
+                "resumed_pages": result.resumed_pages,
+                "reconciled": result.reconciled,
+                "peak_rss_mb": round(result.peak_rss_mb, 1),
+            }
+        )
+    )
+    return 0 if result.reconciled else 1
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """The Id sweep of one catalog object (as its ``ids_match_salesforce`` check runs it), no Dagster run."""
+    import dagster as dg
+
+    from .catalog import load_catalog
+    from .defs.resources import default_resources, sweep_with
+
+    entry = load_catalog().get(args.object)
+    with dg.build_resources(default_resources()) as resources:
+        result = sweep_with(
+            resources.salesforce,
+            resources.pipeline_settings,
+            entry,
+            resources.warehouse.warehouse(),
+            resources.warehouse.staging_file_format,
+        )
+    c = result.comparison
+    print(
+        json.dumps(
+            {
+                "object": result.sobject,
+                "mode": result.mode,
+                "salesforce_ids": c.salesforce_ids,
+                "table_rows_before": c.table_rows,
+                "gone_from_salesforce": c.gone_from_salesforce,
+                "missing_in_table": c.missing_in_table,
+                "seconds": round(result.seconds, 2),
+                "peak_rss_mb": round(result.peak_rss_mb, 1),
+                "api_calls": result.api_calls,
+                "org_api_usage": result.api_usage,
+            }
+        )
+    )
+    return 0 if result.ids_match else 1
+
+
+def cmd_check_connections(args: argparse.Namespace) -> int:
+    """Reads the settings the code location reads (environment variables through its resources)."""
+    import dagster as dg
+
+    from .catalog import load_catalog
+    from .connections import check_all, format_checks
+    from .defs.resources import default_resources
+
+    with dg.build_resources(default_resources()) as resources:
+        checks = check_all(resources.salesforce.settings(), resources.warehouse.warehouse(), load_catalog().names)
+    print(format_checks(checks))
+    return 0 if all(c.ok for c in checks) else 1
+
+
+def cmd_free_slots(args: argparse.Namespace) -> int:
+    """Frees the pool slots a finished run still claims (the daemon does it on its own after
+    ``free_slots_after_run_end_seconds``; this is for an instance without run monitoring)."""
+    import dagster as dg
+
+    from .errors import SettingsError
+
+    with dg.DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(args.run_id)
+        if run is None:
+            raise SettingsError(
+                f"no run {args.run_id} in the instance at DAGSTER_HOME={os.environ.get('DAGSTER_HOME')}"
+            )
+        if not run.is_finished:
+            raise SettingsError(
+                f"run {args.run_id} is {run.status.value}: terminate it first (UI: Terminate, or "
+                "let run monitoring fail it if its processes are gone)"
+            )
+        instance.event_log_storage.free_concurrency_slots_for_run(args.run_id)
+    print(f"freed the pool slots of run {args.run_id} ({run.status.value})")
+    return 0
+
+
+def _split_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target-mb", type=float, help="chunk size to aim at (default: SplitOptions')")
+    p.add_argument("--min-rows", type=int, help="chunk only above this many rows (default: SplitOptions')")
+
+
+def _split_options(args: argparse.Namespace) -> SplitOptions:
+    """The pipeline's split defaults with what the command line gave."""
+    from .split import SplitOptions
+
+    given = {
+        "min_rows": args.min_rows,
+        "max_chunks": getattr(args, "max_chunks", None),
+        "target_bytes": int(args.target_mb * 2**20) if args.target_mb else None,
+    }
+    return SplitOptions(**{k: v for k, v in given.items() if v is not None})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sf-pipeline", description=__doc__)
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("SF_PIPELINE_LOG_LEVEL", "INFO"),
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("emulator", help="serve the local Salesforce org (Bulk API 2.0 emulator)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--scale", type=float, default=1.0, help="multiply every object's row count")
+    p.add_argument("--rows", type=_rows, help="row counts, e.g. Account=1000000,Contact=5000")
+    p.add_argument("--page-records", type=int, help="records per page when a request gives no maxRecords")
+    p.add_argument("--quoted-blanks", action="store_true", help='write nulls as "" instead of an empty field')
+    p.add_argument(
+        "--schema-changes",
+        help='JSON file: a list of {"object", "add": [{"name", "type", ...}], "remove": [names], "retype": {name: '
+        '{"type", ...}}}, applied at start (as POST /__emulator__/schema does at run time)',
+    )
+    p.add_argument("--cache-dir", help="where generated object data is cached")
+    p.add_argument("--api-usage", type=_usage, help="the org's daily API usage at start, USED/LIMIT (default 0/100000)")
+    p.add_argument("--faults", help="JSON file with a list of faults to inject")
+    p.set_defaults(func=cmd_emulator)
+
+    p = sub.add_parser("extract", help="extract one object to CSV files with Bulk API 2.0")
+    p.add_argument("object")
+    p.add_argument("--out", required=True)
+    p.add_argument("--since", type=_datetime)
+    p.add_argument("--until", type=_datetime)
+    p.add_argument("--include-deleted", action="store_true", help="queryAll: include soft-deleted rows")
+    p.add_argument("--max-records", type=int, help="records per result page (default: ExtractOptions')")
+    p.add_argument("--concurrency", type=int, help="pages downloaded at once (default: ExtractOptions')")
+    p.add_argument("--no-gzip", action="store_true")
+    p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("split", help="split a big CSV into chunk files (streaming, quote-aware)")
+    p.add_argument("csv")
+    p.add_argument("--out", required=True)
+    _split_arguments(p)
+    p.add_argument("--max-chunks", type=int, help="at most this many chunks (default: SplitOptions')")
+    p.set_defaults(func=cmd_split)
+
+    p = sub.add_parser("load", help="load CSV files of one object into DuckDB with a fresh dlt pipeline")
+    p.add_argument("csv_or_dir")
+    p.add_argument("--object", required=True, help="the sObject name; the table is named after it")
+    p.add_argument("--describe", help="a describe JSON file; without it every column loads as text")
+    p.add_argument("--duckdb", default="data/sf_pipeline.duckdb")
+    p.add_argument("--mode", choices=["replace", "merge", "append"], default="replace")
+    _split_arguments(p)
+    p.set_defaults(func=cmd_load)
+
+    p = sub.add_parser("demo", help="run the whole pipeline on the embedded defaults")
+    p.add_argument("--scale", type=float, default=1.0, help="multiply the demo org's row counts")
+    p.add_argument("--out", default="data/demo")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("sync", help="extract, split and load one catalog object for one window, as its asset does")
+    p.add_argument("object")
+    p.add_argument("--since", type=_datetime)
+    p.add_argument("--until", type=_datetime)
+    p.add_argument("--full-refresh", action="store_true", help="every live row, replacing the table")
+    p.add_argument("--chunk-min-rows", type=int, help="chunk only above this many rows (default: the setting)")
+    p.add_argument("--chunk-target-mb", type=float, help="chunk size to aim at (default: the setting)")
+    p.add_argument("--max-records", type=int, help="records per result page asked of Salesforce")
+    p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("sweep", help="delete (or flag) the rows of one object that Salesforce no longer has")
+    p.add_argument("object")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser(
+        "check-connections",
+        help="report whether the org, the staging area and the warehouse are reachable and authorised (loads nothing)",
+    )
+    p.set_defaults(func=cmd_check_connections)
+
+    p = sub.add_parser(
+        "free-slots",
+        help="free the concurrency pool slots a finished run still claims (uses the instance at DAGSTER_HOME)",
+    )
+    p.add_argument("run_id")
+    p.set_defaults(func=cmd_free_slots)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in (
+        "httpx",
+        "alembic",
+        "azure",
+        "snowflake.connector",
+    ):  # a line per request / per migration drowns the useful ones
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from .errors import SfPipelineError
+
+    try:
+        return args.func(args)
+    except SfPipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""The code location: assembles the catalog's assets, jobs, sensor, schedules and resources."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from .catalog import load_catalog
+from .defs.assets import build_assets
+from .defs.automation import AutomationSettings
+from .defs.jobs import build_jobs
+from .defs.resources import default_resources
+from .defs.schedules import build_schedules
+from .defs.sensors import build_change_sensor
+from .defs.sweep import build_id_sweep
+
+catalog = load_catalog()
+automation = AutomationSettings.from_env()
+id_sweep, sweep_job = build_id_sweep(catalog)
+jobs = [*build_jobs(catalog), sweep_job]
+
+defs = dg.Definitions(
+    assets=build_assets(catalog),
+    asset_checks=[id_sweep],
+    jobs=jobs,
+    sensors=[build_change_sensor(catalog, [j for j in jobs if j is not sweep_job], automation)],
+    schedules=build_schedules(catalog, jobs, automation),
+    resources=default_resources(),
+)

@@ -1,0 +1,88 @@
+"""What the sensor and the schedules share: their settings (one home, read from the environment when the
+code location loads), the org's API budget gate, and which objects already have a run pending.
+
+Every decision is a line in the tick's log, so the UI's tick history explains each skipped object."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+import dagster as dg
+
+from ..catalog import CatalogObject
+from ..errors import SettingsError
+from ..salesforce import ApiUsage, SalesforceClient
+from .assets import asset_key
+
+PENDING_STATUSES = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+@dataclass(frozen=True)
+class AutomationSettings:
+    """How often the change sensor looks, how far back it looks the first time, how many trailing partitions
+    the weekly re-sync reloads, and the share of the org's daily API budget automation never spends."""
+
+    sensor_interval_seconds: int = 300
+    first_lookback_hours: int = 24
+    resync_partitions: int = 7
+    api_budget_floor: float = 0.10  # skip objects while less than 10% of the daily API requests remain
+
+    ENV = {
+        "sensor_interval_seconds": "SF_PIPELINE_SENSOR_INTERVAL_SECONDS",
+        "first_lookback_hours": "SF_PIPELINE_SENSOR_LOOKBACK_HOURS",
+        "resync_partitions": "SF_PIPELINE_RESYNC_PARTITIONS",
+        "api_budget_floor": "SF_PIPELINE_API_BUDGET_FLOOR",
+    }
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> AutomationSettings:
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            var = cls.ENV[f.name]
+            if not env.get(var):
+                continue
+            kind = float if f.name == "api_budget_floor" else int
+            try:
+                values[f.name] = kind(env[var])
+            except ValueError:
+                raise SettingsError(f"{var} must be a {kind.__name__}, got {env[var]!r}") from None
+        settings = cls(**values)  # type: ignore[arg-type]
+        if not 0 <= settings.api_budget_floor < 1:
+            raise SettingsError(
+                f"{cls.ENV['api_budget_floor']} must be a fraction in [0, 1), got {settings.api_budget_floor}"
+            )
+        for name in ("sensor_interval_seconds", "first_lookback_hours", "resync_partitions"):
+            if getattr(settings, name) < 1:
+                raise SettingsError(f"{cls.ENV[name]} must be at least 1, got {getattr(settings, name)}")
+        return settings
+
+
+def budget_reason(client: SalesforceClient, floor: float) -> tuple[ApiUsage, str | None]:
+    """The org's API usage, and why automation must wait (None when the budget allows a run)."""
+    usage = client.org_api_usage()
+    if usage.below(floor):
+        return usage, (
+            f"org API budget: {usage} requests used today, {usage.remaining_fraction:.1%} left, "
+            f"under the floor of {floor:.0%} ({AutomationSettings.ENV['api_budget_floor']})"
+        )
+    return usage, None
+
+
+def pending_objects(instance: dg.DagsterInstance, entries: list[CatalogObject]) -> dict[str, str]:
+    """Objects with a run queued or in progress (however it was launched), with that run's id."""
+    keys = {asset_key(e.name): e.name for e in entries}
+    out: dict[str, str] = {}
+    for record in instance.get_run_records(dg.RunsFilter(statuses=PENDING_STATUSES)):
+        run = record.dagster_run
+        selected = [*(run.asset_selection or ()), *(c.asset_key for c in run.asset_check_selection or ())]
+        for key in selected:
+            if key in keys:
+                out.setdefault(keys[key], run.run_id)
+    return out

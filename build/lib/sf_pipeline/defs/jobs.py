@@ -1,0 +1,60 @@
+"""The object-load jobs (one for partitioned objects, one for objects without a cursor), whose runs
+carry the tag that dagster.yaml limits to one run at a time, and the queue priority that makes heavier
+objects go first. Each run selects a single object's asset."""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from ..catalog import Catalog, CatalogObject
+from .assets import asset_key
+
+CONCURRENCY_TAG = "sf_pipeline/object_load"  # dagster.yaml: tag_concurrency_limits on this key, limit 1
+PRIORITY_TAG = "dagster/priority"  # the QueuedRunCoordinator dequeues higher values first
+
+
+PARTITIONED_JOB = "salesforce_objects"
+FULL_REFRESH_JOB = "salesforce_unpartitioned_objects"
+
+
+def job_name(entry: CatalogObject) -> str:
+    return PARTITIONED_JOB if entry.cursor_field else FULL_REFRESH_JOB
+
+
+def build_jobs(catalog: Catalog) -> list[dg.UnresolvedAssetJobDefinition]:
+    jobs = []
+    for name, members in (
+        (PARTITIONED_JOB, [e for e in catalog.objects if e.cursor_field]),
+        (FULL_REFRESH_JOB, [e for e in catalog.objects if not e.cursor_field]),
+    ):
+        if members:
+            jobs.append(
+                dg.define_asset_job(
+                    name,
+                    selection=[asset_key(e.name) for e in members],
+                    tags={CONCURRENCY_TAG: "object"},
+                    description="Salesforce object loads: launch with one object selected per run",
+                )
+            )
+    return jobs
+
+
+def object_weight(instance: dg.DagsterInstance | None, entry: CatalogObject) -> int:
+    """MB of the object's last materialization, else the catalog's weight hint: heavier first."""
+    if instance is not None:
+        event = instance.get_latest_materialization_event(asset_key(entry.name))
+        materialization = event.asset_materialization if event else None
+        if materialization is not None and "bytes" in materialization.metadata:
+            return max(1, int(materialization.metadata["bytes"].value // 1_000_000))
+    return max(1, int(entry.weight))
+
+
+def run_tags(
+    instance: dg.DagsterInstance | None, entry: CatalogObject, start: str | None = None, end: str | None = None
+) -> dict[str, str]:
+    tags = {CONCURRENCY_TAG: "object", PRIORITY_TAG: str(object_weight(instance, entry))}
+    if start and end:
+        tags[ASSET_PARTITION_RANGE_START_TAG] = start
+        tags[ASSET_PARTITION_RANGE_END_TAG] = end
+    return tags

@@ -1,0 +1,75 @@
+"""Named points on the data path where a test can make a run fail or stop, to prove recovery.
+
+Off unless ``SF_PIPELINE_FAULTPOINTS`` is set (never in production): a comma-separated list of
+``point[:object][@n]=action``, where the point is one of ``POINTS``, ``@n`` picks the n-th time the
+point is reached in this process (default: the first), and the action is ``raise`` (an ``InjectedFault``)
+or ``stop`` (the process sends itself SIGSTOP, so that a test can SIGKILL it at exactly that point).
+
+With ``SF_PIPELINE_FAULTPOINTS_ONCE`` naming a folder, each rule fires once across all processes (a file
+there marks it fired), so the retry of a run killed at a point runs through it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import Counter
+
+from .errors import InjectedFault, SettingsError
+
+ENV = "SF_PIPELINE_FAULTPOINTS"
+ONCE_ENV = "SF_PIPELINE_FAULTPOINTS_ONCE"
+POINTS = {
+    "page_written",  # an extract page is complete on disk (others may still be downloading)
+    "chunk_written",  # the splitter has written a chunk file
+    "split_done",  # every chunk is on disk, nothing loaded yet
+    "batch_read",  # a chunk is being loaded: one of its record batches went to dlt
+    "chunk_loaded",  # a chunk is in the warehouse, its staged files not yet deleted
+}
+ACTIONS = {"raise", "stop"}
+_hits: Counter[tuple[str, str]] = Counter()
+
+
+def _parse(spec: str) -> list[tuple[str, str | None, int, str]]:
+    rules = []
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        target, _, action = item.partition("=")
+        target, _, nth = target.partition("@")
+        point, _, sobject = target.partition(":")
+        if point not in POINTS or action not in ACTIONS:
+            raise SettingsError(
+                f"{ENV}: {item!r} is not point[:object][@n]=action with a point in {sorted(POINTS)} "
+                f"and an action in {sorted(ACTIONS)}"
+            )
+        rules.append((point, sobject or None, int(nth or 1), action))
+    return rules
+
+
+def faultpoint(point: str, sobject: str) -> None:
+    spec = os.environ.get(ENV)
+    if not spec:
+        return
+    _hits[(point, sobject)] += 1
+    for rule_point, rule_object, nth, action in _parse(spec):
+        if rule_point == point and rule_object in (None, sobject) and _hits[(point, sobject)] == nth:
+            if not _first_time(f"{rule_point}-{rule_object}-{nth}-{action}"):
+                continue
+            if action == "stop":
+                os.kill(os.getpid(), signal.SIGSTOP)
+            else:
+                raise InjectedFault(f"[{sobject}] injected fault at {point} (hit {nth}, {ENV})")
+
+
+def _first_time(rule: str) -> bool:
+    folder = os.environ.get(ONCE_ENV)
+    if not folder:
+        return True
+    try:
+        with open(os.path.join(folder, rule), "x"):
+            return True
+    except FileExistsError:
+        return False
+
+
+def reset() -> None:
+    _hits.clear()

@@ -1,0 +1,229 @@
+"""A local Dagster deployment for the demo and the end-to-end tests: emulator, webserver, daemon.
+
+Runs go through the real path: submitted over GraphQL to the instance's QueuedRunCoordinator
+(dagster.yaml), dequeued by the daemon under the tag limit and priorities, executed in run worker
+processes that talk HTTP to the emulator and write the DuckDB file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from .emulator import EmulatorConfig, EmulatorServer, make_server
+
+ROOT = Path(__file__).resolve().parent.parent
+TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LocalDagster:
+    """Start with ``start()``; ``submit`` runs; ``start_daemon()`` lets the queue drain; ``stop()``."""
+
+    home: Path
+    duckdb_path: Path
+    emulator_config: EmulatorConfig = field(default_factory=lambda: EmulatorConfig(port=0))
+    extra_env: dict[str, str] = field(default_factory=dict)
+    log_dir: Path | None = None
+    instance_overrides: dict = field(default_factory=dict)  # merged into dagster.yaml (e.g. Postgres storage)
+
+    def __post_init__(self) -> None:
+        self.home = Path(self.home).resolve()
+        self.duckdb_path = Path(self.duckdb_path).resolve()
+        self.emulator: EmulatorServer | None = None
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.port = free_port()
+
+    @property
+    def env(self) -> dict[str, str]:
+        assert self.emulator is not None
+        return {
+            **os.environ,
+            "DAGSTER_HOME": str(self.home),
+            "SF_LOGIN_URL": self.emulator.url,
+            "SF_PIPELINE_DUCKDB": str(self.duckdb_path),
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        }
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        log_dir = self.log_dir or self.home
+        log = open(log_dir / f"{name}.log", "ab")
+        self.procs[name] = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+    def start(self) -> LocalDagster:
+        self.home.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / "dagster.yaml", self.home / "dagster.yaml")
+        if self.instance_overrides:
+            import yaml
+
+            config = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+            (self.home / "dagster.yaml").write_text(yaml.safe_dump({**config, **self.instance_overrides}))
+        self.emulator = make_server(self.emulator_config)
+        self.emulator.start_background()
+        self.start_webserver()
+        return self
+
+    def start_webserver(self) -> None:
+        bin_dir = Path(sys.executable).parent
+        self._spawn(
+            "webserver",
+            [str(bin_dir / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(self.port)],
+        )
+        self.wait_for_webserver()
+
+    def start_daemon(self) -> None:
+        self._spawn("daemon", [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", "workspace.yaml"])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_for_webserver(self, timeout_s: float = 120) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.procs["webserver"].poll() is not None:
+                raise RuntimeError(f"dagster-webserver exited; see {self.home / 'webserver.log'}")
+            try:
+                if httpx.get(f"{self.url}/server_info", timeout=2).status_code == 200:
+                    # the code location loads after the server answers: wait until GraphQL sees it
+                    from dagster_graphql import DagsterGraphQLClient
+
+                    client = DagsterGraphQLClient("127.0.0.1", port_number=self.port)
+                    client._get_repo_locations_and_names_with_pipeline("salesforce_objects")  # noqa: SLF001
+                    return
+            except Exception:  # noqa: BLE001 - not up yet
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"dagster-webserver did not come up in {timeout_s}s")
+
+    def submit(self, job: str, asset: list[str], tags: dict[str, str], run_config: dict | None = None) -> str:
+        from dagster_graphql import DagsterGraphQLClient
+
+        client = DagsterGraphQLClient("127.0.0.1", port_number=self.port)
+        return client.submit_job_execution(job, tags=tags, run_config=run_config or {}, asset_selection=[asset])
+
+    LOCATION = "sf_pipeline.definitions"  # workspace.yaml's python_module
+    REPOSITORY = "__repository__"
+
+    def graphql(self, query: str, variables: dict) -> dict:
+        response = httpx.post(f"{self.url}/graphql", json={"query": query, "variables": variables}, timeout=60)
+        response.raise_for_status()
+        body = response.json()
+        if body.get("errors"):
+            raise RuntimeError(f"GraphQL errors: {body['errors']}")
+        return body["data"]
+
+    def launch(
+        self,
+        job: str,
+        *,
+        assets: list[list[str]] | None = None,
+        checks: list[tuple[list[str], str]] | None = None,
+        tags: dict[str, str] | None = None,
+        run_config: dict | None = None,
+    ) -> str:
+        """Launch a run as the UI does (``launchRun``), with an asset and/or asset-check selection."""
+        selector: dict = {"repositoryLocationName": self.LOCATION, "repositoryName": self.REPOSITORY, "jobName": job}
+        if assets is not None:
+            selector["assetSelection"] = [{"path": path} for path in assets]
+        if checks is not None:
+            selector["assetCheckSelection"] = [{"assetKey": {"path": path}, "name": name} for path, name in checks]
+        data = self.graphql(
+            """mutation Launch($params: ExecutionParams!) { launchRun(executionParams: $params) {
+                __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
+                ... on InvalidSubsetError { message } ... on RunConfigValidationInvalid { errors { message } } } }""",
+            {
+                "params": {
+                    "selector": selector,
+                    "runConfigData": run_config or {},
+                    "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
+                }
+            },
+        )["launchRun"]
+        if data["__typename"] != "LaunchRunSuccess":
+            raise RuntimeError(f"launchRun failed: {data}")
+        return data["run"]["runId"]
+
+    def start_sensor(self, name: str) -> None:
+        """Turn a sensor on, as its toggle in the UI does."""
+        data = self.graphql(
+            """mutation Start($selector: SensorSelector!) { startSensor(sensorSelector: $selector) {
+                __typename ... on Sensor { sensorState { status } } ... on PythonError { message } } }""",
+            {
+                "selector": {
+                    "repositoryLocationName": self.LOCATION,
+                    "repositoryName": self.REPOSITORY,
+                    "sensorName": name,
+                }
+            },
+        )["startSensor"]
+        if data["__typename"] != "Sensor":
+            raise RuntimeError(f"startSensor failed: {data}")
+
+    def wait(self, run_ids: list[str], timeout_s: float = 1800) -> dict[str, str]:
+        from dagster_graphql import DagsterGraphQLClient
+
+        client = DagsterGraphQLClient("127.0.0.1", port_number=self.port)
+        deadline = time.monotonic() + timeout_s
+        statuses: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            statuses = {r: client.get_run_status(r).value for r in run_ids}
+            if all(s in TERMINAL for s in statuses.values()):
+                return statuses
+            if "daemon" in self.procs and self.procs["daemon"].poll() is not None:
+                raise RuntimeError(f"dagster-daemon exited; see {self.home / 'daemon.log'}")
+            time.sleep(1)
+        raise TimeoutError(f"runs still going after {timeout_s}s: {statuses}")
+
+    def crash(self) -> None:
+        """SIGKILL the webserver, the daemon and every process under them (code servers, run workers, step
+        processes), as a host reboot or the OOM killer taking the lot would; the emulator org stays up."""
+        import psutil
+
+        doomed = []
+        for proc in self.procs.values():
+            try:
+                doomed += [proc.pid, *(c.pid for c in psutil.Process(proc.pid).children(recursive=True))]
+            except psutil.NoSuchProcess:
+                pass
+        for pid in doomed:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for proc in self.procs.values():
+            proc.wait()
+        self.procs.clear()
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if self.emulator is not None:
+            self.emulator.shutdown()
+            self.emulator.server_close()
+
+    def __enter__(self) -> LocalDagster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

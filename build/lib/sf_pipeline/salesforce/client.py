@@ -1,0 +1,369 @@
+"""An httpx client for one Salesforce org: OAuth, retries, REST metadata and query, query-job calls.
+
+Every request goes through ``request``: it adds the bearer token, retries 429/5xx/network errors with
+backoff (honouring Retry-After), renews the session once on 401 INVALID_SESSION_ID, and turns error
+bodies into the exceptions of ``errors``. It also counts the API calls it makes and keeps the org's
+usage from the last ``Sforce-Limit-Info`` header. Result downloads live in ``bulk``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from .errors import (
+    ApiLimitError,
+    AuthError,
+    QueryError,
+    SalesforceError,
+    TransientError,
+    UnexpectedResponseError,
+)
+from .limits import ApiUsage
+from .settings import SalesforceSettings
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUS = {429, 500, 502, 503, 504}
+QUERY_ERROR_CODES = {
+    "INVALID_FIELD",
+    "MALFORMED_QUERY",
+    "INVALID_TYPE",
+    "INVALIDJOB",
+    "INVALID_QUERY_FILTER_OPERATOR",
+    "FUNCTIONALITY_NOT_ENABLED",
+    "INVALID_QUERY_LOCATOR",
+    "NOT_FOUND",
+    "INVALIDLOCATOR",
+}
+
+
+def _error_detail(response: httpx.Response) -> tuple[str | None, str]:
+    """(errorCode, message) from a Salesforce error body, whatever its shape."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, response.text[:300].strip() or response.reason_phrase
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        return body[0].get("errorCode"), body[0].get("message", "")
+    if isinstance(body, dict):
+        if "error" in body:
+            return body.get("error"), body.get("error_description", "")
+        return body.get("errorCode"), body.get("message", str(body))
+    return None, str(body)[:300]
+
+
+def is_html(response: httpx.Response) -> bool:
+    return "html" in response.headers.get("content-type", "").lower()
+
+
+def html_error(response: httpx.Response, what: str, sobject: str | None) -> UnexpectedResponseError:
+    return UnexpectedResponseError(
+        f"expected {what} but got an HTML page with HTTP {response.status_code} (a login page from a proxy or "
+        "SSO layer: the session has probably expired); nothing was extracted",
+        sobject=sobject,
+        request=f"{response.request.method} {response.request.url.path}",
+        status=response.status_code,
+    )
+
+
+class SalesforceClient:
+    """A logged-in session with one org; thread-safe, so result pages can download concurrently."""
+
+    def __init__(
+        self,
+        settings: SalesforceSettings | None = None,
+        *,
+        max_connections: int = 8,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.settings = settings or SalesforceSettings.from_env()
+        self.retry = self.settings.retry
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(self.settings.timeout_s, connect=30.0),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            transport=transport,
+            follow_redirects=False,
+        )
+        self._auth_lock = threading.Lock()
+        self._token: str | None = self.settings.access_token
+        self._instance_url: str | None = self.settings.instance_url
+        self._token_generation = 0
+        self._usage_lock = threading.Lock()
+        self.api_calls = 0  # API requests this client made (OAuth token requests are not API calls)
+        self.api_usage: ApiUsage | None = None  # the org's usage, from the latest answer that said it
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> SalesforceClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def api_version(self) -> str:
+        return self.settings.api_version
+
+    @property
+    def instance_url(self) -> str:
+        self._ensure_login()
+        assert self._instance_url is not None
+        return self._instance_url
+
+    def data_path(self, rest: str) -> str:
+        return f"/services/data/v{self.api_version}/{rest.lstrip('/')}"
+
+    # -- auth -----------------------------------------------------------------------------------------
+    def _ensure_login(self) -> None:
+        if self._token is None or self._instance_url is None:
+            self.login()
+
+    def login(self, stale_generation: int | None = None) -> None:
+        """Run the configured OAuth flow (once, even when several threads ask at the same time)."""
+        s = self.settings
+        with self._auth_lock:
+            if stale_generation is not None and stale_generation != self._token_generation:
+                return  # another thread already renewed the session
+            if s.flow == "access_token":
+                if stale_generation is not None:
+                    raise AuthError(
+                        "the session expired and no refresh token, password or client "
+                        "credentials are configured to renew it",
+                        request="login",
+                    )
+                if not s.instance_url:
+                    raise AuthError("SF_ACCESS_TOKEN is set but SF_INSTANCE_URL is not", request="login")
+                self._token, self._instance_url = s.access_token, s.instance_url
+                return
+            form = {"grant_type": s.flow, "client_id": s.client_id, "client_secret": s.client_secret}
+            if s.flow == "password":
+                form.update(username=s.username or "", password=s.password or "")
+            elif s.flow == "refresh_token":
+                form["refresh_token"] = s.refresh_token or ""
+            url = s.login_url.rstrip("/") + "/services/oauth2/token"
+            response = self._send_with_retries(
+                "POST", url, None, data=form, request_name="POST /services/oauth2/token", api_call=False
+            )
+            if is_html(response):
+                raise html_error(response, "an OAuth token (JSON)", None)
+            if response.status_code != 200:
+                code, message = _error_detail(response)
+                raise AuthError(
+                    f"{s.flow} login to {s.login_url} failed: {code}: {message}",
+                    request="POST /services/oauth2/token",
+                    error_code=code,
+                    status=response.status_code,
+                )
+            body = response.json()
+            self._token = body["access_token"]
+            self._instance_url = (s.instance_url or body["instance_url"]).rstrip("/")
+            self._token_generation += 1
+            log.info("logged in to %s with the %s flow", self._instance_url, s.flow)
+
+    # -- requests -------------------------------------------------------------------------------------
+    def _send_with_retries(
+        self,
+        method: str,
+        url: str,
+        sobject: str | None,
+        *,
+        stream: bool = False,
+        request_name: str | None = None,
+        api_call: bool = True,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send with retries on 429/5xx/transport errors. A streamed response is returned open."""
+        name = request_name or f"{method} {httpx.URL(url).path}"
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                request = self._http.build_request(method, url, **kwargs)
+                response = self._http.send(request, stream=stream)
+                if api_call:
+                    self._note_usage(response)
+            except httpx.TransportError as exc:
+                if attempt >= self.retry.max_attempts:
+                    raise TransientError(
+                        f"{type(exc).__name__}: {exc} (after {attempt} attempts)", sobject=sobject, request=name
+                    ) from exc
+                delay = self.retry.delay(attempt)
+                log.warning(
+                    "%s failed with %s; retry %d/%d in %.1fs",
+                    name,
+                    type(exc).__name__,
+                    attempt,
+                    self.retry.max_attempts - 1,
+                    delay,
+                )
+                time.sleep(delay)
+                continue
+            if response.status_code in RETRY_STATUS:
+                if stream:
+                    response.read()
+                    response.close()
+                if attempt >= self.retry.max_attempts:
+                    code, message = _error_detail(response)
+                    raise TransientError(
+                        f"HTTP {response.status_code} {code or ''} {message} (after {attempt} attempts)",
+                        sobject=sobject,
+                        request=name,
+                        error_code=code,
+                        status=response.status_code,
+                    )
+                retry_after = _retry_after(response)
+                delay = self.retry.delay(attempt, retry_after)
+                log.warning(
+                    "%s answered HTTP %d; retry %d/%d in %.1fs",
+                    name,
+                    response.status_code,
+                    attempt,
+                    self.retry.max_attempts - 1,
+                    delay,
+                )
+                time.sleep(delay)
+                continue
+            return response
+
+    def _note_usage(self, response: httpx.Response) -> None:
+        usage = ApiUsage.from_header(response.headers.get("Sforce-Limit-Info"))
+        with self._usage_lock:
+            self.api_calls += 1
+            if usage is not None:
+                self.api_usage = usage
+
+    def request(
+        self, method: str, path: str, *, sobject: str | None = None, stream: bool = False, **kwargs: Any
+    ) -> httpx.Response:
+        """An authenticated API call; raises for error statuses (after retries and one session renewal).
+
+        With ``stream=True`` a successful response is returned unread; the caller closes it.
+        """
+        self._ensure_login()
+        name = f"{method} {path.split('?')[0]}"
+        renewed = False
+        while True:
+            generation = self._token_generation
+            headers = {"Authorization": f"Bearer {self._token}", **kwargs.pop("headers", {})}
+            kwargs["headers"] = headers
+            url = path if path.startswith("http") else f"{self._instance_url}{path}"
+            response = self._send_with_retries(method, url, sobject, stream=stream, request_name=name, **kwargs)
+            if response.status_code == 401 and not renewed:
+                if stream:
+                    response.read()
+                    response.close()
+                log.warning("%s: session expired or invalid (401); logging in again", name)
+                self.login(stale_generation=generation)
+                renewed = True
+                kwargs["headers"] = {k: v for k, v in headers.items() if k != "Authorization"}
+                continue
+            if response.status_code >= 400:
+                if stream:
+                    response.read()
+                    response.close()
+                raise self._error(response, name, sobject)
+            return response
+
+    def _error(self, response: httpx.Response, name: str, sobject: str | None) -> SalesforceError:
+        code, message = _error_detail(response)
+        status = response.status_code
+        kw = {"sobject": sobject, "request": name, "error_code": code, "status": status}
+        if status == 401:
+            return AuthError(f"{code}: {message} (the session was renewed once and is still refused)", **kw)
+        if status == 403 and code == "REQUEST_LIMIT_EXCEEDED":
+            return ApiLimitError(f"{code}: {message}", **kw)
+        if code in QUERY_ERROR_CODES or status == 400:
+            return QueryError(f"{code}: {message}", **kw)
+        return SalesforceError(f"HTTP {status} {code}: {message}", **kw)
+
+    def json(self, method: str, path: str, *, sobject: str | None = None, **kwargs: Any) -> Any:
+        response = self.request(method, path, sobject=sobject, **kwargs)
+        if is_html(response):
+            raise html_error(response, "JSON", sobject)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise UnexpectedResponseError(
+                f"expected JSON, got {response.headers.get('content-type')}: {response.text[:200]!r}",
+                sobject=sobject,
+                request=f"{method} {path}",
+            ) from exc
+
+    @contextlib.contextmanager
+    def stream(self, method: str, path: str, *, sobject: str | None = None, **kwargs: Any) -> Iterator[httpx.Response]:
+        response = self.request(method, path, sobject=sobject, stream=True, **kwargs)
+        try:
+            yield response
+        finally:
+            response.close()
+
+    # -- REST -----------------------------------------------------------------------------------------
+    def sobjects(self) -> list[dict]:
+        return self.json("GET", self.data_path("sobjects"))["sobjects"]
+
+    def describe(self, sobject: str) -> dict:
+        return self.json("GET", self.data_path(f"sobjects/{sobject}/describe"), sobject=sobject)
+
+    def org_api_usage(self) -> ApiUsage:
+        """The org's daily API usage now (one call to the ``limits`` resource)."""
+        usage = ApiUsage.from_limits(self.json("GET", self.data_path("limits")))
+        with self._usage_lock:
+            self.api_usage = usage
+        return usage
+
+    def query(self, soql: str, *, sobject: str | None = None, include_deleted: bool = False) -> dict:
+        """A synchronous REST query (for cheap checks: COUNT(), MAX(SystemModstamp))."""
+        endpoint = "queryAll" if include_deleted else "query"
+        return self.json("GET", self.data_path(endpoint), sobject=sobject, params={"q": soql})
+
+    # -- query jobs -----------------------------------------------------------------------------------
+    def create_query_job(
+        self,
+        soql: str,
+        *,
+        sobject: str,
+        include_deleted: bool = False,
+        column_delimiter: str = "COMMA",
+        line_ending: str = "LF",
+    ) -> dict:
+        body = {
+            "operation": "queryAll" if include_deleted else "query",
+            "query": soql,
+            "contentType": "CSV",
+            "columnDelimiter": column_delimiter,
+            "lineEnding": line_ending,
+        }
+        return self.json("POST", self.data_path("jobs/query"), sobject=sobject, json=body)
+
+    def get_job(self, job_id: str, *, sobject: str | None = None) -> dict:
+        return self.json("GET", self.data_path(f"jobs/query/{job_id}"), sobject=sobject)
+
+    def abort_job(self, job_id: str, *, sobject: str | None = None) -> dict:
+        return self.json("PATCH", self.data_path(f"jobs/query/{job_id}"), sobject=sobject, json={"state": "Aborted"})
+
+    def delete_job(self, job_id: str, *, sobject: str | None = None) -> None:
+        self.request("DELETE", self.data_path(f"jobs/query/{job_id}"), sobject=sobject)
+
+    def list_jobs(self) -> list[dict]:
+        return self.json("GET", self.data_path("jobs/query"))["records"]
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None

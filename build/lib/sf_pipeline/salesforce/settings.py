@@ -1,0 +1,76 @@
+"""Connection settings for one Salesforce org, from arguments or environment variables.
+
+With nothing set, they point at the bundled emulator's demo org on 127.0.0.1:8765.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+DEFAULT_LOGIN_URL = "http://127.0.0.1:8765"
+DEFAULT_API_VERSION = "62.0"
+ENV = {
+    "login_url": "SF_LOGIN_URL",
+    "client_id": "SF_CLIENT_ID",
+    "client_secret": "SF_CLIENT_SECRET",
+    "username": "SF_USERNAME",
+    "password": "SF_PASSWORD",
+    "refresh_token": "SF_REFRESH_TOKEN",
+    "access_token": "SF_ACCESS_TOKEN",
+    "instance_url": "SF_INSTANCE_URL",
+    "api_version": "SF_API_VERSION",
+}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries for 429, 5xx and connection errors: exponential backoff, Retry-After honoured."""
+
+    max_attempts: int = 6
+    initial_backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+    multiplier: float = 2.0
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        if retry_after is not None:
+            return max(retry_after, 0.0)
+        return min(self.max_backoff_s, self.initial_backoff_s * self.multiplier ** (attempt - 1))
+
+
+@dataclass(frozen=True)
+class SalesforceSettings:
+    """How to reach and log in to one org. Secrets are kept out of ``repr``."""
+
+    login_url: str = DEFAULT_LOGIN_URL
+    client_id: str = "demo-client-id"
+    client_secret: str = field(default="demo-client-secret", repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+    access_token: str | None = field(default=None, repr=False)
+    instance_url: str | None = None
+    api_version: str = DEFAULT_API_VERSION
+    timeout_s: float = 120.0
+    retry: RetryPolicy = RetryPolicy()
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> SalesforceSettings:
+        env = os.environ if environ is None else environ
+        values = {name: env[var] for name, var in ENV.items() if env.get(var)}
+        return cls(**{**values, **{k: v for k, v in overrides.items() if v is not None}})
+
+    @property
+    def flow(self) -> str:
+        if self.access_token:
+            return "access_token"
+        if self.refresh_token:
+            return "refresh_token"
+        if self.username and self.password:
+            return "password"
+        return "client_credentials"
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret value, for redaction."""
+        return [s for s in (self.client_secret, self.password, self.refresh_token, self.access_token) if s]

@@ -1,0 +1,162 @@
+"""The warehouse side of a load: which dlt destination and staging area it uses, the DDL the pipeline
+owns (a full refresh drops only catalog objects' tables), row counts for checks, and the cleanup of
+staged files once they are loaded. Plain Python, no Dagster.
+
+Destinations: ``duckdb`` (the embedded default, a local file) or ``snowflake``. Staging: none, a
+local folder (where dlt writes its load files; Snowflake then receives them by ``PUT`` into the
+table's internal stage), or an ``az://container/prefix`` bucket through adlfs, from which Snowflake
+runs ``COPY INTO``.
+
+settings.py: the settings; staging.py: staged files; ddl.py: DDL and counts; here: ``Warehouse``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import dlt
+
+from ..errors import WarehouseConfigError
+from ..naming import ColumnRecord
+from .ddl import (
+    HARD_DELETED_COLUMN,
+    IdComparison,
+    count_rows,
+    drop_object_table,
+    forget_dlt_schema,
+    normalize,
+    qualified,
+    read_column_map,
+    reconcile_ids,
+    swap_in,
+    table_exists,
+    write_column_map,
+)
+from .settings import FILE_FORMATS, DestinationKind, FileFormat, SnowflakeSettings, StagingSettings
+from .staging import StagedFiles
+
+
+def duckdb_destination(path: Path | str, memory_limit: str | None = "512MB") -> Any:
+    """The embedded warehouse: a DuckDB file. DuckDB's own default memory limit is 80% of the machine's
+    RAM, which on a small pod is the kernel's OOM line, so it is capped here (configurable)."""
+    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    credentials = DuckDbCredentials(str(path))
+    if memory_limit:
+        credentials.global_config = {"memory_limit": memory_limit}
+    return dlt.destinations.duckdb(credentials)
+
+
+@contextlib.contextmanager
+def duckdb_connection(path: Path | str, memory_limit: str | None = None) -> Iterator[Any]:
+    """A connection for the pipeline's own SQL, capped like dlt's (DuckDB would take 80% of the machine)."""
+    import duckdb
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = duckdb.connect(str(path), config={"memory_limit": memory_limit} if memory_limit else {})
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    """One configured warehouse: the dlt destination and staging for loads, a connection for the DDL
+    and counts the pipeline owns (DuckDB directly; Snowflake through ``snowflake_connection`` when the
+    caller gives one, as the Dagster resource does with dagster-snowflake's, else the connector itself)."""
+
+    kind: DestinationKind = "duckdb"
+    dataset: str = "salesforce"
+    duckdb_path: Path = Path("data/sf_pipeline.duckdb")
+    duckdb_memory_limit: str | None = "512MB"
+    snowflake: SnowflakeSettings = SnowflakeSettings()
+    staging: StagingSettings = StagingSettings()
+    snowflake_connection: Callable[[], AbstractContextManager[Any]] | None = field(default=None, compare=False)
+
+    def validate(self) -> None:
+        if self.kind not in ("duckdb", "snowflake"):
+            raise WarehouseConfigError(f"SF_PIPELINE_DESTINATION must be duckdb or snowflake, got {self.kind!r}")
+        if self.kind == "snowflake":
+            self.snowflake.validate()
+        self.staging.validate(self.kind)
+
+    def dlt_destination(self) -> Any:
+        self.validate()
+        if self.kind == "duckdb":
+            return duckdb_destination(self.duckdb_path, self.duckdb_memory_limit)
+        kwargs: dict[str, Any] = {"credentials": self.snowflake.dlt_credentials()}
+        if self.snowflake.stage:
+            kwargs["stage_name"] = self.snowflake.stage
+        # files PUT into a table stage are removed after COPY, like files staged in a bucket
+        return dlt.destinations.snowflake(keep_staged_files=False, **kwargs)
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Any]:
+        self.validate()
+        if self.kind == "duckdb":
+            with duckdb_connection(self.duckdb_path, self.duckdb_memory_limit) as conn:
+                yield conn
+        else:
+            with (self.snowflake_connection or self.snowflake.connect)() as conn:
+                yield conn
+
+    def drop_object_table(self, table: str, dlt_schema: str) -> bool:
+        with self.connection() as conn:
+            return drop_object_table(conn, self.kind, self.dataset, table, dlt_schema)
+
+    def swap_in(self, loaded: str, table: str, dlt_schema: str) -> None:
+        with self.connection() as conn:
+            swap_in(conn, self.kind, self.dataset, loaded, table, dlt_schema)
+
+    def column_map(self, sobject: str) -> dict[str, ColumnRecord]:
+        """The current column record of every field of ``sobject`` an earlier load gave a column."""
+        with self.connection() as conn:
+            return read_column_map(conn, self.kind, self.dataset, sobject)
+
+    def record_columns(self, sobject: str, records: dict[str, ColumnRecord]) -> None:
+        with self.connection() as conn:
+            write_column_map(conn, self.kind, self.dataset, sobject, records)
+
+    def forget_pipeline(self, dlt_schema: str) -> None:
+        """Forget dlt's stored schema of a pipeline whose table the pipeline itself dropped (the Id sweep's)."""
+        with self.connection() as conn:
+            forget_dlt_schema(conn, self.kind, self.dataset, dlt_schema)
+
+    def reconcile_ids(self, table: str, ids_table: str, id_column: str, mode: str) -> IdComparison:
+        with self.connection() as conn:
+            return reconcile_ids(conn, self.kind, self.dataset, table, ids_table, id_column, mode)
+
+    def count_rows(
+        self, table: str, cursor_field: str | None = None, since: datetime | None = None, until: datetime | None = None
+    ) -> int:
+        with self.connection() as conn:
+            return count_rows(conn, self.kind, self.dataset, table, cursor_field, since, until)
+
+
+__all__ = [
+    "FILE_FORMATS",
+    "HARD_DELETED_COLUMN",
+    "IdComparison",
+    "DestinationKind",
+    "FileFormat",
+    "SnowflakeSettings",
+    "StagedFiles",
+    "StagingSettings",
+    "Warehouse",
+    "WarehouseConfigError",
+    "count_rows",
+    "drop_object_table",
+    "duckdb_connection",
+    "duckdb_destination",
+    "normalize",
+    "qualified",
+    "table_exists",
+]

@@ -1,0 +1,239 @@
+"""The DDL and counts the pipeline owns, on an open DB-API connection (DuckDB or Snowflake): dropping and
+swapping catalog objects' tables (never a table because dlt's schema lists it), row counts, the column map,
+and the Id sweep's comparison."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..naming import ColumnRecord, column_name
+from .settings import DestinationKind
+
+log = logging.getLogger(__name__)
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def normalize(dialect: DestinationKind, identifier: str) -> str:
+    """How dlt spells an identifier in the warehouse: Snowflake folds to upper case."""
+    return identifier.upper() if dialect == "snowflake" else identifier
+
+
+def table_exists(conn: Any, dialect: DestinationKind, schema: str, table: str) -> bool:
+    cur = conn.cursor()
+    cur.execute(
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = "
+        f"{_literal(normalize(dialect, schema))} AND table_name = {_literal(normalize(dialect, table))}"
+    )
+    return int(cur.fetchone()[0]) > 0
+
+
+def qualified(dialect: DestinationKind, schema: str, table: str) -> str:
+    return f"{_quote(normalize(dialect, schema))}.{_quote(normalize(dialect, table))}"
+
+
+def _forget_dlt_schema(conn: Any, dialect: DestinationKind, schema: str, dlt_schema: str) -> None:
+    """dlt skips its DDL when the stored schema hash matches; forgetting it makes the next load reconcile
+    its tables with what the warehouse now holds (recreate a dropped table, adopt a swapped-in one)."""
+    if table_exists(conn, dialect, schema, "_dlt_version"):
+        conn.cursor().execute(
+            f"DELETE FROM {qualified(dialect, schema, '_dlt_version')} WHERE "
+            f"{_quote(normalize(dialect, 'schema_name'))} = {_literal(dlt_schema)}"
+        )
+
+
+def forget_dlt_schema(conn: Any, dialect: DestinationKind, schema: str, dlt_schema: str) -> None:
+    _forget_dlt_schema(conn, dialect, schema, dlt_schema)
+    with contextlib.suppress(Exception):
+        conn.commit()
+
+
+def drop_object_table(conn: Any, dialect: DestinationKind, schema: str, table: str, dlt_schema: str) -> bool:
+    """Drop one catalog object's table and forget dlt's stored schema for its pipeline, so the next load
+    recreates it. ``table`` must come from the catalog (never from dlt's schema). Returns whether it existed.
+    """
+    existed = table_exists(conn, dialect, schema, table)
+    conn.cursor().execute(f"DROP TABLE IF EXISTS {qualified(dialect, schema, table)}")
+    _forget_dlt_schema(conn, dialect, schema, dlt_schema)
+    with contextlib.suppress(Exception):
+        conn.commit()
+    log.info("full refresh: dropped %s (%s)", qualified(dialect, schema, table), "existed" if existed else "was absent")
+    return existed
+
+
+def swap_in(conn: Any, dialect: DestinationKind, schema: str, loaded: str, table: str, dlt_schema: str) -> None:
+    """Put the freshly loaded table ``loaded`` in the place of the catalog object's ``table``.
+
+    DuckDB does it in one transaction; Snowflake with ``ALTER TABLE ... SWAP WITH`` (atomic) when the
+    table exists. dlt's stored schema for the pipeline is forgotten, so the next load reconciles its
+    DDL with the table as it now is.
+    """
+
+    def name(t: str) -> str:
+        return qualified(dialect, schema, t)
+
+    cur = conn.cursor()
+    exists = table_exists(conn, dialect, schema, table)
+    if dialect == "duckdb":
+        cur.execute("BEGIN TRANSACTION")
+        cur.execute(f"DROP TABLE IF EXISTS {name(table)}")
+        cur.execute(f"ALTER TABLE {name(loaded)} RENAME TO {_quote(normalize(dialect, table))}")
+    elif exists:
+        cur.execute(f"ALTER TABLE {name(loaded)} SWAP WITH {name(table)}")
+        cur.execute(f"DROP TABLE {name(loaded)}")
+    else:
+        cur.execute(f"ALTER TABLE {name(loaded)} RENAME TO {name(table)}")
+    _forget_dlt_schema(conn, dialect, schema, dlt_schema)
+    if dialect == "duckdb":
+        cur.execute("COMMIT")
+    with contextlib.suppress(Exception):
+        conn.commit()
+    log.info("full refresh: %s now holds the rows loaded into %s", name(table), name(loaded))
+
+
+def count_rows(
+    conn: Any,
+    dialect: DestinationKind,
+    schema: str,
+    table: str,
+    cursor_field: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> int:
+    """Rows in an object's table, optionally those whose cursor falls in [since, until)."""
+    if not table_exists(conn, dialect, schema, table):
+        return 0
+
+    sql = f"SELECT COUNT(*) FROM {qualified(dialect, schema, table)}"
+    if cursor_field and since and until:
+        column = _quote(normalize(dialect, column_name(cursor_field)))
+        sql += (
+            f" WHERE {column} >= {_literal(since.isoformat())}::TIMESTAMP_TZ"
+            f" AND {column} < {_literal(until.isoformat())}::TIMESTAMP_TZ"
+        )
+        if dialect == "duckdb":
+            sql = sql.replace("::TIMESTAMP_TZ", "::TIMESTAMPTZ")
+    cur = conn.cursor()
+    cur.execute(sql)
+    return int(cur.fetchone()[0])
+
+
+COLUMN_MAP_TABLE = "_sf_columns"  # every column assignment ever made; a field's latest record (seq) is current
+_COLUMN_MAP_COLUMNS = {
+    "sobject": "VARCHAR",
+    "field": "VARCHAR",
+    "column_name": "VARCHAR",
+    "label": "VARCHAR",
+    "sf_type": "VARCHAR",
+    "data_type": "VARCHAR",
+    "present": "BOOLEAN",
+    "seq": "INTEGER",
+}
+
+
+def read_column_map(conn: Any, dialect: DestinationKind, schema: str, sobject: str) -> dict[str, ColumnRecord]:
+    """The current record of each field of ``sobject`` an earlier load gave a column."""
+    if not table_exists(conn, dialect, schema, COLUMN_MAP_TABLE):
+        return {}
+    names = [_quote(normalize(dialect, c)) for c in _COLUMN_MAP_COLUMNS]
+    cur = conn.cursor()
+    cur.execute(
+        f"SELECT {', '.join(names)} FROM {qualified(dialect, schema, COLUMN_MAP_TABLE)} "
+        f"WHERE {names[0]} = {_literal(sobject)} ORDER BY {names[-1]}"
+    )
+    out: dict[str, ColumnRecord] = {}
+    for _, field, column, label, sf_type, data_type, present, _ in cur.fetchall():
+        out[field] = ColumnRecord(column, sf_type, data_type, label or "", bool(present))
+    return out
+
+
+def write_column_map(
+    conn: Any, dialect: DestinationKind, schema: str, sobject: str, records: dict[str, ColumnRecord]
+) -> None:
+    """Append records (new, retyped, removed or returned fields); earlier ones stay as history."""
+    if not records:
+        return
+    table = qualified(dialect, schema, COLUMN_MAP_TABLE)
+    names = [_quote(normalize(dialect, c)) for c in _COLUMN_MAP_COLUMNS]
+    cur = conn.cursor()
+    cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(normalize(dialect, schema))}")
+    columns_sql = ", ".join(f"{n} {t}" for n, t in zip(names, _COLUMN_MAP_COLUMNS.values(), strict=True))
+    cur.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns_sql})")
+    cur.execute(f"SELECT COALESCE(MAX({names[-1]}), 0) FROM {table} WHERE {names[0]} = {_literal(sobject)}")
+    seq = int(cur.fetchone()[0])
+    values = []
+    for field, r in sorted(records.items()):
+        seq += 1
+        literals = [sobject, field, r.column, r.label, r.sf_type, r.data_type]
+        values.append(f"({', '.join(_literal(v) for v in literals)}, {'TRUE' if r.present else 'FALSE'}, {seq})")
+    cur.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join(values)}")
+    with contextlib.suppress(Exception):
+        conn.commit()
+
+
+HARD_DELETED_COLUMN = "_sf_hard_deleted_at"  # set by the Id sweep in flag mode
+
+
+@dataclass(frozen=True)
+class IdComparison:
+    """What the Id sweep found: rows before, rows Salesforce no longer has (removed or flagged now), and
+    Salesforce Ids the table lacks (not loaded yet: a later window or re-sync brings them)."""
+
+    table_rows: int
+    salesforce_ids: int
+    gone_from_salesforce: int
+    missing_in_table: int
+    already_flagged: int = 0
+
+
+def reconcile_ids(
+    conn: Any, dialect: DestinationKind, schema: str, table: str, ids_table: str, id_column: str, mode: str
+) -> IdComparison:
+    """Compare the object's table with ``ids_table`` (Salesforce's Ids, just loaded) inside the warehouse and
+    delete (``mode="delete"``) or flag (``"flag"``: ``_sf_hard_deleted_at`` set) the rows Salesforce no longer
+    has, in one transaction. Nothing is read into Python but counts."""
+    t, ids = qualified(dialect, schema, table), qualified(dialect, schema, ids_table)
+    key = _quote(normalize(dialect, id_column))
+    flag = _quote(normalize(dialect, HARD_DELETED_COLUMN))
+    cur = conn.cursor()
+    if not table_exists(conn, dialect, schema, table):  # never loaded: every Id is missing, nothing to sweep
+        cur.execute(f"SELECT COUNT(*) FROM {ids}")
+        count = int(cur.fetchone()[0])
+        cur.execute(f"DROP TABLE IF EXISTS {ids}")
+        return IdComparison(0, count, 0, count)
+    if mode == "flag":
+        cur.execute(f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {flag} TIMESTAMP")
+        with contextlib.suppress(Exception):
+            conn.commit()
+    gone_rows = f"NOT EXISTS (SELECT 1 FROM {ids} s WHERE s.{key} = {t}.{key})"
+    cur.execute("BEGIN TRANSACTION" if dialect == "duckdb" else "BEGIN")
+    cur.execute(f"SELECT COUNT(*) FROM {t}")
+    table_rows = int(cur.fetchone()[0])
+    cur.execute(f"SELECT COUNT(*) FROM {ids}")
+    salesforce_ids = int(cur.fetchone()[0])
+    cur.execute(f"SELECT COUNT(*) FROM {ids} s WHERE NOT EXISTS (SELECT 1 FROM {t} w WHERE w.{key} = s.{key})")
+    missing = int(cur.fetchone()[0])
+    flagged = 0
+    if mode == "flag":
+        cur.execute(f"SELECT COUNT(*) FROM {t} WHERE {flag} IS NOT NULL AND {gone_rows}")
+        flagged = int(cur.fetchone()[0])
+        cur.execute(f"SELECT COUNT(*) FROM {t} WHERE {flag} IS NULL AND {gone_rows}")
+        gone = int(cur.fetchone()[0])
+        cur.execute(f"UPDATE {t} SET {flag} = CURRENT_TIMESTAMP WHERE {flag} IS NULL AND {gone_rows}")
+    else:
+        cur.execute(f"SELECT COUNT(*) FROM {t} WHERE {gone_rows}")
+        gone = int(cur.fetchone()[0])
+        cur.execute(f"DELETE FROM {t} WHERE {gone_rows}")
+    cur.execute(f"DROP TABLE IF EXISTS {ids}")
+    cur.execute("COMMIT")
+    return IdComparison(table_rows, salesforce_ids, gone, missing, flagged)

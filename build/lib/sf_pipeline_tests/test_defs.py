@@ -1,0 +1,245 @@
+"""The Dagster code location: definitions load, an asset backfill range is one run with correct rows,
+and the sensor and schedules make the right run requests, all evaluated against the emulator."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+from dagster._core.storage.dagster_run import DagsterRunStatus
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster._core.test_utils import create_run_for_test
+
+from sf_pipeline.catalog import CatalogError, load_catalog
+from sf_pipeline.defs.assets import asset_key, build_assets, partitions_def
+from sf_pipeline.defs.automation import AutomationSettings
+from sf_pipeline.defs.checks import EMPTY_GUARD_CHECK, RECONCILE_CHECK
+from sf_pipeline.defs.jobs import CONCURRENCY_TAG, PRIORITY_TAG, build_jobs
+from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, WarehouseResource
+from sf_pipeline.defs.schedules import build_schedules
+from sf_pipeline.defs.sensors import build_change_sensor
+from sf_pipeline.defs.sweep import ID_SWEEP_CHECK, build_id_sweep
+from sf_pipeline.emulator.soql import epoch_ms
+from sf_pipeline.errors import SettingsError
+
+from .helpers import Emulator
+
+STARTED = DagsterRunStatus.STARTED
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_definitions_load_with_every_catalog_object() -> None:
+    from sf_pipeline.definitions import catalog, defs
+
+    keys = {k for a in defs.assets for k in a.keys}  # type: ignore[union-attr]
+    assert keys == {asset_key(n) for n in catalog.names}
+    assert len(catalog.names) >= 8
+    for job in defs.jobs:  # type: ignore[union-attr]
+        assert job.tags[CONCURRENCY_TAG] == "object"
+    assert defs.resolve_job_def("salesforce_objects") is not None
+
+
+def test_catalog_errors_name_the_object_and_setting(tmp_path: Path) -> None:
+    bad = tmp_path / "catalog.yaml"
+    bad.write_text("objects:\n  - name: Account\n    cursor_field: 'Modstamp; DROP'\n")
+    with pytest.raises(CatalogError, match=r"object 'Account'.*cursor_field"):
+        load_catalog(bad)
+    bad.write_text("objects:\n  - name: Account\n    colour: blue\n")
+    with pytest.raises(CatalogError, match="unknown setting.*colour"):
+        load_catalog(bad)
+
+
+def resources(org: Emulator, db: Path) -> dict:
+    return {
+        "salesforce": SalesforceResource(login_url=org.url, max_records_per_page=2_000, max_retries=3),
+        "warehouse": WarehouseResource(duckdb_path=str(db)),
+        "pipeline_settings": PipelineSettings(chunk_min_rows=1_000, chunk_target_mb=1),
+    }
+
+
+def test_backfill_range_is_one_run_with_correct_rows(org: Emulator, tmp_path: Path) -> None:
+    catalog = load_catalog()
+    assets = build_assets(catalog)
+    account = next(a for a in assets if asset_key("Account") in a.keys)
+    db = tmp_path / "sf.duckdb"
+    result = dg.materialize(
+        [account],
+        resources=resources(org, db),
+        tags={ASSET_PARTITION_RANGE_START_TAG: "2025-01-01", ASSET_PARTITION_RANGE_END_TAG: "2025-03-31"},
+    )
+    assert result.success
+    materializations = result.asset_materializations_for_node("salesforce__Account")
+    # Dagster records the range as one materialization per partition, all from this one run and one step:
+    # one Bulk query job and one load for the whole window
+    assert len(materializations) == 90
+    assert len({m.metadata["bulk_job_id"].value for m in materializations}) == 1
+    meta = materializations[0].metadata
+    since, until = datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 4, 1, tzinfo=UTC)
+    live = org.truth_ids("Account", epoch_ms(since.isoformat()), epoch_ms(until.isoformat()))
+    everything = org.truth_ids("Account", epoch_ms(since.isoformat()), epoch_ms(until.isoformat()), True)
+    assert meta["salesforce_records"].value == len(everything) == meta["rows"].value
+    assert meta["rows_deleted"].value == len(everything) - len(live)
+    assert meta["chunks"].value >= 2 and meta["peak_rss_mb"].value > 0
+    with duckdb.connect(str(db), read_only=True) as con:
+        ids = sorted(r[0] for r in con.execute("SELECT id FROM salesforce.account").fetchall())
+    assert ids == sorted(live)
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks[RECONCILE_CHECK].passed and checks[EMPTY_GUARD_CHECK].passed
+
+
+def sensor_context(org: Emulator, cursor: dict[str, str], instance: dg.DagsterInstance):
+    return dg.build_sensor_context(
+        cursor=json.dumps(cursor), instance=instance, resources={"salesforce": SalesforceResource(login_url=org.url)}
+    )
+
+
+def test_change_sensor_requests_the_changed_partitions_up_to_the_open_one(org: Emulator) -> None:
+    catalog = load_catalog()
+    jobs = build_jobs(catalog)
+    sensor = build_change_sensor(catalog, jobs, AutomationSettings())
+    cursor = {e.name: "2026-10-29T00:00:00+00:00" for e in catalog.objects}
+    cursor["User"] = "2030-01-01T00:00:00+00:00"  # nothing after this: no request for User
+    today = datetime.now(UTC).date().isoformat()
+    with sensor_context(org, cursor, dg.DagsterInstance.ephemeral()) as context:
+        result = sensor(context)
+    objects = sorted(r.asset_selection[0].path[1] for r in result.run_requests)
+    assert objects == sorted(n for n in catalog.names if n != "User")
+    for r in result.run_requests:
+        # from the cursor's partition to the open one (today's), which holds the changes made today
+        assert (r.tags[ASSET_PARTITION_RANGE_START_TAG], r.tags[ASSET_PARTITION_RANGE_END_TAG]) == ("2026-10-29", today)
+        assert r.tags[CONCURRENCY_TAG] == "object" and int(r.tags[PRIORITY_TAG]) >= 1
+    new_cursor = json.loads(result.cursor)
+    assert all(new_cursor[n] > cursor[n] for n in catalog.names if n != "User")
+
+
+def test_change_sensor_skips_an_object_with_a_run_pending_and_keeps_its_cursor(org: Emulator) -> None:
+    catalog = load_catalog()
+    sensor = build_change_sensor(catalog, build_jobs(catalog), AutomationSettings())
+    cursor = {e.name: "2026-10-29T00:00:00+00:00" for e in catalog.objects}
+    with dg.instance_for_test() as instance:
+        queued = create_run_for_test(  # a run of Lead in progress, launched as the UI launches it
+            instance, job_name="__ASSET_JOB", asset_selection=frozenset({asset_key("Lead")}), status=STARTED
+        )
+        with sensor_context(org, cursor, instance) as context:
+            result = sensor(context)
+    objects = {r.asset_selection[0].path[1] for r in result.run_requests}
+    assert "Lead" not in objects and "Account" in objects
+    assert json.loads(result.cursor)["Lead"] == cursor["Lead"], "the pending run's object is counted again later"
+    assert queued.run_id
+
+
+def test_automation_skips_every_object_while_the_api_budget_is_low(org: Emulator) -> None:
+    catalog = load_catalog()
+    jobs = [*build_jobs(catalog), build_id_sweep(catalog)[1]]
+    sensor = build_change_sensor(catalog, jobs, AutomationSettings(api_budget_floor=0.10))
+    cursor = {e.name: "2026-10-29T00:00:00+00:00" for e in catalog.objects}
+    org.set_api_usage(used=95_000, limit=100_000)
+    try:
+        with sensor_context(org, cursor, dg.DagsterInstance.ephemeral()) as context:
+            result = sensor(context)
+        assert isinstance(result, dg.SkipReason) and "org API budget" in (result.skip_message or "")
+        assert "5.0% left" in result.skip_message and "SF_PIPELINE_API_BUDGET_FLOOR" in result.skip_message
+        daily = next(s for s in build_schedules(catalog, jobs, AutomationSettings()) if s.name == "salesforce_daily")
+        with dg.instance_for_test() as instance:
+            context = dg.build_schedule_context(
+                scheduled_execution_time=datetime(2026, 11, 22, 2, tzinfo=UTC),
+                instance=instance,
+                resources={"salesforce": SalesforceResource(login_url=org.url)},
+            )
+            assert list(daily(context)) == []
+        org.set_api_usage(used=85_000, limit=100_000)  # 15% left: above the floor
+        with sensor_context(org, cursor, dg.DagsterInstance.ephemeral()) as context:
+            assert sensor(context).run_requests
+    finally:
+        org.set_api_usage(used=0, limit=100_000)
+
+
+def test_automation_settings_come_from_the_environment_and_name_the_variable() -> None:
+    settings = AutomationSettings.from_env({"SF_PIPELINE_SENSOR_INTERVAL_SECONDS": "30"})
+    assert settings.sensor_interval_seconds == 30 and settings.api_budget_floor == 0.10
+    with pytest.raises(SettingsError, match="SF_PIPELINE_API_BUDGET_FLOOR"):
+        AutomationSettings.from_env({"SF_PIPELINE_API_BUDGET_FLOOR": "ten percent"})
+    with pytest.raises(SettingsError, match="SF_PIPELINE_API_BUDGET_FLOOR"):
+        AutomationSettings.from_env({"SF_PIPELINE_API_BUDGET_FLOOR": "1.5"})
+    with pytest.raises(SettingsError, match="SF_PIPELINE_SENSOR_INTERVAL_SECONDS"):
+        AutomationSettings.from_env({"SF_PIPELINE_SENSOR_INTERVAL_SECONDS": "0"})
+
+
+def test_schedules_request_latest_complete_partition_and_a_trailing_range(org: Emulator) -> None:
+    catalog = load_catalog()
+    jobs = [*build_jobs(catalog), build_id_sweep(catalog)[1]]
+    daily, weekly, sweep = [
+        s
+        for s in build_schedules(catalog, jobs, AutomationSettings())
+        if s.name in ("salesforce_daily", "salesforce_weekly_resync", "salesforce_weekly_id_sweep")
+    ]
+    when = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(
+            scheduled_execution_time=when,
+            instance=instance,
+            resources={"salesforce": SalesforceResource(login_url=org.url)},
+        )
+        daily_requests = list(daily(context))
+        weekly_requests = list(weekly(context))
+        sweep_requests = list(sweep(context))
+    assert {r.partition_key for r in daily_requests} == {"2026-11-21"}, "the open period (22nd) is not yet complete"
+    assert len(daily_requests) == len(catalog.names)
+    priorities = [int(r.tags[PRIORITY_TAG]) for r in daily_requests]
+    assert priorities == sorted(priorities, reverse=True), "heaviest objects are requested first"
+    for r in weekly_requests:
+        assert (r.tags[ASSET_PARTITION_RANGE_START_TAG], r.tags[ASSET_PARTITION_RANGE_END_TAG]) == (
+            "2026-11-15",
+            "2026-11-21",
+        )
+    assert [r.asset_check_keys[0].asset_key.path[1] for r in sweep_requests] == [
+        r.asset_selection[0].path[1] for r in daily_requests
+    ]
+    assert all(r.asset_check_keys[0].name == ID_SWEEP_CHECK and r.tags[CONCURRENCY_TAG] for r in sweep_requests)
+    assert partitions_def(catalog).get_first_partition_key() == "2024-01-01"
+
+
+def test_weekly_resync_reloads_in_full_an_object_that_keeps_formula_fields(org: Emulator) -> None:
+    catalog = load_catalog()
+    jobs = [*build_jobs(catalog), build_id_sweep(catalog)[1]]
+    weekly = next(
+        s for s in build_schedules(catalog, jobs, AutomationSettings()) if s.name == "salesforce_weekly_resync"
+    )
+    with dg.instance_for_test() as instance:
+        for name in ("Invoice__c", "Lead"):  # as their last loads recorded it; only Invoice__c keeps formulas
+            fields = ["Margin__c"] if name == "Invoice__c" else []
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(asset_key(name), metadata={"formula_fields": dg.MetadataValue.json(fields)})
+            )
+        context = dg.build_schedule_context(
+            scheduled_execution_time=datetime(2026, 11, 22, 4, 0, tzinfo=UTC),
+            instance=instance,
+            resources={"salesforce": SalesforceResource(login_url=org.url)},
+        )
+        requests = {r.asset_selection[0].path[1]: r for r in weekly(context)}
+    invoice, lead = requests["Invoice__c"], requests["Lead"]
+    assert invoice.run_config == {"ops": {"salesforce__Invoice__c": {"config": {"full_refresh": True}}}}
+    assert (invoice.tags[ASSET_PARTITION_RANGE_START_TAG], invoice.tags[ASSET_PARTITION_RANGE_END_TAG]) == (
+        "2024-01-01",
+        "2026-11-22",
+    )
+    assert not lead.run_config and lead.tags[ASSET_PARTITION_RANGE_START_TAG] == "2026-11-15"
+
+
+def test_dagster_definitions_validate_passes() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]

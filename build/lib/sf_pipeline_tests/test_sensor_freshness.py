@@ -1,0 +1,141 @@
+"""The change sensor through a real webserver and daemon with the project's dagster.yaml: records created,
+edited and deleted in the org reach DuckDB within one sensor interval plus one run; a window already loaded
+with no change since gets no run; every tick says why in its log. The Id sweep, launched as the UI launches
+a check-only run, removes a hard-deleted record."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+from dagster._core.instance.ref import InstanceRef
+
+from sf_pipeline.catalog import load_catalog
+from sf_pipeline.defs.assets import asset_key
+from sf_pipeline.defs.jobs import run_tags
+from sf_pipeline.defs.sensors import SENSOR_NAME
+from sf_pipeline.defs.sweep import ID_SWEEP_CHECK, SWEEP_JOB
+from sf_pipeline.emulator import EmulatorConfig
+from sf_pipeline.local_dagster import LocalDagster
+from sf_pipeline.salesforce import SalesforceClient
+from sf_pipeline.sync import sync_object
+from sf_pipeline.warehouse import Warehouse
+
+from .helpers import TEST_ROWS, Emulator
+
+INTERVAL_S = 10  # SF_PIPELINE_SENSOR_INTERVAL_SECONDS for the test (the default is 300)
+
+
+def sensor_ticks(instance: dg.DagsterInstance) -> list:
+    """The change sensor's ticks, oldest first."""
+    state = next(s for s in instance.all_instigator_state() if s.name == SENSOR_NAME)
+    return list(reversed(instance.get_ticks(state.instigator_origin_id, state.selector_id)))
+
+
+def tick_log(instance: dg.DagsterInstance, tick) -> str:
+    """What the tick logged, as the UI shows it in the tick's details."""
+    if not tick.log_key:
+        return ""
+    data = instance.compute_log_manager.get_log_data(tick.log_key)
+    return b"".join(part or b"" for part in (data.stdout, data.stderr)).decode()
+
+
+def wait_for(predicate, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def lead_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
+    return [r for r in instance.get_runs() if asset_key("Lead") in (r.asset_selection or ())]
+
+
+def test_changes_reach_the_warehouse_within_one_interval_plus_one_run(tmp_path: Path, emulator_cache: Path) -> None:
+    env = {"SF_PIPELINE_SENSOR_INTERVAL_SECONDS": str(INTERVAL_S), "SF_PIPELINE_WORK_DIR": str(tmp_path / "work")}
+    config = EmulatorConfig(port=0, rows=TEST_ROWS, cache_dir=emulator_cache)
+    catalog = load_catalog()
+    with LocalDagster(tmp_path / "home", tmp_path / "sf.duckdb", config, extra_env=env) as stack:
+        assert stack.emulator is not None
+        org = Emulator(stack.emulator)
+        # the warehouse already holds Lead, as after the loads of earlier days
+        with SalesforceClient(org.settings()) as client:
+            sync_object(
+                client,
+                catalog.get("Lead"),
+                Warehouse(duckdb_path=stack.duckdb_path),
+                full_refresh=True,
+                work_dir=tmp_path / "seed",
+            )
+        instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(stack.home)))
+        stack.start_daemon()
+        stack.start_sensor(SENSOR_NAME)
+        first = wait_for(lambda: [t for t in sensor_ticks(instance) if t.is_completed], 120, "the sensor's first tick")[
+            0
+        ]
+        assert first.run_ids == [], "nothing changed in the org's last 24 hours: no run"
+        assert "Lead: skipped: nothing changed" in tick_log(instance, first)
+
+        ids = org.truth_ids("Lead")
+        changed_at = time.time()
+        (new_id,) = org.change(
+            "Lead",
+            insert=[{"LastName": "Newman", "Company": "Fresh Co", "Status": "Open"}],
+            update=[{"Id": ids[0], "Company": "Renamed, Inc."}],
+            delete=[ids[1]],
+        )["inserted"]
+        run = wait_for(lambda: lead_runs(instance), 120, "a Lead run")[0]
+        statuses = stack.wait([run.run_id], timeout_s=300)
+        assert statuses == {run.run_id: "SUCCESS"}
+        record = instance.get_run_record_by_id(run.run_id)
+        assert record is not None and record.end_time is not None
+        latency = record.end_time - changed_at
+        requesting = next(t for t in sensor_ticks(instance) if run.run_id in t.run_ids)
+        earlier = [
+            t for t in sensor_ticks(instance) if changed_at < t.timestamp < requesting.timestamp and t.is_completed
+        ]
+        assert earlier == [], "the first tick after the change requested the run"
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        assert run.tags["dagster/asset_partition_range_end"] == today, "the open partition holds today's changes"
+        log = tick_log(instance, requesting)
+        assert "Lead: 3 row(s) created, edited or deleted" in log and "Account: skipped: nothing changed" in log
+        tick_after, run_s = requesting.timestamp - changed_at, record.end_time - record.start_time
+        print(
+            f"\nchange -> in DuckDB: {latency:.1f}s (sensor interval {INTERVAL_S}s; tick "
+            f"{tick_after:.1f}s after the change; run {run_s:.1f}s)"
+        )
+        # the load's progress, as the UI's run view shows it: the pipeline's own lines in the run's event log
+        progress = [e.user_message for e in instance.all_logs(run.run_id) if "[Lead]" in e.user_message]
+        assert any(" on disk: 3 records" in m and "peak RSS" in m for m in progress), progress
+        assert any("chunk 1/1 loaded: 3 rows" in m and "peak RSS" in m for m in progress), progress
+        assert not any("HTTP Request:" in e.user_message for e in instance.all_logs(run.run_id)), "no httpx noise"
+        with duckdb.connect(str(stack.duckdb_path), read_only=True) as con:
+            rows = dict(con.execute("SELECT id, company FROM salesforce.lead").fetchall())
+        assert rows[new_id] == "Fresh Co" and rows[ids[0]] == "Renamed, Inc." and ids[1] not in rows
+        assert set(rows) == set(org.truth_ids("Lead"))
+
+        # no run for a window already loaded with no change since: two more ticks, no new run
+        seen = len(sensor_ticks(instance))
+        wait_for(lambda: len([t for t in sensor_ticks(instance) if t.is_completed]) >= seen + 2, 120, "two more ticks")
+        assert len(lead_runs(instance)) == 1
+
+        # a hard delete never shows in queryAll: the Id sweep (a check-only run, launched as the UI does) finds it
+        org.change("Lead", hard_delete=[ids[2]])
+        sweep = stack.launch(
+            SWEEP_JOB,
+            checks=[(asset_key("Lead").path, ID_SWEEP_CHECK)],
+            tags=run_tags(instance, catalog.get("Lead")),
+        )
+        assert stack.wait([sweep], timeout_s=300) == {sweep: "SUCCESS"}
+        with duckdb.connect(str(stack.duckdb_path), read_only=True) as con:
+            left = {r[0] for r in con.execute("SELECT id FROM salesforce.lead").fetchall()}
+        assert left == set(org.truth_ids("Lead")) and ids[2] not in left
+        evaluation = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [dg.AssetCheckKey(asset_key("Lead"), ID_SWEEP_CHECK)]
+        )[dg.AssetCheckKey(asset_key("Lead"), ID_SWEEP_CHECK)]
+        assert evaluation.run_id == sweep
