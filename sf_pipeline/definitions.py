@@ -10,7 +10,7 @@ from .defs.automation import AutomationSettings
 from .defs.jobs import build_jobs
 from .defs.resources import default_resources
 from .defs.schedules import build_schedules
-from .defs.sensors import build_change_sensor
+from .defs.sensors import build_change_sensor, build_resync_sensor
 from .defs.sweep import build_id_sweep
 
 catalog = load_catalog()
@@ -19,10 +19,13 @@ id_sweep, sweep_job = build_id_sweep(catalog)
 jobs = [*build_jobs(catalog), sweep_job]
 
 defs = dg.Definitions(
-    assets=build_assets(catalog),
+    assets=build_assets(catalog, automation),
     asset_checks=[id_sweep],
     jobs=jobs,
-    sensors=[build_change_sensor(catalog, [j for j in jobs if j is not sweep_job], automation)],
+    sensors=[
+        build_change_sensor(catalog, [j for j in jobs if j is not sweep_job], automation),
+        build_resync_sensor(catalog),
+    ],
     schedules=build_schedules(catalog, jobs, automation),
     resources=default_resources(),
 )

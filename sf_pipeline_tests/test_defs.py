@@ -19,9 +19,9 @@ from sf_pipeline.defs.assets import asset_key, build_assets, partitions_def
 from sf_pipeline.defs.automation import AutomationSettings
 from sf_pipeline.defs.checks import EMPTY_GUARD_CHECK, RECONCILE_CHECK
 from sf_pipeline.defs.jobs import CONCURRENCY_TAG, PRIORITY_TAG, build_jobs
-from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, WarehouseResource
+from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, WarehouseResource, default_resources
 from sf_pipeline.defs.schedules import build_schedules
-from sf_pipeline.defs.sensors import build_change_sensor
+from sf_pipeline.defs.sensors import build_change_sensor, build_resync_sensor
 from sf_pipeline.defs.sweep import ID_SWEEP_CHECK, build_id_sweep
 from sf_pipeline.emulator.soql import epoch_ms
 from sf_pipeline.errors import SettingsError
@@ -170,13 +170,13 @@ def test_automation_settings_come_from_the_environment_and_name_the_variable() -
         AutomationSettings.from_env({"SF_PIPELINE_SENSOR_INTERVAL_SECONDS": "0"})
 
 
-def test_schedules_request_latest_complete_partition_and_a_trailing_range(org: Emulator) -> None:
+def test_schedules_request_the_latest_complete_partition_and_the_sweep(org: Emulator) -> None:
     catalog = load_catalog()
     jobs = [*build_jobs(catalog), build_id_sweep(catalog)[1]]
-    daily, weekly, sweep = [
+    daily, sweep = [
         s
         for s in build_schedules(catalog, jobs, AutomationSettings())
-        if s.name in ("salesforce_daily", "salesforce_weekly_resync", "salesforce_weekly_id_sweep")
+        if s.name in ("salesforce_daily", "salesforce_weekly_id_sweep")
     ]
     when = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
     with dg.instance_for_test() as instance:
@@ -186,17 +186,11 @@ def test_schedules_request_latest_complete_partition_and_a_trailing_range(org: E
             resources={"salesforce": SalesforceResource(login_url=org.url)},
         )
         daily_requests = list(daily(context))
-        weekly_requests = list(weekly(context))
         sweep_requests = list(sweep(context))
     assert {r.partition_key for r in daily_requests} == {"2026-11-21"}, "the open period (22nd) is not yet complete"
     assert len(daily_requests) == len(catalog.names)
     priorities = [int(r.tags[PRIORITY_TAG]) for r in daily_requests]
     assert priorities == sorted(priorities, reverse=True), "heaviest objects are requested first"
-    for r in weekly_requests:
-        assert (r.tags[ASSET_PARTITION_RANGE_START_TAG], r.tags[ASSET_PARTITION_RANGE_END_TAG]) == (
-            "2026-11-15",
-            "2026-11-21",
-        )
     assert [r.asset_check_keys[0].asset_key.path[1] for r in sweep_requests] == [
         r.asset_selection[0].path[1] for r in daily_requests
     ]
@@ -204,11 +198,38 @@ def test_schedules_request_latest_complete_partition_and_a_trailing_range(org: E
     assert partitions_def(catalog).get_first_partition_key() == "2024-01-01"
 
 
-def test_weekly_resync_reloads_in_full_an_object_that_keeps_formula_fields(org: Emulator) -> None:
+def test_weekly_resync_is_a_backfill_of_the_trailing_partitions_of_every_object() -> None:
+    """The re-sync is declarative: at the cron tick each object's trailing partitions are requested, and the
+    automation sensor emits them as one backfill (Backfills page), runs tagged as object loads."""
+    catalog = load_catalog()
+    assets = dg.Definitions(
+        assets=build_assets(catalog, AutomationSettings(resync_partitions=7)), resources=default_resources()
+    )
+    with dg.instance_for_test() as instance:
+        before = dg.evaluate_automation_conditions(
+            assets, instance, evaluation_time=datetime(2026, 11, 22, 3, 59, tzinfo=UTC)
+        )
+        assert before.total_requested == 0, "nothing before the Sunday 04:00 tick"
+        after = dg.evaluate_automation_conditions(
+            assets, instance, evaluation_time=datetime(2026, 11, 22, 4, 1, tzinfo=UTC), cursor=before.cursor
+        )
+        later = dg.evaluate_automation_conditions(
+            assets, instance, evaluation_time=datetime(2026, 11, 22, 5, 0, tzinfo=UTC), cursor=after.cursor
+        )
+    week = [f"2026-11-{d}" for d in range(16, 23)]
+    for name in catalog.names:
+        assert sorted(after.get_requested_partitions(asset_key(name))) == week, name
+    assert later.total_requested == 0, "once per tick"
+    sensor = build_resync_sensor(catalog)
+    assert sensor.emit_backfills and sensor.run_tags == {CONCURRENCY_TAG: "object"}
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+
+
+def test_weekly_formula_reload_reloads_in_full_an_object_that_keeps_formula_fields(org: Emulator) -> None:
     catalog = load_catalog()
     jobs = [*build_jobs(catalog), build_id_sweep(catalog)[1]]
-    weekly = next(
-        s for s in build_schedules(catalog, jobs, AutomationSettings()) if s.name == "salesforce_weekly_resync"
+    reload = next(
+        s for s in build_schedules(catalog, jobs, AutomationSettings()) if s.name == "salesforce_weekly_formula_reload"
     )
     with dg.instance_for_test() as instance:
         for name in ("Invoice__c", "Lead"):  # as their last loads recorded it; only Invoice__c keeps formulas
@@ -221,14 +242,14 @@ def test_weekly_resync_reloads_in_full_an_object_that_keeps_formula_fields(org: 
             instance=instance,
             resources={"salesforce": SalesforceResource(login_url=org.url)},
         )
-        requests = {r.asset_selection[0].path[1]: r for r in weekly(context)}
-    invoice, lead = requests["Invoice__c"], requests["Lead"]
+        requests = {r.asset_selection[0].path[1]: r for r in reload(context)}
+    assert list(requests) == ["Invoice__c"], "only objects whose catalog entry keeps formula fields"
+    invoice = requests["Invoice__c"]
     assert invoice.run_config == {"ops": {"salesforce__Invoice__c": {"config": {"full_refresh": True}}}}
     assert (invoice.tags[ASSET_PARTITION_RANGE_START_TAG], invoice.tags[ASSET_PARTITION_RANGE_END_TAG]) == (
         "2024-01-01",
         "2026-11-22",
     )
-    assert not lead.run_config and lead.tags[ASSET_PARTITION_RANGE_START_TAG] == "2026-11-15"
 
 
 def test_dagster_definitions_validate_passes() -> None:

@@ -4,13 +4,14 @@ Partitions are time windows on the object's cursor field; a backfill over a rang
 (single-run backfill policy), so a full history of one object is one Bulk query and one load.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import dagster as dg
 
 from ..catalog import Catalog, CatalogObject
 from ..load import table_name
 from ..sync import SyncResult
+from .automation import AutomationSettings
 from .checks import check_specs, evaluate_checks
 from .resources import PipelineSettings, SalesforceResource, WarehouseResource, destination_from_env, sync_with
 
@@ -35,6 +36,17 @@ def partitions_def(catalog: Catalog) -> dg.TimeWindowPartitionsDefinition:
     if catalog.partition_granularity == "monthly":
         return dg.MonthlyPartitionsDefinition(start_date=start, end_offset=1)
     return dg.DailyPartitionsDefinition(start_date=start, end_offset=1)
+
+
+RESYNC_CRON = "0 4 * * 0"  # the weekly re-sync: Sundays 04:00 UTC
+PERIOD_DAYS = {"daily": 1, "weekly": 7, "monthly": 31}
+
+
+def resync_condition(catalog: Catalog, settings: AutomationSettings) -> dg.AutomationCondition:
+    """The weekly re-sync as a declarative condition: at each cron tick, the trailing partitions. The
+    automation sensor that evaluates it (``salesforce_weekly_resync``) emits them as a Dagster backfill."""
+    lookback = timedelta(days=settings.resync_partitions * PERIOD_DAYS[catalog.partition_granularity])
+    return dg.AutomationCondition.cron_tick_passed(RESYNC_CRON) & dg.AutomationCondition.in_latest_time_window(lookback)
 
 
 def latest_complete_partition(parts: dg.TimeWindowPartitionsDefinition, now: datetime) -> str | None:
@@ -78,7 +90,9 @@ def _metadata(result: SyncResult, description: str) -> dict[str, object]:
     }
 
 
-def build_object_asset(entry: CatalogObject, catalog: Catalog) -> dg.AssetsDefinition:
+def build_object_asset(
+    entry: CatalogObject, catalog: Catalog, settings: AutomationSettings | None = None
+) -> dg.AssetsDefinition:
     key = asset_key(entry.name)
     partitioned = entry.cursor_field is not None
 
@@ -96,6 +110,7 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog) -> dg.AssetsDefin
         tags={**entry.tags, "salesforce/object": entry.name},
         partitions_def=partitions_def(catalog) if partitioned else None,
         backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
+        automation_condition=resync_condition(catalog, settings or AutomationSettings()) if partitioned else None,
         pool=POOL,
         check_specs=check_specs(key),
         metadata={"salesforce/weight": entry.weight},
@@ -125,5 +140,5 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog) -> dg.AssetsDefin
     return _object_asset
 
 
-def build_assets(catalog: Catalog) -> list[dg.AssetsDefinition]:
-    return [build_object_asset(entry, catalog) for entry in catalog.objects]
+def build_assets(catalog: Catalog, settings: AutomationSettings | None = None) -> list[dg.AssetsDefinition]:
+    return [build_object_asset(entry, catalog, settings) for entry in catalog.objects]

@@ -10,10 +10,8 @@ from dataclasses import dataclass, fields
 
 import dagster as dg
 
-from ..catalog import CatalogObject
 from ..errors import SettingsError
 from ..salesforce import ApiUsage, SalesforceClient
-from .assets import asset_key
 
 PENDING_STATUSES = [
     dg.DagsterRunStatus.QUEUED,
@@ -75,9 +73,9 @@ def budget_reason(client: SalesforceClient, floor: float) -> tuple[ApiUsage, str
     return usage, None
 
 
-def pending_objects(instance: dg.DagsterInstance, entries: list[CatalogObject]) -> dict[str, str]:
-    """Objects with a run queued or in progress (however it was launched), with that run's id."""
-    keys = {asset_key(e.name): e.name for e in entries}
+def pending_objects(instance: dg.DagsterInstance, keys: dict[dg.AssetKey, str]) -> dict[str, str]:
+    """Objects (asset key -> object name) with a run queued or in progress, however it was launched (the
+    object's asset or one of its checks selected), with that run's id."""
     out: dict[str, str] = {}
     for record in instance.get_run_records(dg.RunsFilter(statuses=PENDING_STATUSES)):
         run = record.dagster_run

@@ -1,8 +1,7 @@
-"""Schedules: a daily run per object for its latest complete partition, a weekly re-sync of a trailing
-window per object as one run over the partition range (single-run backfill; objects that keep formula
-fields are reloaded in full, since formula values change without SystemModstamp moving), and the weekly
-Id sweep that finds hard deletes. Every schedule skips objects while the org's API budget is under the
-floor, saying so in the tick's log."""
+"""Schedules: a daily run per object for its latest complete partition, a weekly full reload of the
+objects that keep formula fields (formula values change without SystemModstamp moving), and the weekly Id
+sweep that finds hard deletes. Every schedule skips objects while the org's API budget is under the floor,
+saying so in the tick's log. (The weekly re-sync of trailing partitions is a Dagster backfill: sensors.py.)"""
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from ..catalog import Catalog, CatalogObject
-from .assets import asset_key, latest_complete_partition, partitions_def
+from .assets import RESYNC_CRON, asset_key, latest_complete_partition, partitions_def
 from .automation import AutomationSettings, budget_reason
 from .jobs import FULL_REFRESH_JOB, PARTITIONED_JOB, PRIORITY_TAG, run_tags
 from .resources import SalesforceResource
@@ -101,39 +100,34 @@ def build_schedules(catalog: Catalog, jobs: list, settings: AutomationSettings) 
                 tags=run_tags(context.instance, entry),
             )
 
+    formula_objects = [e for e in partitioned if e.formula_fields == "include"]
+
     @dg.schedule(
-        name="salesforce_weekly_resync",
-        cron_schedule="0 4 * * 0",
+        name="salesforce_weekly_formula_reload",
+        cron_schedule=RESYNC_CRON,
         job=by_name[PARTITIONED_JOB],
         default_status=dg.DefaultScheduleStatus.STOPPED,
         description=(
-            f"Re-syncs the trailing {settings.resync_partitions} complete partitions of every object, one run each; "
-            "objects that keep formula fields are reloaded in full"
+            "Reloads in full each object whose catalog entry keeps formula fields (formula values change "
+            "without SystemModstamp moving, so no window sees them)"
         ),
     )
-    def salesforce_weekly_resync(
+    def salesforce_weekly_formula_reload(
         context: dg.ScheduleEvaluationContext, salesforce: SalesforceResource
     ) -> Iterator[dg.RunRequest]:
         keys = parts.get_partition_keys(current_time=context.scheduled_execution_time)
-        if len(keys) < 2 or not _budget_allows(context, salesforce, floor, partitioned):
+        if not keys or not _budget_allows(context, salesforce, floor, formula_objects):
             return
-        trailing = keys[-settings.resync_partitions - 1 : -1]  # complete periods: the open one is the sensor's
-        for entry in _heaviest_first(context.instance, partitioned):
-            if _keeps_formulas(context.instance, entry):
-                context.log.info(f"{entry.name}: keeps formula fields: reloaded in full")
-                yield dg.RunRequest(
-                    run_key=f"{entry.name}:full:{keys[-1]}",
-                    asset_selection=[asset_key(entry.name)],
-                    run_config={
-                        "ops": {asset_key(entry.name).to_python_identifier(): {"config": {"full_refresh": True}}}
-                    },
-                    tags=run_tags(context.instance, entry, keys[0], keys[-1]),
-                )
+        for entry in _heaviest_first(context.instance, formula_objects):
+            if not _keeps_formulas(context.instance, entry):
+                context.log.info(f"{entry.name}: skipped: its last load saw no formula field")
                 continue
+            context.log.info(f"{entry.name}: keeps formula fields: reloaded in full")
             yield dg.RunRequest(
-                run_key=f"{entry.name}:{trailing[0]}..{trailing[-1]}",
+                run_key=f"{entry.name}:full:{keys[-1]}",
                 asset_selection=[asset_key(entry.name)],
-                tags=run_tags(context.instance, entry, trailing[0], trailing[-1]),
+                run_config={"ops": {asset_key(entry.name).to_python_identifier(): {"config": {"full_refresh": True}}}},
+                tags=run_tags(context.instance, entry, keys[0], keys[-1]),
             )
 
     @dg.schedule(
@@ -155,4 +149,4 @@ def build_schedules(catalog: Catalog, jobs: list, settings: AutomationSettings) 
                 tags=run_tags(context.instance, entry),
             )
 
-    return [*schedules, salesforce_daily, salesforce_weekly_resync, salesforce_weekly_id_sweep]
+    return [*schedules, salesforce_daily, salesforce_weekly_formula_reload, salesforce_weekly_id_sweep]

@@ -17,7 +17,7 @@ from ..catalog import Catalog
 from ..salesforce.soql import count_query
 from .assets import asset_key, partitions_def
 from .automation import AutomationSettings, budget_reason, pending_objects
-from .jobs import job_name, run_tags
+from .jobs import CONCURRENCY_TAG, job_name, run_tags
 from .resources import SalesforceResource
 
 SENSOR_NAME = "salesforce_change_sensor"
@@ -40,7 +40,7 @@ def build_change_sensor(catalog: Catalog, jobs: list, settings: AutomationSettin
     )
     def salesforce_change_sensor(context: dg.SensorEvaluationContext, salesforce: SalesforceResource):
         cursor: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-        pending = pending_objects(context.instance, objects)
+        pending = pending_objects(context.instance, {asset_key(e.name): e.name for e in objects})
         requests = []
         with salesforce.client() as client:
             usage, reason = budget_reason(client, settings.api_budget_floor)
@@ -84,3 +84,21 @@ def build_change_sensor(catalog: Catalog, jobs: list, settings: AutomationSettin
         return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
 
     return salesforce_change_sensor
+
+
+RESYNC_SENSOR_NAME = "salesforce_weekly_resync"
+
+
+def build_resync_sensor(catalog: Catalog) -> dg.AutomationConditionSensorDefinition:
+    """The weekly re-sync of every object's trailing partitions as one Dagster backfill (on the Backfills
+    page): Dagster's automation daemon evaluates each asset's ``resync_condition`` and, with
+    ``emit_backfills``, launches what it requests as a backfill. Its runs carry the object-load tag, and the
+    code location's queue limit keeps them one at a time."""
+    return dg.AutomationConditionSensorDefinition(
+        RESYNC_SENSOR_NAME,
+        target=dg.AssetSelection.assets(*(asset_key(e.name) for e in catalog.objects if e.cursor_field)),
+        emit_backfills=True,
+        run_tags={CONCURRENCY_TAG: "object"},
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        description="Every Sunday 04:00 UTC: a backfill of the trailing partitions of every object",
+    )
