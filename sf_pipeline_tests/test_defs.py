@@ -166,6 +166,8 @@ def test_automation_settings_come_from_the_environment_and_name_the_variable() -
         AutomationSettings.from_env({"SF_PIPELINE_API_BUDGET_FLOOR": "ten percent"})
     with pytest.raises(SettingsError, match="SF_PIPELINE_API_BUDGET_FLOOR"):
         AutomationSettings.from_env({"SF_PIPELINE_API_BUDGET_FLOOR": "1.5"})
+    with pytest.raises(SettingsError, match="SF_PIPELINE_RESYNC_CRON"):
+        AutomationSettings.from_env({"SF_PIPELINE_RESYNC_CRON": "every sunday"})
     with pytest.raises(SettingsError, match="SF_PIPELINE_SENSOR_INTERVAL_SECONDS"):
         AutomationSettings.from_env({"SF_PIPELINE_SENSOR_INTERVAL_SECONDS": "0"})
 

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.instance.ref import InstanceRef
 
 from sf_pipeline.catalog import load_catalog
 from sf_pipeline.defs.assets import asset_key
-from sf_pipeline.defs.jobs import run_tags
-from sf_pipeline.defs.sensors import SENSOR_NAME
+from sf_pipeline.defs.jobs import CONCURRENCY_TAG, run_tags
+from sf_pipeline.defs.sensors import RESYNC_SENSOR_NAME, SENSOR_NAME
 from sf_pipeline.defs.sweep import ID_SWEEP_CHECK, SWEEP_JOB
 from sf_pipeline.emulator import EmulatorConfig
 from sf_pipeline.local_dagster import LocalDagster
@@ -139,3 +140,34 @@ def test_changes_reach_the_warehouse_within_one_interval_plus_one_run(tmp_path: 
             [dg.AssetCheckKey(asset_key("Lead"), ID_SWEEP_CHECK)]
         )[dg.AssetCheckKey(asset_key("Lead"), ID_SWEEP_CHECK)]
         assert evaluation.run_id == sweep
+
+
+def test_the_weekly_resync_is_a_backfill_the_daemon_launches(tmp_path: Path, emulator_cache: Path) -> None:
+    """With the re-sync's cron set to every minute, the automation sensor emits a real backfill (what the
+    Backfills page lists) of every object's trailing partitions; its runs are object loads, one at a time."""
+    catalog = tmp_path / "catalog.yaml"  # two objects keep the test short
+    catalog.write_text("objects:\n  - name: Lead\n  - name: Case\n")
+    env = {
+        "SF_PIPELINE_CATALOG": str(catalog),
+        "SF_PIPELINE_RESYNC_CRON": "* * * * *",
+        "SF_PIPELINE_RESYNC_PARTITIONS": "2",
+        "SF_PIPELINE_WORK_DIR": str(tmp_path / "work"),
+    }
+    config = EmulatorConfig(port=0, rows=TEST_ROWS, cache_dir=emulator_cache)
+    with LocalDagster(tmp_path / "home", tmp_path / "sf.duckdb", config, extra_env=env) as stack:
+        instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(stack.home)))
+        stack.start_daemon()
+        stack.start_sensor(RESYNC_SENSOR_NAME)
+        backfill = wait_for(lambda: instance.get_backfills(), 240, "the re-sync backfill")[0]
+        done = wait_for(
+            lambda: (b := instance.get_backfill(backfill.backfill_id)) and b.status != BulkActionStatus.REQUESTED and b,
+            600,
+            "the backfill to finish",
+        )
+        assert done.status == BulkActionStatus.COMPLETED_SUCCESS, done.status
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
+    partitioned = {asset_key(e.name) for e in load_catalog(catalog).objects}
+    assert {k for r in runs for k in r.asset_selection or ()} == partitioned
+    assert all(r.tags.get(CONCURRENCY_TAG) == "object" and r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    records = sorted((r.start_time, r.end_time) for r in (instance.get_run_record_by_id(x.run_id) for x in runs))
+    assert all(a[1] <= b[0] for a, b in zip(records, records[1:], strict=False)), "backfill runs never overlap"

@@ -38,7 +38,6 @@ def partitions_def(catalog: Catalog) -> dg.TimeWindowPartitionsDefinition:
     return dg.DailyPartitionsDefinition(start_date=start, end_offset=1)
 
 
-RESYNC_CRON = "0 4 * * 0"  # the weekly re-sync: Sundays 04:00 UTC
 PERIOD_DAYS = {"daily": 1, "weekly": 7, "monthly": 31}
 
 
@@ -46,7 +45,9 @@ def resync_condition(catalog: Catalog, settings: AutomationSettings) -> dg.Autom
     """The weekly re-sync as a declarative condition: at each cron tick, the trailing partitions. The
     automation sensor that evaluates it (``salesforce_weekly_resync``) emits them as a Dagster backfill."""
     lookback = timedelta(days=settings.resync_partitions * PERIOD_DAYS[catalog.partition_granularity])
-    return dg.AutomationCondition.cron_tick_passed(RESYNC_CRON) & dg.AutomationCondition.in_latest_time_window(lookback)
+    return dg.AutomationCondition.cron_tick_passed(settings.resync_cron) & dg.AutomationCondition.in_latest_time_window(
+        lookback
+    )
 
 
 def latest_complete_partition(parts: dg.TimeWindowPartitionsDefinition, now: datetime) -> str | None:

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, fields
 
 import dagster as dg
+from dagster._utils.schedules import is_valid_cron_string
 
 from ..errors import SettingsError
 from ..salesforce import ApiUsage, SalesforceClient
@@ -29,12 +30,14 @@ class AutomationSettings:
     sensor_interval_seconds: int = 300
     first_lookback_hours: int = 24
     resync_partitions: int = 7
+    resync_cron: str = "0 4 * * 0"  # the weekly re-sync backfill: Sundays 04:00 UTC
     api_budget_floor: float = 0.10  # skip objects while less than 10% of the daily API requests remain
 
     ENV = {
         "sensor_interval_seconds": "SF_PIPELINE_SENSOR_INTERVAL_SECONDS",
         "first_lookback_hours": "SF_PIPELINE_SENSOR_LOOKBACK_HOURS",
         "resync_partitions": "SF_PIPELINE_RESYNC_PARTITIONS",
+        "resync_cron": "SF_PIPELINE_RESYNC_CRON",
         "api_budget_floor": "SF_PIPELINE_API_BUDGET_FLOOR",
     }
 
@@ -46,7 +49,7 @@ class AutomationSettings:
             var = cls.ENV[f.name]
             if not env.get(var):
                 continue
-            kind = float if f.name == "api_budget_floor" else int
+            kind = {"api_budget_floor": float, "resync_cron": str}.get(f.name, int)
             try:
                 values[f.name] = kind(env[var])
             except ValueError:
@@ -56,6 +59,8 @@ class AutomationSettings:
             raise SettingsError(
                 f"{cls.ENV['api_budget_floor']} must be a fraction in [0, 1), got {settings.api_budget_floor}"
             )
+        if not is_valid_cron_string(settings.resync_cron):
+            raise SettingsError(f"{cls.ENV['resync_cron']} is not a cron schedule: {settings.resync_cron!r}")
         for name in ("sensor_interval_seconds", "first_lookback_hours", "resync_partitions"):
             if getattr(settings, name) < 1:
                 raise SettingsError(f"{cls.ENV[name]} must be at least 1, got {getattr(settings, name)}")

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from ..catalog import Catalog, CatalogObject
-from .assets import RESYNC_CRON, asset_key, latest_complete_partition, partitions_def
+from .assets import asset_key, latest_complete_partition, partitions_def
 from .automation import AutomationSettings, budget_reason
 from .jobs import FULL_REFRESH_JOB, PARTITIONED_JOB, PRIORITY_TAG, run_tags
 from .resources import SalesforceResource
@@ -104,7 +104,7 @@ def build_schedules(catalog: Catalog, jobs: list, settings: AutomationSettings) 
 
     @dg.schedule(
         name="salesforce_weekly_formula_reload",
-        cron_schedule=RESYNC_CRON,
+        cron_schedule=settings.resync_cron,
         job=by_name[PARTITIONED_JOB],
         default_status=dg.DefaultScheduleStatus.STOPPED,
         description=(
