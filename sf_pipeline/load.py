@@ -1,9 +1,10 @@
 """Loading one object's CSV chunks with a freshly constructed dlt pipeline, as Arrow record batches.
 
-Each object gets its own ``dlt.pipeline`` in a per-run working folder; chunks load one at a time
-(one ``pipeline.run`` each); finished load packages and temporary chunk files are deleted as soon as
-they are loaded; afterwards the pipeline is dropped (``del`` + ``gc``) and its folder removed, so memory
-is bounded by one chunk's batches, not by the number of objects or chunks. No row is ever a dict.
+Chunks load one at a time, each through a ``dlt.pipeline`` constructed for it alone in the object's
+per-run working folder (one ``pipeline.run``, or whatever ``run_chunk`` the caller gives: the Dagster
+asset runs it through dagster-dlt); finished load packages and temporary chunk files are deleted as soon
+as they are loaded, and the pipeline is dropped (``del`` + ``gc``) with its folder, so memory is bounded
+by one chunk's batches, not by the number of objects or chunks. No row is ever a dict.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -177,6 +178,18 @@ def arrow_batches(
             raise LoadError(f"[{sobject}] {path}: {exc}") from exc
 
 
+ChunkRunner = Callable[[Any, Any, str], Any]
+"""Runs one chunk's dlt resource through its freshly constructed pipeline (``pipeline, resource,
+loader_file_format``) and returns dlt's ``LoadInfo``, raising when a job failed. The Dagster asset passes one
+that goes through dagster-dlt; the loader itself knows nothing of Dagster."""
+
+
+def run_chunk_plainly(pipeline: Any, resource: Any, loader_file_format: str) -> Any:
+    info = pipeline.run(resource, loader_file_format=loader_file_format)
+    info.raise_on_failed_jobs()
+    return info
+
+
 class ObjectLoader:
     """Loads one object's chunks through a pipeline built for it alone; ``load`` drops it after.
 
@@ -195,6 +208,7 @@ class ObjectLoader:
         settings: DltSettings | None = None,
         pipeline_name: str | None = None,
         table: str | None = None,
+        run_chunk: ChunkRunner | None = None,
     ) -> None:
         self.sobject = check_identifier(sobject, "sObject")
         self.table = table or table_name(sobject)
@@ -204,6 +218,7 @@ class ObjectLoader:
         self.pipelines_dir = pipelines_dir or self.staging.local_dir
         self.settings = settings or DltSettings()
         self.pipeline_name = pipeline_name or f"sf_{table_name(sobject)}"
+        self.run_chunk = run_chunk or run_chunk_plainly
 
     @property
     def schema_name(self) -> str:
@@ -234,14 +249,6 @@ class ObjectLoader:
         rows = deleted = 0
         size = sum(c.bytes for c in chunks)
         with self.settings.applied(), PeakRss() as rss:
-            pipeline = dlt.pipeline(
-                pipeline_name=self.pipeline_name,
-                pipelines_dir=str(workdir),
-                destination=self.destination,
-                staging=self.staging.dlt_staging(),
-                dataset_name=self.dataset_name,
-                progress=None,
-            )
             try:
                 stats = BatchStats()
                 for k, chunk in enumerate(chunks):
@@ -253,13 +260,19 @@ class ObjectLoader:
                         primary_key="Id" if mode == "merge" else None,
                         columns=columns,
                     )
-                    chunk_load_ids, chunk_rows = self._load_chunk(pipeline, resource, k, chunks, staged)
+                    # a pipeline constructed for this chunk alone, dropped after it: nothing of it (schema
+                    # dicts, traces, packages) outlives the chunk
+                    pipeline = self._pipeline(workdir / f"chunk-{k:03d}")
+                    try:
+                        chunk_load_ids, chunk_rows = self._load_chunk(pipeline, resource, k, chunks, staged)
+                    finally:
+                        del pipeline
+                        gc.collect()
+                        shutil.rmtree(workdir / f"chunk-{k:03d}", ignore_errors=True)
                     load_ids += chunk_load_ids
                     rows += chunk_rows
                 deleted = stats.deleted if mode == "merge" else 0
             finally:
-                del pipeline
-                gc.collect()
                 shutil.rmtree(workdir, ignore_errors=True)
         return LoadResult(
             self.sobject,
@@ -272,6 +285,16 @@ class ObjectLoader:
             time.monotonic() - started,
             rss.peak_mb,
             load_ids,
+        )
+
+    def _pipeline(self, pipelines_dir: Path) -> Any:
+        return dlt.pipeline(
+            pipeline_name=self.pipeline_name,
+            pipelines_dir=str(pipelines_dir),
+            destination=self.destination,
+            staging=self.staging.dlt_staging(),
+            dataset_name=self.dataset_name,
+            progress=None,
         )
 
     def _fresh_workdir(self) -> Path:
@@ -299,8 +322,7 @@ class ObjectLoader:
         """One ``pipeline.run`` for chunk ``k``; its staged files and chunk file deleted once loaded."""
         started = time.monotonic()
         try:
-            info = pipeline.run(resource, loader_file_format=self.settings.loader_file_format)
-            info.raise_on_failed_jobs()
+            info = self.run_chunk(pipeline, resource, self.settings.loader_file_format)
         except PipelineStepFailed as exc:
             raise _load_error(exc, self.sobject, k, chunks) from exc
         faultpoint("chunk_loaded", self.sobject)

@@ -27,7 +27,7 @@ from .arrow_types import arrow_type
 from .catalog import CatalogObject
 from .errors import ObjectBusyError
 from .faultpoints import faultpoint
-from .load import REFRESH_SUFFIX, DltSettings, ObjectLoader, table_name
+from .load import REFRESH_SUFFIX, ChunkRunner, DltSettings, ObjectLoader, table_name
 from .memory import PeakRss
 from .naming import ColumnPlan, plan_columns
 from .salesforce import ExtractOptions, SalesforceClient
@@ -143,6 +143,7 @@ def sync_object(
     extract_options: ExtractOptions | None = None,
     split_options: SplitOptions | None = None,
     dlt_settings: DltSettings | None = None,
+    run_chunk: ChunkRunner | None = None,
 ) -> SyncResult:
     """Extract, split and load one object for one window (or all of it, replacing, on full refresh)."""
     window = "full" if full_refresh else window_name(since, until)
@@ -189,6 +190,7 @@ def sync_object(
             pipelines_dir=warehouse.staging.local_dir or work,
             settings=dlt_settings,
             table=table + REFRESH_SUFFIX if full_refresh else table,
+            run_chunk=run_chunk,
         )
         plan = _plan_columns(warehouse, entry.name, fields)
         if full_refresh:

@@ -88,6 +88,14 @@ def test_backfill_range_is_one_run_with_correct_rows(org: Emulator, tmp_path: Pa
     with duckdb.connect(str(db), read_only=True) as con:
         ids = sorted(r[0] for r in con.execute("SELECT id FROM salesforce.account").fetchall())
     assert ids == sorted(live)
+    # dagster-dlt ran each chunk: its metadata merged over the chunks into the one materialization
+    last = materializations[-1].metadata
+    assert last["dlt_rows_loaded"].value == meta["rows"].value and last["dagster/storage_kind"].value == "duckdb"
+    assert last["dagster/table_name"].value == "salesforce.account" and "jobs" not in last
+    assert last["dagster/row_count"].value == len(live), "the warehouse's own count"
+    columns = {c.name: c for c in last["dagster/column_schema"].schema.columns}
+    assert columns["annual_revenue"].description == "AnnualRevenue (AnnualRevenue, currency)"
+    assert columns["annual_revenue"].type.startswith("decimal")
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert checks[RECONCILE_CHECK].passed and checks[EMPTY_GUARD_CHECK].passed
 

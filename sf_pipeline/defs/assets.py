@@ -13,6 +13,7 @@ from ..load import table_name
 from ..sync import SyncResult
 from .automation import AutomationSettings
 from .checks import check_specs, evaluate_checks
+from .dlt_runs import DagsterDltChunks, ObjectTranslator
 from .resources import PipelineSettings, SalesforceResource, WarehouseResource, destination_from_env, sync_with
 
 GROUP = "salesforce"
@@ -96,19 +97,27 @@ def build_object_asset(
 ) -> dg.AssetsDefinition:
     key = asset_key(entry.name)
     partitioned = entry.cursor_field is not None
-
-    @dg.asset(
-        key=key,
-        group_name=GROUP,
-        kinds={"salesforce", "dlt", destination_from_env()},
-        description=(
+    translator = ObjectTranslator(
+        key,
+        entry,
+        GROUP,
+        (
             f"Salesforce {entry.name}, extracted with Bulk API 2.0 and loaded with dlt into "
-            f"salesforce.{entry.name.lower()}. Partitioned on {entry.cursor_field}."
+            f"salesforce.{table_name(entry.name)}. Partitioned on {entry.cursor_field}."
             if partitioned
             else f"Salesforce {entry.name}, fully refreshed on every run."
         ),
-        owners=list(entry.owners),
-        tags={**entry.tags, "salesforce/object": entry.name},
+        {"salesforce", "dlt", destination_from_env()},
+    )
+    spec = translator.spec()
+
+    @dg.asset(
+        key=spec.key,
+        group_name=spec.group_name,
+        kinds=spec.kinds,
+        description=spec.description,
+        owners=list(spec.owners),
+        tags=dict(spec.tags),
         partitions_def=partitions_def(catalog) if partitioned else None,
         backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
         automation_condition=resync_condition(catalog, settings or AutomationSettings()) if partitioned else None,
@@ -132,11 +141,33 @@ def build_object_asset(
         context.log.info(f"[{entry.name}] {description}")
         target = warehouse.warehouse()
         before = target.count_rows(table_name(entry.name), entry.cursor_field, since, until)
+        chunks = DagsterDltChunks(context, translator)
         result = sync_with(
-            salesforce, warehouse, pipeline_settings, entry, target, since=since, until=until, full_refresh=full_refresh
+            salesforce,
+            warehouse,
+            pipeline_settings,
+            entry,
+            target,
+            since=since,
+            until=until,
+            full_refresh=full_refresh,
+            run_chunk=chunks,
         )
         checks = evaluate_checks(salesforce, target, entry, result, since, until, rows_before=before)
-        return dg.MaterializeResult(metadata=_metadata(result, description), check_results=checks)
+        metadata = _metadata(result, description)
+        descriptions = {
+            column: f"{result.field_info[api][1]} ({api}, {result.field_info[api][0]})"
+            for api, column in result.columns.items()
+        }
+        metadata.update(chunks.merged(descriptions))
+        # dagster-dlt names the table after dlt's schema, not the dataset: name it as the warehouse does
+        metadata["dagster/table_name"] = dg.MetadataValue.text(f"{result.dataset}.{result.table}")
+        metadata["dagster/row_count"] = dg.MetadataValue.int(target.count_rows(result.table))
+        if partitioned and not full_refresh and len(context.partition_keys) == 1:
+            metadata["dagster/partition_row_count"] = dg.MetadataValue.int(
+                target.count_rows(result.table, entry.cursor_field, since, until)
+            )
+        return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
     return _object_asset
 

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from ..catalog import CatalogObject
 from ..errors import SettingsError
-from ..load import DltSettings
+from ..load import ChunkRunner, DltSettings
 from ..reconcile import SweepResult, sweep_ids
 from ..salesforce import ExtractOptions, RetryPolicy, SalesforceClient, SalesforceSettings
 from ..salesforce.settings import ENV as SALESFORCE_ENV
@@ -187,6 +187,7 @@ def sync_with(
     full_refresh: bool,
     extract_overrides: dict[str, Any] | None = None,
     split_overrides: dict[str, Any] | None = None,
+    run_chunk: ChunkRunner | None = None,
 ) -> SyncResult:
     """``sync_object`` with the settings these resources hold: the asset and ``sf-pipeline sync`` both run this."""
     extract = dataclasses.replace(salesforce.extract_options(), **(extract_overrides or {}))
@@ -203,6 +204,7 @@ def sync_with(
             extract_options=extract,
             split_options=split,
             dlt_settings=settings.dlt_settings(warehouse.staging_file_format),
+            run_chunk=run_chunk,
         )
 
 
