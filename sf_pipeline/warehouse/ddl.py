@@ -227,13 +227,10 @@ def reconcile_ids(
     if mode == "flag":
         cur.execute(f"SELECT COUNT(*) FROM {t} WHERE {flag} IS NOT NULL AND {gone_rows}")
         flagged = int(cur.fetchone()[0])
-        cur.execute(f"SELECT COUNT(*) FROM {t} WHERE {flag} IS NULL AND {gone_rows}")
-        gone = int(cur.fetchone()[0])
         cur.execute(f"UPDATE {t} SET {flag} = CURRENT_TIMESTAMP WHERE {flag} IS NULL AND {gone_rows}")
     else:
-        cur.execute(f"SELECT COUNT(*) FROM {t} WHERE {gone_rows}")
-        gone = int(cur.fetchone()[0])
         cur.execute(f"DELETE FROM {t} WHERE {gone_rows}")
+    gone = int(cur.rowcount)  # rows the UPDATE or DELETE touched: the anti-join runs once, not twice
     cur.execute(f"DROP TABLE IF EXISTS {ids}")
     cur.execute("COMMIT")
     return IdComparison(table_rows, salesforce_ids, gone, missing, flagged)
