@@ -114,10 +114,8 @@ class LocalDagster:
         raise RuntimeError(f"dagster-webserver did not come up in {timeout_s}s")
 
     def submit(self, job: str, asset: list[str], tags: dict[str, str], run_config: dict | None = None) -> str:
-        from dagster_graphql import DagsterGraphQLClient
-
-        client = DagsterGraphQLClient("127.0.0.1", port_number=self.port)
-        return client.submit_job_execution(job, tags=tags, run_config=run_config or {}, asset_selection=[asset])
+        """Queue a run of ``job`` for one asset (key path) with ``tags``, as the UI launches it."""
+        return self.launch(job, assets=[asset], tags=tags, run_config=run_config)
 
     LOCATION = "sf_pipeline.definitions"  # workspace.yaml's python_module
     REPOSITORY = "__repository__"
