@@ -175,14 +175,29 @@ class LocalDagster:
         if data["__typename"] != "Sensor":
             raise RuntimeError(f"startSensor failed: {data}")
 
-    def wait(self, run_ids: list[str], timeout_s: float = 1800) -> dict[str, str]:
+    def statuses(self, run_ids: list[str]) -> dict[str, str]:
         from dagster_graphql import DagsterGraphQLClient
 
         client = DagsterGraphQLClient("127.0.0.1", port_number=self.port)
+        return {r: client.get_run_status(r).value for r in run_ids}
+
+    def wait_for_status(self, run_id: str, status: str, timeout_s: float = 120) -> None:
+        """Wait until a run reaches ``status`` (e.g. STARTED), failing if it ends another way first."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            now = self.statuses([run_id])[run_id]
+            if now == status:
+                return
+            if now in TERMINAL:
+                raise RuntimeError(f"run {run_id} ended {now} before it was {status}")
+            time.sleep(0.5)
+        raise TimeoutError(f"run {run_id} not {status} after {timeout_s}s")
+
+    def wait(self, run_ids: list[str], timeout_s: float = 1800) -> dict[str, str]:
         deadline = time.monotonic() + timeout_s
         statuses: dict[str, str] = {}
         while time.monotonic() < deadline:
-            statuses = {r: client.get_run_status(r).value for r in run_ids}
+            statuses = self.statuses(run_ids)
             if all(s in TERMINAL for s in statuses.values()):
                 return statuses
             if "daemon" in self.procs and self.procs["daemon"].poll() is not None:

@@ -44,6 +44,19 @@ def test_definitions_load_with_every_catalog_object() -> None:
     assert defs.resolve_job_def("salesforce_objects") is not None
 
 
+def test_load_jobs_run_the_objects_checks_but_not_the_id_sweep() -> None:
+    """Sensor and schedule runs go through the load jobs: a full Id extract on each would cost minutes and API
+    calls every five minutes; the sweep has its own job."""
+    from sf_pipeline.definitions import defs
+
+    checks = defs.resolve_job_def("salesforce_objects").asset_layer.asset_graph.asset_check_keys
+    account = {c.name for c in checks if c.asset_key == asset_key("Account")}
+    assert "schema_unchanged" in account and "row_count_reconciliation" in account
+    assert not any(c.name == ID_SWEEP_CHECK for c in checks)
+    sweep = defs.resolve_job_def("salesforce_id_sweep").asset_layer.asset_graph.asset_check_keys
+    assert dg.AssetCheckKey(asset_key("Account"), ID_SWEEP_CHECK) in sweep
+
+
 def test_catalog_errors_name_the_object_and_setting(tmp_path: Path) -> None:
     bad = tmp_path / "catalog.yaml"
     bad.write_text("objects:\n  - name: Account\n    cursor_field: 'Modstamp; DROP'\n")
@@ -94,7 +107,7 @@ def test_backfill_range_is_one_run_with_correct_rows(org: Emulator, tmp_path: Pa
     assert last["dagster/table_name"].value == "salesforce.account" and "jobs" not in last
     assert last["dagster/row_count"].value == len(live), "the warehouse's own count"
     columns = {c.name: c for c in last["dagster/column_schema"].schema.columns}
-    assert columns["annual_revenue"].description == "AnnualRevenue (AnnualRevenue, currency)"
+    assert columns["annual_revenue"].description == "Annual Revenue (AnnualRevenue, currency)"
     assert columns["annual_revenue"].type.startswith("decimal")
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert checks[RECONCILE_CHECK].passed and checks[EMPTY_GUARD_CHECK].passed

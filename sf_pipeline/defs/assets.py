@@ -18,6 +18,7 @@ from .resources import PipelineSettings, SalesforceResource, WarehouseResource, 
 
 GROUP = "salesforce"
 POOL = "salesforce_object_load"
+ID_SWEEP_CHECK = "ids_match_salesforce"  # the Id sweep (defs/sweep.py): a check the load jobs leave out
 
 
 class ObjectLoadConfig(dg.Config):

@@ -8,7 +8,7 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from ..catalog import Catalog, CatalogObject
-from .assets import asset_key
+from .assets import ID_SWEEP_CHECK, asset_key
 
 CONCURRENCY_TAG = "sf_pipeline/object_load"  # dagster.yaml: tag_concurrency_limits on this key, limit 1
 PRIORITY_TAG = "dagster/priority"  # the QueuedRunCoordinator dequeues higher values first
@@ -32,7 +32,10 @@ def build_jobs(catalog: Catalog) -> list[dg.UnresolvedAssetJobDefinition]:
             jobs.append(
                 dg.define_asset_job(
                     name,
-                    selection=[asset_key(e.name) for e in members],
+                    # the objects with their checks, but not the Id sweep: a full Id extract belongs to its
+                    # own job and weekly schedule, not to every sensor or schedule run
+                    selection=dg.AssetSelection.assets(*(asset_key(e.name) for e in members))
+                    - dg.AssetSelection.checks(*(dg.AssetCheckKey(asset_key(e.name), ID_SWEEP_CHECK) for e in members)),
                     tags={CONCURRENCY_TAG: "object"},
                     description="Salesforce object loads: launch with one object selected per run",
                 )

@@ -8,11 +8,10 @@ import dagster as dg
 
 from ..catalog import Catalog
 from ..reconcile import SweepResult
-from .assets import POOL, asset_key
+from .assets import ID_SWEEP_CHECK, POOL, asset_key
 from .jobs import CONCURRENCY_TAG
 from .resources import PipelineSettings, SalesforceResource, WarehouseResource, sweep_with
 
-ID_SWEEP_CHECK = "ids_match_salesforce"
 SWEEP_JOB = "salesforce_id_sweep"
 
 

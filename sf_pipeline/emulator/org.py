@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -128,7 +129,7 @@ class FieldMeta:
     def describe(self) -> dict:
         return {
             "name": self.name,
-            "label": self.label or self.name.replace("__c", "").replace("_", " "),
+            "label": self.label or default_label(self.name),
             "type": self.type,
             "length": self.length,
             "precision": self.precision,
@@ -170,6 +171,13 @@ SOAP_TYPES = {
     "location": "urn:location",
 }
 SYSTEM_FIELDS = {"Id", "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp"}
+
+
+def default_label(name: str) -> str:
+    """A field's label as Salesforce shows standard and custom ones: ``AnnualRevenue`` -> ``Annual Revenue``,
+    ``OwnerId`` -> ``Owner ID``, ``Credit_Limit__c`` -> ``Credit Limit``."""
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name.removesuffix("__c")).replace("_", " ")
+    return re.sub(r"\bId\b", "ID", words)
 
 
 def _f(name: str, type_: str, **kw) -> FieldMeta:
