@@ -28,4 +28,7 @@ defs = dg.Definitions(
     ],
     schedules=build_schedules(catalog, jobs, automation),
     resources=default_resources(),
+    # one process a run: an object run is one step at a time anyway, and a step process of its own would
+    # hold a second copy of Dagster, dlt and pyarrow (~200 MB measured by bench/run_bench.py)
+    executor=dg.in_process_executor,
 )

@@ -42,7 +42,7 @@ def run_demo(out: Path, scale: float = 1.0) -> int:
             def value(key: str, default: object = "-", meta: dict = meta) -> object:
                 return meta[key].value if key in meta else default
 
-            seconds = sum(float(value(k, 0)) for k in ("extract_seconds", "split_seconds", "load_seconds"))
+            seconds = float(value("seconds", 0))
             rows.append((name, statuses[run_id], value("rows"), value("chunks"), seconds, value("peak_rss_mb")))
     print(f"\n{'object':<14}{'status':<9}{'rows':>10}{'chunks':>8}{'seconds':>9}{'peak RSS MB':>13}")
     for name, status, n, chunks, seconds, peak in rows:

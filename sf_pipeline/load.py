@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -228,7 +228,7 @@ class ObjectLoader:
 
     def load(
         self,
-        chunks: list[Chunk],
+        chunks: Iterable[Chunk],
         fields: list[dict] | None,
         mode: WriteMode = "merge",
         delimiter: str = ",",
@@ -246,12 +246,14 @@ class ObjectLoader:
         has_deleted = any(f["name"] == "IsDeleted" for f in fields or [])
         columns = self._column_hints(mode, has_deleted)
         load_ids: list[str] = []
-        rows = deleted = 0
-        size = sum(c.bytes for c in chunks)
+        rows = deleted = size = count = 0
+        # a list is planned up front; any other iterable yields chunks while the extract still runs
+        known = len(chunks) if isinstance(chunks, Sized) else None
         with self.settings.applied(), PeakRss() as rss:
             try:
                 stats = BatchStats()
                 for k, chunk in enumerate(chunks):
+                    count, size = k + 1, size + chunk.bytes
                     resource = dlt.resource(
                         arrow_batches(chunk.files, fields, self.sobject, delimiter, stats, column_names),
                         name=self.table,
@@ -264,7 +266,8 @@ class ObjectLoader:
                     # dicts, traces, packages) outlives the chunk
                     pipeline = self._pipeline(workdir / f"chunk-{k:03d}")
                     try:
-                        chunk_load_ids, chunk_rows = self._load_chunk(pipeline, resource, k, chunks, staged)
+                        label = f"{k + 1}/{known}" if known else str(k + 1)
+                        chunk_load_ids, chunk_rows = self._load_chunk(pipeline, resource, label, chunk, staged)
                     finally:
                         del pipeline
                         gc.collect()
@@ -280,7 +283,7 @@ class ObjectLoader:
             self.dataset_name,
             rows,
             deleted,
-            len(chunks),
+            count,
             size,
             time.monotonic() - started,
             rss.peak_mb,
@@ -317,27 +320,26 @@ class ObjectLoader:
                 )
 
     def _load_chunk(
-        self, pipeline: Any, resource: Any, k: int, chunks: list[Chunk], staged: StagedFiles | None
+        self, pipeline: Any, resource: Any, label: str, chunk: Chunk, staged: StagedFiles | None
     ) -> tuple[list[str], int]:
-        """One ``pipeline.run`` for chunk ``k``; its staged files and chunk file deleted once loaded."""
+        """One ``pipeline.run`` for one chunk; its staged files and chunk file deleted once loaded."""
         started = time.monotonic()
         try:
             info = self.run_chunk(pipeline, resource, self.settings.loader_file_format)
         except PipelineStepFailed as exc:
-            raise _load_error(exc, self.sobject, k, chunks) from exc
+            raise _load_error(exc, self.sobject, label, chunk) from exc
         faultpoint("chunk_loaded", self.sobject)
         if staged:
             for load_id in info.loads_ids:
                 staged.remove(load_id)
         rows = pipeline.last_trace.last_normalize_info.row_counts.get(self.table, 0)
-        chunks[k].remove()
+        chunk.remove()
         log.info(
-            "[%s] chunk %d/%d loaded: %d rows, %.1f MB of CSV in %.1fs (peak RSS %.0f MB)",
+            "[%s] chunk %s loaded: %d rows, %.1f MB of CSV in %.1fs (peak RSS %.0f MB)",
             self.sobject,
-            k + 1,
-            len(chunks),
+            label,
             rows,
-            chunks[k].bytes / 1e6,
+            chunk.bytes / 1e6,
             time.monotonic() - started,
             peak_rss_mb(),
         )
@@ -352,17 +354,15 @@ class ObjectLoader:
         return hints
 
 
-def _load_error(exc: PipelineStepFailed, sobject: str, k: int, chunks: list[Chunk]) -> LoadError:
+def _load_error(exc: PipelineStepFailed, sobject: str, label: str, chunk: Chunk) -> LoadError:
     """Our own error when dlt wraps it (a bad file names itself); else one that names the object and chunk."""
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, LoadError):
             return cause
         cause = cause.__cause__ or cause.__context__
-    files = ", ".join(f.name for f in chunks[k].files)
-    return LoadError(
-        f"[{sobject}] chunk {k + 1}/{len(chunks)} ({files}) failed at dlt's {exc.step} step: {exc.exception}"
-    )
+    files = ", ".join(f.name for f in chunk.files)
+    return LoadError(f"[{sobject}] chunk {label} ({files}) failed at dlt's {exc.step} step: {exc.exception}")
 
 
 __all__ = ["BatchStats", "DltSettings", "LoadError", "LoadResult", "ObjectLoader", "arrow_batches", "table_name"]

@@ -270,6 +270,13 @@ def plan_chunks(
     if n == 1:
         return [Chunk(files, total_rows, total_bytes)] if files else []
     per_chunk = math.ceil(total_bytes / n)
+    return _group(_pieces(files, counts, sizes, out_dir, per_chunk, options), per_chunk)
+
+
+def _pieces(
+    files: list[Path], counts: list[int], sizes: list[int], out_dir: Path, per_chunk: int, options: SplitOptions
+) -> list[Chunk]:
+    """Each page as it is, but a page much bigger than a chunk split into chunk-sized pieces."""
     piece_options = SplitOptions(min_rows=0, target_bytes=per_chunk, max_chunks=options.max_chunks)
     pieces: list[Chunk] = []
     for f, count, size in zip(files, counts, sizes, strict=True):
@@ -277,6 +284,11 @@ def plan_chunks(
             pieces += split_csv(f, out_dir, piece_options, rows=count)
         else:
             pieces.append(Chunk([f], count, size))
+    return pieces
+
+
+def _group(pieces: list[Chunk], per_chunk: int) -> list[Chunk]:
+    """Consecutive pieces together while they fit in a chunk (with 25% to spare)."""
     chunks: list[Chunk] = []
     for piece in pieces:
         if chunks and chunks[-1].bytes + piece.bytes <= per_chunk * 1.25 and chunks[-1].temporary == piece.temporary:
@@ -286,3 +298,49 @@ def plan_chunks(
         else:
             chunks.append(Chunk(list(piece.files), piece.rows, piece.bytes, piece.temporary))
     return chunks
+
+
+class ChunkStream:
+    """Cuts pages into load chunks while the extract is still downloading, so chunk k loads while later
+    pages arrive. The rules are ``plan_chunks``'s: one chunk when the job holds at most ``min_rows``
+    records (cut at the end); else chunks of about the total / ``chunk_count``, the total estimated from the
+    job's record count and the first page's bytes per record, each cut as soon as its pages are on disk."""
+
+    def __init__(self, out_dir: Path, options: SplitOptions | None = None) -> None:
+        self.out_dir = out_dir
+        self.options = options or SplitOptions()
+        self.per_chunk: int | None = None  # bytes, once known; None while everything goes in one chunk
+        self._pending: list[tuple[Path, int, int]] = []
+
+    def add(self, path: Path, records: int, job_records: int) -> list[Chunk]:
+        """A page complete on disk; returns the chunks it completes (often none)."""
+        size = path.stat().st_size
+        self._pending.append((path, records, size))
+        if job_records <= self.options.min_rows:
+            return []
+        if self.per_chunk is None:
+            estimate = math.ceil(job_records * size / max(records, 1))
+            self.per_chunk = math.ceil(estimate / self.options.chunk_count(job_records, estimate))
+        # pages come in whole: cut once most of a chunk is there rather than wait for a page that may overshoot
+        if sum(p[2] for p in self._pending) < self.per_chunk * 0.8:
+            return []
+        return self._cut()
+
+    def finish(self) -> list[Chunk]:
+        """The last chunk(s), once every page is on disk."""
+        if not self._pending:
+            return []
+        if self.per_chunk is None:
+            files, counts, sizes = (list(x) for x in zip(*self._pending, strict=True))
+            self._pending = []
+            return [Chunk(files, sum(counts), sum(sizes))]
+        return self._cut()
+
+    def _cut(self) -> list[Chunk]:
+        assert self.per_chunk is not None
+        files, counts, sizes = (list(x) for x in zip(*self._pending, strict=True))
+        self._pending = []
+        pieces = _pieces(files, counts, sizes, self.out_dir, self.per_chunk, self.options)
+        if all(not p.temporary for p in pieces):
+            return [Chunk(files, sum(counts), sum(sizes))]
+        return _group(pieces, self.per_chunk)

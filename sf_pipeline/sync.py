@@ -1,5 +1,8 @@
 """One object, one window, end to end: extract, split, load. Plain Python, no Dagster.
 
+The load overlaps the extract: pages download in a thread of their own while the chunks they complete
+load one at a time (``ChunkStream``), so a big object's run takes about as long as the slower of the two.
+
 A full refresh extracts everything live (``query``), loads it into a shadow table and, once every chunk
 is in, swaps that in for the object's table, so a failure leaves the table as it was; a window extracts
 the rows whose cursor falls in it, deleted ones included (``queryAll``), and merges them on the key.
@@ -15,10 +18,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import queue
 import shutil
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,9 +35,9 @@ from .faultpoints import faultpoint
 from .load import REFRESH_SUFFIX, ChunkRunner, DltSettings, ObjectLoader, table_name
 from .memory import PeakRss
 from .naming import ColumnPlan, plan_columns
-from .salesforce import ExtractOptions, SalesforceClient
-from .salesforce.bulk import extract_object
-from .split import SplitOptions, plan_chunks
+from .salesforce import ExtractOptions, ExtractResult, SalesforceClient, select_fields
+from .salesforce.bulk import check_cursor_field, extract_object
+from .split import Chunk, ChunkStream, SplitOptions
 from .warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -58,6 +63,7 @@ class SyncResult:
     peak_rss_mb: float
     job_id: str
     load_ids: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # wall time: extract and load overlap, so this is not their sum
     skipped_fields: dict[str, str] = field(default_factory=dict)
     resumed_pages: int = 0  # extract pages reused from a run that did not finish
     columns: dict[str, str] = field(default_factory=dict)  # API name -> warehouse column
@@ -120,6 +126,88 @@ def _clear_load_state(folder: Path, sobject: str) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
 
 
+class OverlappedExtract:
+    """Runs an extract in a thread and hands its pages, cut into chunks, to the loader as they land.
+
+    ``chunks()`` yields each chunk as soon as its pages are on disk and raises the extract's error if it
+    fails; if the loader stops early (an error, a termination), the extract is told to stop and joined
+    before the exception goes on, so nothing keeps writing into a folder being cleaned up."""
+
+    _DONE = object()
+
+    def __init__(
+        self,
+        sobject: str,
+        extract: Callable[[Callable[[Path, int, int], None]], ExtractResult],
+        stream: ChunkStream,
+    ) -> None:
+        self.sobject = sobject
+        self._extract = extract
+        self._stream = stream
+        self._events: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._result: ExtractResult | None = None
+        self.records = 0
+        self.split_seconds = 0.0
+        self.waited_seconds = 0.0  # the loader idle, waiting for pages
+
+    @property
+    def result(self) -> ExtractResult:
+        assert self._result is not None, "chunks() not consumed"
+        return self._result
+
+    def _on_page(self, path: Path, records: int, job_records: int) -> None:
+        if self._stop.is_set():
+            raise ExtractStopped(f"[{self.sobject}] extract stopped: the load failed")
+        self._events.put((path, records, job_records))
+
+    def _run(self) -> None:
+        try:
+            self._events.put((self._DONE, self._extract(self._on_page)))
+        except BaseException as exc:  # noqa: BLE001 - handed to the loader's thread, raised there
+            self._events.put((self._DONE, exc))
+
+    def chunks(self) -> Iterator[Chunk]:
+        thread = threading.Thread(target=self._run, name=f"extract-{self.sobject}", daemon=True)
+        thread.start()
+        try:
+            while True:
+                started = time.monotonic()
+                event = self._events.get()
+                self.waited_seconds += time.monotonic() - started
+                if event[0] is self._DONE:
+                    if isinstance(event[1], BaseException):
+                        raise event[1]
+                    self._result = event[1]
+                    break
+                yield from self._cut(lambda e=event: self._stream.add(*e))
+            last = self._cut(self._stream.finish)
+            faultpoint("split_done", self.sobject)
+            yield from last
+        finally:
+            self._stop.set()
+            thread.join()
+
+    def _cut(self, step: Callable[[], list[Chunk]]) -> list[Chunk]:
+        started = time.monotonic()
+        chunks = step()
+        self.split_seconds += time.monotonic() - started
+        for chunk in chunks:
+            self.records += chunk.rows
+            log.info(
+                "[%s] chunk of %d record(s), %.1f MB (%d file(s)) ready to load",
+                self.sobject,
+                chunk.rows,
+                chunk.bytes / 1e6,
+                len(chunk.files),
+            )
+        return chunks
+
+
+class ExtractStopped(Exception):
+    """Raised in the extract's thread when the loader has given up; never reaches the caller."""
+
+
 def _plan_columns(warehouse: Warehouse, sobject: str, fields: list[dict]) -> ColumnPlan:
     """Each field's column (the one an earlier load gave it, or a new one) and what changed since, recorded
     before loading so that a rerun after a crash makes the same choices."""
@@ -154,33 +242,12 @@ def sync_object(
         describe = client.describe(entry.name)
         formulas = [f["name"] for f in describe["fields"] if f.get("calculated")]
         left_out = [*entry.exclude_fields, *(formulas if entry.formula_fields == "exclude" else [])]
-        result, describe = extract_object(
-            client,
-            entry.name,
-            work / "extract",
-            since=None if full_refresh else since,
-            until=None if full_refresh else until,
-            include_deleted=include_deleted,
-            cursor_field=entry.cursor_field,
-            exclude_fields=left_out,
-            options=extract_options,
-            describe=describe,
-        )
-        t1 = time.monotonic()
+        selection = select_fields(describe, None, left_out)
+        if not full_refresh and (since or until):
+            check_cursor_field(entry.name, entry.cursor_field, selection.names)  # before anything is created
         by_name = {f["name"]: f for f in describe["fields"]}
-        fields = [by_name[name] for name in result.fields]
-        skipped = {f["name"]: f["type"] for f in describe["fields"] if f["name"] not in set(result.fields)}
-        chunks = plan_chunks(result.files, work / "chunks", split_options, rows=result.page_records)
-        csv_records = sum(c.rows for c in chunks)
-        log.info(
-            "[%s] %d record(s) in %d chunk(s) to load (%s)",
-            entry.name,
-            csv_records,
-            len(chunks),
-            ", ".join(f"{c.rows} rows / {c.bytes / 1e6:.1f} MB" for c in chunks) or "nothing",
-        )
-        faultpoint("split_done", entry.name)
-        t2 = time.monotonic()
+        fields = [by_name[name] for name in selection.names]
+        skipped = {f["name"]: f["type"] for f in describe["fields"] if f["name"] not in set(selection.names)}
         table = table_name(entry.name)
         loader = ObjectLoader(
             entry.name,
@@ -195,7 +262,29 @@ def sync_object(
         plan = _plan_columns(warehouse, entry.name, fields)
         if full_refresh:
             warehouse.drop_object_table(loader.table, loader.schema_name)  # a dead run's shadow
-        loaded = loader.load(chunks, fields, mode="replace" if full_refresh else "merge", column_names=plan.columns)
+
+        def extract(on_page: Callable[[Path, int, int], None]) -> ExtractResult:
+            result, _ = extract_object(
+                client,
+                entry.name,
+                work / "extract",
+                since=None if full_refresh else since,
+                until=None if full_refresh else until,
+                include_deleted=include_deleted,
+                cursor_field=entry.cursor_field,
+                fields=selection.names,
+                options=extract_options,
+                describe=describe,
+                on_page=on_page,
+            )
+            return result
+
+        overlap = OverlappedExtract(entry.name, extract, ChunkStream(work / "chunks", split_options))
+        # closing: a load that fails mid-way stops and joins the extract before the error goes on
+        with contextlib.closing(overlap.chunks()) as chunks:
+            mode = "replace" if full_refresh else "merge"
+            loaded = loader.load(chunks, fields, mode=mode, column_names=plan.columns)
+        result = overlap.result
         if full_refresh:
             warehouse.swap_in(loader.table, table, loader.schema_name)
         t3 = time.monotonic()
@@ -207,14 +296,15 @@ def sync_object(
         since=None if full_refresh else since,
         until=None if full_refresh else until,
         salesforce_records=result.records,
-        csv_records=csv_records,
+        csv_records=overlap.records,
         rows_loaded=loaded.rows,
         rows_deleted=loaded.deleted,
         bytes=result.bytes,
         chunks=loaded.chunks,
-        extract_seconds=t1 - t0,
-        split_seconds=t2 - t1,
-        load_seconds=t3 - t2,
+        extract_seconds=result.seconds,
+        split_seconds=overlap.split_seconds,
+        load_seconds=loaded.seconds - overlap.waited_seconds,
+        seconds=t3 - t0,
         peak_rss_mb=rss.peak_mb,
         job_id=result.job_id,
         load_ids=loaded.load_ids,

@@ -11,7 +11,16 @@ import pytest
 
 from sf_pipeline.csvscan import RecordScanner
 from sf_pipeline.errors import SettingsError
-from sf_pipeline.split import BLOCK, Chunk, MalformedCsvError, SplitOptions, count_data_rows, plan_chunks, split_csv
+from sf_pipeline.split import (
+    BLOCK,
+    Chunk,
+    ChunkStream,
+    MalformedCsvError,
+    SplitOptions,
+    count_data_rows,
+    plan_chunks,
+    split_csv,
+)
 
 TRICKY = [
     "plain",
@@ -184,3 +193,44 @@ def test_big_uncounted_file_under_the_threshold_is_returned_whole(tmp_path: Path
     assert not list((tmp_path / "o").glob("*.csv"))
     more = split_csv(src, tmp_path / "p", SplitOptions(min_rows=299, target_bytes=src.stat().st_size // 8))
     assert len(more) == 8 and sum(c.rows for c in more) == 300
+
+
+def pages(tmp_path: Path, sizes: list[int]) -> list[tuple[Path, int]]:
+    """Page files of ``rows`` records each (as an extract leaves them), with their record counts."""
+    out = []
+    for k, rows in enumerate(sizes):
+        path = tmp_path / f"Account.{k:05d}.csv"
+        write_csv(path, rows, seed=k)
+        out.append((path, rows))
+    return out
+
+
+def test_chunk_stream_keeps_a_small_object_in_one_chunk_cut_at_the_end(tmp_path: Path) -> None:
+    stream = ChunkStream(tmp_path / "chunks", SplitOptions(min_rows=1_000, target_bytes=10_000))
+    arrived = pages(tmp_path, [300, 300, 300])
+    assert all(stream.add(path, rows, 900) == [] for path, rows in arrived), "nothing cut while the job is small"
+    [chunk] = stream.finish()
+    assert chunk.files == [p for p, _ in arrived] and chunk.rows == 900 and not chunk.temporary
+
+
+def test_chunk_stream_cuts_a_chunk_as_soon_as_its_pages_are_on_disk(tmp_path: Path) -> None:
+    arrived = pages(tmp_path, [400] * 6)
+    page_bytes = arrived[0][0].stat().st_size
+    # a 2,400-record job of ~6 pages: chunks of about two pages, each cut when its second page lands
+    stream = ChunkStream(tmp_path / "chunks", SplitOptions(min_rows=1_000, target_bytes=2 * page_bytes))
+    cuts = [stream.add(path, rows, 2_400) for path, rows in arrived]
+    assert [len(c) for c in cuts] == [0, 1, 0, 1, 0, 1]
+    assert [c[0].files for c in cuts if c] == [[p for p, _ in arrived[i : i + 2]] for i in (0, 2, 4)]
+    assert stream.finish() == []
+    assert all(not c[0].temporary and c[0].rows == 800 for c in cuts if c)
+
+
+def test_chunk_stream_splits_a_page_bigger_than_a_chunk_and_keeps_to_the_cap(tmp_path: Path) -> None:
+    [(big, rows)] = pages(tmp_path, [4_000])
+    stream = ChunkStream(tmp_path / "chunks", SplitOptions(min_rows=1_000, target_bytes=big.stat().st_size // 4))
+    chunks = stream.add(big, rows, rows) + stream.finish()
+    assert 3 <= len(chunks) <= 5 and all(c.temporary for c in chunks)
+    assert sum(c.rows for c in chunks) == rows
+    assert b"".join(body(f) for c in chunks for f in c.files) == body(big)
+    capped = ChunkStream(tmp_path / "capped", SplitOptions(min_rows=1_000, target_bytes=1, max_chunks=3))
+    assert len(capped.add(big, rows, rows) + capped.finish()) == 3, "max_chunks holds whatever the target"

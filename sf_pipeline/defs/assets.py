@@ -68,6 +68,7 @@ def _metadata(result: SyncResult, description: str) -> dict[str, object]:
         "extract_seconds": dg.MetadataValue.float(round(result.extract_seconds, 3)),
         "split_seconds": dg.MetadataValue.float(round(result.split_seconds, 3)),
         "load_seconds": dg.MetadataValue.float(round(result.load_seconds, 3)),
+        "seconds": dg.MetadataValue.float(round(result.seconds, 3)),
         "peak_rss_mb": dg.MetadataValue.float(round(result.peak_rss_mb, 1)),
         "dlt_load_ids": dg.MetadataValue.json(result.load_ids),
         "destination_table": dg.MetadataValue.text(f"{result.dataset}.{result.table}"),

@@ -23,7 +23,7 @@ from ..salesforce import ExtractOptions, RetryPolicy, SalesforceClient, Salesfor
 from ..salesforce.settings import ENV as SALESFORCE_ENV
 from ..split import SplitOptions
 from ..sync import SyncResult, sync_object
-from ..warehouse import SnowflakeSettings, StagingSettings, Warehouse, WarehouseConfigError
+from ..warehouse import DUCKDB_MEMORY_LIMIT, SnowflakeSettings, StagingSettings, Warehouse, WarehouseConfigError
 
 
 class SalesforceResource(dg.ConfigurableResource):
@@ -90,7 +90,7 @@ class WarehouseResource(dg.ConfigurableResource):
     destination: str = Field(default="duckdb", description="duckdb or snowflake")
     dataset: str = Field(default="salesforce", description="the schema tables are loaded into")
     duckdb_path: str = "data/sf_pipeline.duckdb"
-    duckdb_memory_limit: str = "512MB"
+    duckdb_memory_limit: str = DUCKDB_MEMORY_LIMIT
     snowflake_account: str | None = None
     snowflake_user: str | None = None
     snowflake_password: str | None = None
@@ -268,7 +268,7 @@ def warehouse_from_env() -> WarehouseResource:
         destination=_env("SF_PIPELINE_DESTINATION", WarehouseResource.model_fields["destination"].default),
         dataset=_env("SF_PIPELINE_DATASET", "salesforce"),
         duckdb_path=_env("SF_PIPELINE_DUCKDB", "data/sf_pipeline.duckdb"),
-        duckdb_memory_limit=_env("SF_PIPELINE_DUCKDB_MEMORY_LIMIT", "512MB"),
+        duckdb_memory_limit=_env("SF_PIPELINE_DUCKDB_MEMORY_LIMIT", DUCKDB_MEMORY_LIMIT),
         staging=_env("SF_PIPELINE_STAGING", "none"),
         staging_file_format=_env("SF_PIPELINE_STAGING_FORMAT", "parquet"),
         **{f"snowflake_{k}": _env(f"SF_PIPELINE_SNOWFLAKE_{k.upper()}") for k in SNOWFLAKE_ENV},

@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 WRITE_BUFFER = 1 << 20
+
+PageSink = Callable[[Path, int, int], None]
+"""Told of each page as soon as it is complete on disk (``path, records, job's total records``), from the
+download threads: the caller can load early pages while later ones download."""
 
 
 @dataclass(frozen=True)
@@ -98,8 +102,11 @@ class BulkExtract:
         until: datetime | None = None,
         include_deleted: bool = False,
         options: ExtractOptions | None = None,
+        on_page: PageSink | None = None,
     ) -> None:
         self.client = client
+        self.on_page = on_page
+        self._expected = 0
         self.sobject = sobject
         self.fields = fields
         self.out_dir = Path(out_dir)
@@ -298,12 +305,15 @@ class BulkExtract:
             peak_rss_mb(),
         )
         faultpoint("page_written", self.sobject)
+        if self.on_page is not None:
+            self.on_page(self.out_dir / name, records, self._expected)
 
     def run(self) -> ExtractResult:
         started = self._started = time.monotonic()
         manifest = self._resume_manifest() or self._start_job()
         resumed = len(manifest.pages)
         job = self.wait_for_job(manifest.job_id)
+        self._expected = int(job.get("numberRecordsProcessed") or 0)
         urls = self._page_urls(manifest.job_id)
         names: list[str] = []
         if urls is None:
@@ -356,6 +366,8 @@ class BulkExtract:
                 name = self._page_name(index)
                 names.append(name)
                 if name in manifest.pages and (self.out_dir / name).exists():
+                    if self.on_page is not None:
+                        self.on_page(self.out_dir / name, manifest.pages[name], self._expected)
                     continue
                 futures.append(pool.submit(self._download_and_record, manifest, url, name))
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
@@ -388,6 +400,14 @@ class BulkExtract:
             index += 1
 
 
+def check_cursor_field(sobject: str, cursor_field: str | None, fields: list[str]) -> None:
+    """A window needs its cursor field among the fields queried."""
+    if cursor_field and cursor_field.lower() not in {f.lower() for f in fields}:
+        raise UnexpectedResponseError(
+            f"cursor field {cursor_field} is not a queryable field of {sobject}", sobject=sobject
+        )
+
+
 def extract_object(
     client: SalesforceClient,
     sobject: str,
@@ -401,6 +421,7 @@ def extract_object(
     exclude_fields: list[str] | None = None,
     options: ExtractOptions | None = None,
     describe: dict | None = None,
+    on_page: PageSink | None = None,
 ) -> tuple[ExtractResult, dict]:
     """Describe ``sobject``, select its queryable fields and extract them; returns (result, describe)."""
     from .soql import check_identifier, select_fields
@@ -409,10 +430,8 @@ def extract_object(
     describe = describe or client.describe(sobject)
     selection = select_fields(describe, fields, exclude_fields)
     names = {f.lower() for f in selection.names}
-    if (since or until) and cursor_field and cursor_field.lower() not in names:
-        raise UnexpectedResponseError(
-            f"cursor field {cursor_field} is not a queryable field of {sobject}", sobject=sobject
-        )
+    if since or until:
+        check_cursor_field(sobject, cursor_field, selection.names)
     if include_deleted and "isdeleted" not in names:
         include_deleted = False  # objects without IsDeleted (User) have no soft-deleted rows to see
     extract = BulkExtract(
@@ -425,5 +444,6 @@ def extract_object(
         until=until,
         include_deleted=include_deleted,
         options=options,
+        on_page=on_page,
     )
     return extract.run(), describe

@@ -1,0 +1,154 @@
+"""The whole Dagster run of one big object inside a small pod, for real: `dagster asset materialize` of
+Account over its full partition range, from the emulator (its own process, outside the pod) into DuckDB,
+inside a memory cgroup (v1) with a hard limit. Needs root.
+
+Usage: python bench/run_bench.py [--rows 3800000] [--limit-mb 768]
+Prints the exit code (137 = OOM-killed), seconds, the run's peak RSS (every process of the run summed,
+sampled every 50 ms, and the largest single process), the cgroup's peak (page cache included) and the
+split of the run's time between extract and load as the run reported it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import OUT, ROOT, start_emulator, table  # noqa: E402
+
+CGROUP_ROOT = Path("/sys/fs/cgroup/memory")
+
+
+class TreeSampler(threading.Thread):
+    """Sums the RSS of every process in a cgroup every 50 ms and keeps the peaks."""
+
+    def __init__(self, group: Path) -> None:
+        super().__init__(daemon=True)
+        self.group, self.peak_sum, self.peak_one, self.done = group, 0, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            total = 0
+            for pid in (self.group / "cgroup.procs").read_text().split():
+                try:
+                    rss = psutil.Process(int(pid)).memory_info().rss
+                except psutil.Error:
+                    continue
+                total += rss
+                self.peak_one = max(self.peak_one, rss)
+            self.peak_sum = max(self.peak_sum, total)
+            time.sleep(0.05)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=3_800_000, help="Account records in the org (~1.3 KB each)")
+    ap.add_argument("--limit-mb", type=int, default=768)
+    ap.add_argument("--port", type=int, default=8771)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("needs root: the memory cgroup")
+    OUT.mkdir(parents=True, exist_ok=True)
+    emulator = start_emulator(args.port, f"Account={args.rows}")
+    group = CGROUP_ROOT / f"sf_pipeline_run_{os.getpid()}"
+    group.mkdir()
+    home = Path(tempfile.mkdtemp(dir=OUT, prefix="run-bench-"))
+    try:
+        (group / "memory.limit_in_bytes").write_text(str(args.limit_mb * 2**20))
+        shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+        sys.path.insert(0, str(ROOT))
+        from sf_pipeline.catalog import load_catalog
+        from sf_pipeline.defs.assets import partitions_def
+
+        keys = partitions_def(load_catalog()).get_partition_keys()
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(home),
+            "SF_LOGIN_URL": f"http://127.0.0.1:{args.port}",
+            "SF_PIPELINE_DUCKDB": str(home / "run.duckdb"),
+            "SF_PIPELINE_WORK_DIR": str(home / "work"),
+        }
+        cmd = [
+            str(Path(sys.executable).parent / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "sf_pipeline.definitions",
+            "--select",
+            "salesforce/Account",
+            "--partition-range",
+            f"{keys[0]}...{keys[-1]}",
+        ]
+        sampler = TreeSampler(group)
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=lambda: (group / "cgroup.procs").write_text(str(os.getpid())),
+        )
+        sampler.start()
+        out, _ = proc.communicate()
+        seconds = time.monotonic() - started
+        sampler.done.set()
+        sampler.join()
+        (OUT / "run_bench.log").write_text(out)  # the run's own log, kept for a look
+        cgroup_peak = int((group / "memory.max_usage_in_bytes").read_text()) / 2**20
+        extracted = re.search(r"extracted (\d+) records in (\d+) file\(s\), ([\d.]+) MB, ([\d.]+)s", out)
+        loaded = re.findall(r"chunk \d+(?:/\d+)? loaded: \d+ rows, [\d.]+ MB of CSV in ([\d.]+)s", out)
+        rows = [
+            [
+                f"{int(extracted.group(1)):,}" if extracted else "?",
+                f"{float(extracted.group(3)):,.0f}" if extracted else "?",
+                args.limit_mb,
+                f"{proc.returncode}{' (OOM-killed)' if proc.returncode in (137, -9) else ''}",
+                round(seconds, 1),
+                float(extracted.group(4)) if extracted else "?",
+                round(sum(float(s) for s in loaded), 1),
+                len(loaded),
+                round(sampler.peak_sum / 2**20),
+                round(sampler.peak_one / 2**20),
+                round(cgroup_peak),
+            ]
+        ]
+        print(
+            table(
+                [
+                    "records",
+                    "CSV MB",
+                    "limit MiB",
+                    "exit",
+                    "run s",
+                    "extract s",
+                    "chunk loads s",
+                    "chunks",
+                    "peak RSS MiB (all)",
+                    "largest process MiB",
+                    "cgroup peak MiB",
+                ],
+                rows,
+            )
+        )
+        if proc.returncode:
+            print(out[-3000:])
+    finally:
+        emulator.kill()
+        group.rmdir()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
