@@ -21,6 +21,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "load_bench.py": (["--mb", "1024"], ["--mb", "128"]),
     "dlt_steps.py": (["--mb", "1024"], ["--mb", "128"]),
     "pod_bench.py": (["--mb", "1024", "--limit-mb", "1024"], ["--mb", "256", "--limit-mb", "512"]),
+    "run_bench.py": (["--rows", "3800000", "--limit-mb", "768"], ["--rows", "200000", "--limit-mb", "768"]),
     "kill_bench.py": (["--kills", "10"], ["--kills", "2", "--rows", "20000"]),
     "freshness_bench.py": (
         ["--interval", "30", "--rounds", "3"],
@@ -43,7 +44,7 @@ def main() -> int:
     for script, (full, quick) in SCRIPTS.items():
         argv = quick if args.quick else full
         print(f"\n## {script} {' '.join(argv)}", flush=True)
-        if script == "pod_bench.py" and os.geteuid() != 0:
+        if script in ("pod_bench.py", "run_bench.py") and os.geteuid() != 0:
             print("skipped: needs root for the memory cgroup")
             continue
         started = time.monotonic()

@@ -259,7 +259,10 @@ class ObjectLoader:
                         name=self.table,
                         table_name=self.table,
                         write_disposition=mode if (mode != "replace" or k == 0) else "append",
-                        primary_key="Id" if mode == "merge" else None,
+                        # a merge key, not a primary key: a query job returns each record once, so dlt's
+                        # de-duplication of the chunk (a window function over it) is pure cost; measured
+                        # 24 s instead of 33 s for a 700 MB merge (delete by Id, insert, deleted rows dropped)
+                        merge_key="Id" if mode == "merge" else None,
                         columns=columns,
                     )
                     # a pipeline constructed for this chunk alone, dropped after it: nothing of it (schema
