@@ -41,9 +41,10 @@ from .ddl import (
 from .settings import FILE_FORMATS, DestinationKind, FileFormat, SnowflakeSettings, StagingSettings
 from .staging import StagedFiles
 
-# DuckDB's share of a run's memory. Measured (bench/run_bench.py): a 265 MB chunk loads as fast with 256MB as
-# with 512MB, and the run's peak drops by what DuckDB no longer holds; 128MB fails the merge.
-DUCKDB_MEMORY_LIMIT = "256MB"
+# DuckDB's share of a run's memory. Measured (bench/run_bench.py, a 5 GB object): 192MB keeps the run process
+# under 512 MB and loads as fast as 256MB did in that run (a lone 700 MB merge: ~10-20% slower); 128MB fails
+# a merge.
+DUCKDB_MEMORY_LIMIT = "192MB"
 
 
 def duckdb_destination(path: Path | str, memory_limit: str | None = DUCKDB_MEMORY_LIMIT) -> Any:
