@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .arrow_types import arrow_type
 from .catalog import CatalogObject
-from .errors import ObjectBusyError
+from .errors import ObjectBusyError, SfPipelineError
 from .faultpoints import faultpoint
 from .load import REFRESH_SUFFIX, ChunkRunner, DltSettings, ObjectLoader, table_name
 from .memory import PeakRss
@@ -126,6 +126,9 @@ def _clear_load_state(folder: Path, sobject: str) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
 
 
+STOP_WAIT_S = 120.0
+
+
 class OverlappedExtract:
     """Runs an extract in a thread and hands its pages, cut into chunks, to the loader as they land.
 
@@ -186,7 +189,11 @@ class OverlappedExtract:
             yield from last
         finally:
             self._stop.set()
-            thread.join()
+            # the pages in flight finish (each is resumable); a query job still running is not waited
+            # for long: its thread writes nothing but complete pages and the manifest a rerun resumes from
+            thread.join(timeout=STOP_WAIT_S)
+            if thread.is_alive():
+                log.warning("[%s] the extract is still running %.0fs after the load stopped", self.sobject, STOP_WAIT_S)
 
     def _cut(self, step: Callable[[], list[Chunk]]) -> list[Chunk]:
         started = time.monotonic()
@@ -204,7 +211,7 @@ class OverlappedExtract:
         return chunks
 
 
-class ExtractStopped(Exception):
+class ExtractStopped(SfPipelineError):
     """Raised in the extract's thread when the loader has given up; never reaches the caller."""
 
 

@@ -114,5 +114,5 @@ def test_the_ui_shows_objects_queued_runs_column_schema_and_progress(tmp_path: P
     assert "Columns" in account_dom
     for column, label in (("annual_revenue", "Annual Revenue"), ("billing_city", "Billing City")):
         assert column in account_dom and label in account_dom, f"{column} ({label}) missing from the column schema"
-    for line in ("page Account.00000.csv on disk", "chunk 1/1 loaded", "peak RSS"):
+    for line in ("page Account.00000.csv on disk", "ready to load", "chunk 1 loaded", "peak RSS"):
         assert line in progress_dom, f"{line!r} is not among the run's log lines"
