@@ -328,19 +328,13 @@ class ChunkStream:
 
     def finish(self) -> list[Chunk]:
         """The last chunk(s), once every page is on disk."""
-        if not self._pending:
-            return []
-        if self.per_chunk is None:
-            files, counts, sizes = (list(x) for x in zip(*self._pending, strict=True))
-            self._pending = []
-            return [Chunk(files, sum(counts), sum(sizes))]
-        return self._cut()
+        return self._cut() if self._pending else []
 
     def _cut(self) -> list[Chunk]:
-        assert self.per_chunk is not None
         files, counts, sizes = (list(x) for x in zip(*self._pending, strict=True))
         self._pending = []
-        pieces = _pieces(files, counts, sizes, self.out_dir, self.per_chunk, self.options)
-        if all(not p.temporary for p in pieces):
-            return [Chunk(files, sum(counts), sum(sizes))]
-        return _group(pieces, self.per_chunk)
+        if self.per_chunk is not None:
+            pieces = _pieces(files, counts, sizes, self.out_dir, self.per_chunk, self.options)
+            if any(p.temporary for p in pieces):
+                return _group(pieces, self.per_chunk)
+        return [Chunk(files, sum(counts), sum(sizes))]

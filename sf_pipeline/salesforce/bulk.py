@@ -305,6 +305,9 @@ class BulkExtract:
             peak_rss_mb(),
         )
         faultpoint("page_written", self.sobject)
+        self._announce(name, records)
+
+    def _announce(self, name: str, records: int) -> None:
         if self.on_page is not None:
             self.on_page(self.out_dir / name, records, self._expected)
 
@@ -366,8 +369,7 @@ class BulkExtract:
                 name = self._page_name(index)
                 names.append(name)
                 if name in manifest.pages and (self.out_dir / name).exists():
-                    if self.on_page is not None:
-                        self.on_page(self.out_dir / name, manifest.pages[name], self._expected)
+                    self._announce(name, manifest.pages[name])  # resumed from a dead run
                     continue
                 futures.append(pool.submit(self._download_and_record, manifest, url, name))
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
