@@ -48,7 +48,7 @@ def test_the_first_chunk_loads_while_the_last_page_is_still_downloading(
     first_load = next(i for i, m in enumerate(log) if "[Account] chunk 1 loaded" in m)
     last_page = next(i for i, m in enumerate(log) if "page Account.00005.csv on disk" in m)
     assert first_load < last_page, "chunk 1 waited for the whole extract"
-    assert result.chunks >= 2 and result.seconds < result.extract_seconds + result.load_seconds
+    assert result.chunks >= 2  # the overlap itself is the log order above, not a timing (timings live in bench/)
     with duckdb.connect(str(db), read_only=True) as con:
         ids = sorted(r[0] for r in con.execute("SELECT id FROM salesforce.account").fetchall())
     assert ids == sorted(org.truth_ids("Account"))
