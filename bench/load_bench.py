@@ -33,6 +33,13 @@ rows = sum(b.num_rows for b in arrow_batches([SRC], FIELDS, "Account"))
 extra = {}
 """,
     "ours": """
+from sf_pipeline.load import ObjectLoader
+from sf_pipeline.warehouse import duckdb_destination
+res = ObjectLoader("Account", duckdb_destination(WORK / "ours.duckdb")).load_files([SRC], FIELDS, mode="replace")
+rows = res.rows
+extra = {"chunks": res.chunks}
+""",
+    "split+load": """
 from sf_pipeline.split import split_csv
 from sf_pipeline.load import ObjectLoader
 from sf_pipeline.warehouse import duckdb_destination
@@ -44,6 +51,14 @@ extra = {"chunks": res.chunks}
     "duckdb": """
 import duckdb
 con = duckdb.connect(str(WORK / "duck.duckdb"))
+con.execute(f"CREATE OR REPLACE TABLE account AS SELECT * FROM read_csv('{SRC}', header=true, quote='\\"', escape='\\"')")
+rows = con.execute("SELECT count(*) FROM account").fetchone()[0]
+extra = {}
+""",
+    "duckdb-capped": """
+import duckdb
+from sf_pipeline.warehouse import DUCKDB_MEMORY_LIMIT, duckdb_config
+con = duckdb.connect(str(WORK / "duck.duckdb"), config=duckdb_config(DUCKDB_MEMORY_LIMIT))
 con.execute(f"CREATE OR REPLACE TABLE account AS SELECT * FROM read_csv('{SRC}', header=true, quote='\\"', escape='\\"')")
 rows = con.execute("SELECT count(*) FROM account").fetchone()[0]
 extra = {}
@@ -125,7 +140,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--naive-rows", type=int, default=20_000, help="rows fed to the naive dict pipeline")
     ap.add_argument("--objects", type=int, default=50)
-    ap.add_argument("--steps", default="split,pyarrow,duckdb,ours,naive")
+    ap.add_argument("--steps", default="split,pyarrow,duckdb,duckdb-capped,ours,split+load,naive")
     args = ap.parse_args()
     src = OUT / f"account-{args.mb}mb.csv"
     describe = make_csv(src, args.mb)
@@ -158,7 +173,11 @@ def main() -> None:
         print(f"input: {src.name}, {src.stat().st_size / 1e6:.0f} MB, medians of {args.repeat} runs")
         print(table(["step", "rows", "MB", "median s", "MB/s", "rows/s", "max peak RSS MB", "chunks"], rows))
         if "ours" in mbs and "duckdb" in mbs:
-            print(f"ours / duckdb read_csv: {mbs['ours'] / mbs['duckdb']:.2f}")
+            print(f"ours (sf-pipeline load) / duckdb read_csv: {mbs['ours'] / mbs['duckdb']:.2f}")
+        if "ours" in mbs and "duckdb-capped" in mbs:
+            print(f"ours / duckdb read_csv with our DuckDB settings: {mbs['ours'] / mbs['duckdb-capped']:.2f}")
+        if "split+load" in mbs and "duckdb" in mbs:
+            print(f"split+load (chunk files) / duckdb read_csv: {mbs['split+load'] / mbs['duckdb']:.2f}")
         if "ours" in mbs and "naive" in mbs:
             print(f"ours / naive dict pipeline: {mbs['ours'] / mbs['naive']:.0f}x")
         if "split" in mbs and "pyarrow" in mbs:

@@ -2,15 +2,20 @@
 Account over its full partition range, from the emulator (its own process, outside the pod) into DuckDB,
 inside a memory cgroup (v1) with a hard limit. Needs root.
 
-Usage: python bench/run_bench.py [--rows 3800000] [--limit-mb 768]
+Usage: python bench/run_bench.py [--rows 3800000] [--limit-mb 768] [--alone]
 Prints the exit code (137 = OOM-killed), seconds, the run's peak RSS (every process of the run summed,
 sampled every 50 ms, and the largest single process), the cgroup's peak (page cache included) and the
 split of the run's time between extract and load as the run reported it.
+
+With --alone it first times the two halves on their own against the same org, outside the cgroup:
+`sf-pipeline extract` (the object's pages to disk) and `sf-pipeline load` of those pages (merge), and
+prints the overlap figure: the run's object step / max(extract alone, load alone).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -55,6 +60,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=3_800_000, help="Account records in the org (~1.3 KB each)")
     ap.add_argument("--limit-mb", type=int, default=768)
     ap.add_argument("--port", type=int, default=8771)
+    ap.add_argument("--alone", action="store_true", help="also time extract alone and load alone")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("needs root: the memory cgroup")
@@ -89,6 +95,7 @@ def main() -> None:
             "--partition-range",
             f"{keys[0]}...{keys[-1]}",
         ]
+        alone = halves_alone(env, home) if args.alone else None
         sampler = TreeSampler(group)
         started = time.monotonic()
         proc = subprocess.Popen(
@@ -142,12 +149,60 @@ def main() -> None:
                 rows,
             )
         )
+        step = re.search(r"\] (\d+) rows loaded in ([\d.]+)s", out)
+        if alone and step:
+            extract_s, load_s = alone
+            print(
+                f"extract alone {extract_s:.1f} s, load alone {load_s:.1f} s, one after the other "
+                f"{extract_s + load_s:.1f} s; the run's object step {float(step.group(2)):.1f} s = "
+                f"{float(step.group(2)) / max(extract_s, load_s):.3f} x max(extract alone, load alone)"
+            )
         if proc.returncode:
             print(out[-3000:])
     finally:
         emulator.kill()
         group.rmdir()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def halves_alone(env: dict[str, str], home: Path) -> tuple[float, float]:
+    """Seconds of `sf-pipeline extract` of the object (queryAll, as a run's window) and of `sf-pipeline load`
+    of its pages (merge), each timed around the command, each alone on the machine."""
+    cli = str(Path(sys.executable).parent / "sf-pipeline")
+    pages, db, describe = home / "alone-pages", home / "alone.duckdb", home / "account.describe.json"
+    from sf_pipeline.salesforce import SalesforceClient, SalesforceSettings
+
+    os.environ["SF_LOGIN_URL"] = env["SF_LOGIN_URL"]
+    with SalesforceClient(SalesforceSettings.from_env()) as client:
+        describe.write_text(json.dumps(client.describe("Account")))
+    started = time.monotonic()
+    subprocess.run(
+        [cli, "extract", "Account", "--out", str(pages), "--include-deleted"], env=env, check=True, capture_output=True
+    )
+    extract_s = time.monotonic() - started
+    started = time.monotonic()
+    subprocess.run(
+        [
+            cli,
+            "load",
+            str(pages),
+            "--object",
+            "Account",
+            "--describe",
+            str(describe),
+            "--duckdb",
+            str(db),
+            "--mode",
+            "merge",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    load_s = time.monotonic() - started
+    shutil.rmtree(pages)
+    db.unlink()
+    return extract_s, load_s
 
 
 if __name__ == "__main__":

@@ -128,7 +128,6 @@ def cmd_split(args: argparse.Namespace) -> int:
 def cmd_load(args: argparse.Namespace) -> int:
     from .load import ObjectLoader
     from .salesforce.soql import UNQUERYABLE_TYPES
-    from .split import plan_chunks
     from .warehouse import duckdb_destination
 
     source = Path(args.csv_or_dir)
@@ -140,11 +139,8 @@ def cmd_load(args: argparse.Namespace) -> int:
     if args.describe:
         describe = json.loads(Path(args.describe).read_text())
         fields = [f for f in describe["fields"] if f.get("type") not in UNQUERYABLE_TYPES]
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="sf-load-") as tmp:
-        chunks = plan_chunks(files, Path(tmp), _split_options(args))
-        result = ObjectLoader(args.object, duckdb_destination(Path(args.duckdb))).load(chunks, fields, args.mode)
+    loader = ObjectLoader(args.object, duckdb_destination(Path(args.duckdb)))
+    result = loader.load_files(files, fields, args.mode, options=_split_options(args))
     print(
         f"{result.sobject} -> {Path(args.duckdb)}:{result.dataset}.{result.table}: rows {result.rows}, "
         f"chunks {result.chunks}, seconds {result.seconds:.1f}, peak RSS {result.peak_rss_mb:.0f} MB"

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from sf_pipeline.errors import InvalidIdentifierError
-from sf_pipeline.load import LoadError, ObjectLoader, table_name
+from sf_pipeline.load import READ_BLOCK, LoadError, ObjectLoader, read_ahead, table_name
 from sf_pipeline.salesforce import ExtractOptions, SalesforceClient
 from sf_pipeline.salesforce.bulk import extract_object
 from sf_pipeline.salesforce.soql import select_fields
@@ -150,3 +152,59 @@ def test_bad_chunk_fails_clearly_and_leaves_the_table_as_it_was(
 def test_object_names_are_checked(tmp_path: Path) -> None:
     with pytest.raises(InvalidIdentifierError, match="'Account; DROP TABLE x' is not a valid Salesforce API name"):
         ObjectLoader("Account; DROP TABLE x", duckdb_destination(tmp_path / "x.duckdb"))
+
+
+def test_one_big_file_loads_in_chunks_read_once_with_no_chunk_file_written(
+    client: SalesforceClient, org: Emulator, tmp_path: Path
+) -> None:
+    """``load_files`` (what ``sf-pipeline load`` runs): one reader over the file, cut into chunks at batch
+    boundaries; every row lands once and nothing is written next to the file."""
+    result, describe = extract_object(client, "Account", tmp_path / "x", options=OPTS)
+    big = tmp_path / "in" / "Account.csv"
+    big.parent.mkdir()
+    with open(big, "wb") as out:
+        for k, page in enumerate(result.files):
+            lines = page.read_bytes()
+            out.write(lines if k == 0 else lines[lines.index(b"\n") + 1 :])
+    assert big.stat().st_size > 3 * READ_BLOCK, "the file spans several batches"
+    db = tmp_path / "sf.duckdb"
+    split = SplitOptions(min_rows=1_000, target_bytes=READ_BLOCK)
+    loaded = ObjectLoader("Account", duckdb_destination(db)).load_files(
+        [big], select_fields(describe).fields, "replace", options=split
+    )
+    assert loaded.chunks >= 3
+    assert loaded.rows == len(org.truth_ids("Account")) == q(db, "SELECT count(*) FROM salesforce.account")[0][0]
+    assert [r[0] for r in q(db, "SELECT id FROM salesforce.account ORDER BY id")] == sorted(org.truth_ids("Account"))
+    assert list(big.parent.iterdir()) == [big]
+    # under the row threshold the same file is one chunk
+    small = ObjectLoader("Account", duckdb_destination(db)).load_files([big], select_fields(describe).fields, "replace")
+    assert small.chunks == 1 and small.rows == loaded.rows
+
+
+def _numbers(n: int, closed: threading.Event, fail_at: int | None = None) -> Iterator[int]:
+    try:
+        for k in range(n):
+            if k == fail_at:
+                raise LoadError(f"bad item {k}")
+            yield k
+    finally:
+        closed.set()
+
+
+def test_read_ahead_keeps_order_raises_the_producers_error_and_stops_with_its_consumer() -> None:
+    closed = threading.Event()
+    assert list(read_ahead(_numbers(50, closed))) == list(range(50))
+    assert closed.is_set()
+    failing = threading.Event()
+    items = read_ahead(_numbers(50, failing, fail_at=7))
+    assert [next(items) for _ in range(7)] == list(range(7))
+    with pytest.raises(LoadError, match="bad item 7"):
+        next(items)
+    assert failing.is_set()
+    # a consumer that stops early: the producer stops, its source is closed, no thread is left behind
+    stopped = threading.Event()
+    ahead = read_ahead(_numbers(10**9, stopped))
+    assert [next(ahead) for _ in range(3)] == [0, 1, 2]
+    ahead.close()
+    assert stopped.is_set()
+    assert not [t for t in threading.enumerate() if t.name == "read-ahead"]

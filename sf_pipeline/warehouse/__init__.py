@@ -47,6 +47,16 @@ from .staging import StagedFiles
 DUCKDB_MEMORY_LIMIT = "192MB"
 
 
+def duckdb_config(memory_limit: str | None) -> dict[str, Any]:
+    """What every DuckDB connection of ours sets. Insertion order is not kept: a table has no order, and
+    keeping it makes a capped DuckDB buffer a load's rows before writing them (bench/README: a 1 GB
+    Parquet insert under the 192MB cap, 11.3 s kept, 5.2 s not)."""
+    config: dict[str, Any] = {"preserve_insertion_order": False}
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    return config
+
+
 def duckdb_destination(path: Path | str, memory_limit: str | None = DUCKDB_MEMORY_LIMIT) -> Any:
     """The embedded warehouse: a DuckDB file. DuckDB's own default memory limit is 80% of the machine's
     RAM, which on a small pod is the kernel's OOM line, so it is capped here (configurable)."""
@@ -54,8 +64,7 @@ def duckdb_destination(path: Path | str, memory_limit: str | None = DUCKDB_MEMOR
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     credentials = DuckDbCredentials(str(path))
-    if memory_limit:
-        credentials.global_config = {"memory_limit": memory_limit}
+    credentials.global_config = duckdb_config(memory_limit)
     return dlt.destinations.duckdb(credentials)
 
 
@@ -65,7 +74,7 @@ def duckdb_connection(path: Path | str, memory_limit: str | None = None) -> Iter
     import duckdb
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = duckdb.connect(str(path), config={"memory_limit": memory_limit} if memory_limit else {})
+    conn = duckdb.connect(str(path), config=duckdb_config(memory_limit))
     try:
         yield conn
     finally:
