@@ -295,6 +295,15 @@ def sync_object(
         if full_refresh:
             warehouse.swap_in(loader.table, table, loader.schema_name)
         t3 = time.monotonic()
+    log.info(
+        "[%s] %d rows loaded in %.1fs (extract %.1fs alongside; %d chunk(s)), peak RSS %.0f MB",
+        entry.name,
+        loaded.rows,
+        t3 - t0,
+        result.seconds,
+        loaded.chunks,
+        rss.peak_mb,
+    )
     return SyncResult(
         sobject=entry.name,
         table=table,
