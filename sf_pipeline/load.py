@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import gc
+import itertools
 import logging
 import math
 import os
@@ -252,28 +253,19 @@ class _Part:
     remove: Callable[[], None] = lambda: None
 
 
-def _runs(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch], size: int, files: list[Path]) -> Iterator[_Part]:
+def _runs(batches: Iterator[pa.RecordBatch], size: int, files: list[Path]) -> Iterator[_Part]:
     """One stream of batches as consecutive runs of ``size`` batches, each a chunk; a run is handed out only
-    once the batch that starts it is there, so no chunk is empty."""
-    pending: list[pa.RecordBatch] = [first]
-    while pending:
+    once its first batch is there, so no chunk is empty."""
+    for first in batches:
         part = _Part(iter(()), files, 0)
 
-        def run(part: _Part = part) -> Iterator[pa.RecordBatch]:
-            for k in range(size):
-                batch = pending.pop() if pending else next(rest, None)
-                if batch is None:
-                    return
+        def run(part: _Part = part, first: pa.RecordBatch = first) -> Iterator[pa.RecordBatch]:
+            for batch in itertools.chain([first], itertools.islice(batches, size - 1)):
                 part.bytes += READ_BLOCK
                 yield batch
-                if k == size - 1 and (following := next(rest, None)) is not None:
-                    pending.append(following)
 
         part.batches = run()
         yield part
-        # drain what dlt did not take (it takes all unless it failed, and then the load raised already)
-        for _ in part.batches:
-            pass
 
 
 ChunkRunner = Callable[[Any, Any, str], Any]
@@ -366,11 +358,12 @@ class ObjectLoader:
         first = next(batches, None)
         if first is None:
             return self._load_parts(iter(()), None, fields, mode, stats)
-        total = sum(f.stat().st_size for f in files)
-        blocks = sum(math.ceil(f.stat().st_size / READ_BLOCK) for f in files)
-        n = options.chunk_count(first.num_rows * blocks, total)
-        result = self._load_parts(_runs(first, batches, math.ceil(blocks / n), files), None, fields, mode, stats)
-        result.bytes = total
+        sizes = [f.stat().st_size for f in files]
+        blocks = sum(math.ceil(size / READ_BLOCK) for size in sizes)
+        n = options.chunk_count(first.num_rows * blocks, sum(sizes))
+        runs = _runs(itertools.chain([first], batches), math.ceil(blocks / n), files)
+        result = self._load_parts(runs, None, fields, mode, stats)
+        result.bytes = sum(sizes)  # the runs count whole blocks; the files' own size is exact
         return result
 
     def _column_names(self, fields: list[dict] | None, column_names: dict[str, str] | None) -> dict[str, str] | None:

@@ -41,9 +41,8 @@ from .ddl import (
 from .settings import FILE_FORMATS, DestinationKind, FileFormat, SnowflakeSettings, StagingSettings
 from .staging import StagedFiles
 
-# DuckDB's share of a run's memory. Measured (bench/run_bench.py, a 5 GB object): 192MB keeps the run process
-# under 512 MB and loads as fast as 256MB did in that run (a lone 700 MB merge: ~10-20% slower); 128MB fails
-# a merge.
+# DuckDB's share of a run's memory. Measured (bench/run_bench.py, a 5 GB object): with 192MB the run process
+# peaked at 491-518 MiB (256MB: 538) at the same speed (a lone 700 MB merge: ~10-20% slower); 128MB fails a merge.
 DUCKDB_MEMORY_LIMIT = "192MB"
 
 
