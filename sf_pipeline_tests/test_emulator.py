@@ -127,6 +127,32 @@ def test_gzip_when_asked(api: httpx.Client) -> None:
     assert body.startswith('"Id"\n') and body.count("\n") == info["numberRecordsProcessed"] + 1
 
 
+def test_a_large_page_is_compressed_once_then_served_from_its_gzip(
+    api: httpx.Client, org: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sf_pipeline.emulator.results.GZIP_CACHE_MIN_BYTES", 1)  # every page is "large"
+    info = run_job(api, "SELECT Id, Name, Description FROM Account")
+    assert not list(org.server.state.job_dir.glob(f"gz/{info['id']}-*.gz"))
+    url = f"{api.base_url}/jobs/query/{info['id']}/results"
+    plain = api.get(url, params={"maxRecords": 3000}, headers={"Accept-Encoding": "identity"})
+    org.fault(kind="cut_body", stage="results", object="Account", times=1)
+    with pytest.raises(httpx.HTTPError):  # a cut page is never kept as the page's gzip
+        api.get(url, params={"maxRecords": 3000}, headers={"Accept-Encoding": "gzip"})
+    bodies = []
+    for _ in range(2):
+        with httpx.stream(
+            "GET", url, params={"maxRecords": 3000}, headers={**api.headers, "Accept-Encoding": "gzip"}
+        ) as r:
+            assert r.headers["content-encoding"] == "gzip"
+            assert r.headers["Sforce-NumberOfRecords"] == "3000"
+            bodies.append((r.headers.get("content-length"), gzip.decompress(b"".join(r.iter_raw()))))
+    (first_length, first), (second_length, second) = bodies
+    assert first_length is None and second_length is not None  # on the fly (chunked), then the kept file
+    assert first == second == plain.content
+    kept = [p.stat().st_size for p in org.server.state.job_dir.glob(f"gz/{info['id']}-*.gz")]
+    assert kept == [int(second_length)]  # fields other than the base file's: the job's own file
+
+
 @pytest.mark.parametrize(
     ("delimiter", "char"),
     [("COMMA", ","), ("TAB", "\t"), ("PIPE", "|"), ("SEMICOLON", ";"), ("CARET", "^"), ("BACKQUOTE", "`")],

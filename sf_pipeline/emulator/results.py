@@ -8,6 +8,7 @@ ending) gets its own file written when the job runs. Rows are always generated s
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 import os
 import struct
@@ -131,6 +132,19 @@ class Selection:
 
     def byte_count(self, first: int, n: int) -> int:
         return sum(length for _, length in self.byte_ranges(first, n))
+
+
+GZIP_CACHE_MIN_BYTES = 8 << 20  # smaller pages compress in well under a second: not worth a file
+
+
+def gzip_page_path(selection: Selection, ranges: list[tuple[int, int]]) -> Path | None:
+    """Where the gzip of a page (the header, then ``ranges`` of the selection's file) is kept once
+    compressed, next to the file it comes from; None for pages too small to be worth keeping."""
+    if sum(length for _, length in ranges) < GZIP_CACHE_MIN_BYTES:
+        return None
+    key = hashlib.sha1(selection.header + repr(ranges).encode()).hexdigest()[:20]
+    path = selection.file.path
+    return path.parent / "gz" / f"{path.stem}-{key}.gz"
 
 
 def resolve_fields(obj: ObjectModel, query: Query, bulk: bool) -> list[FieldMeta]:

@@ -1,7 +1,8 @@
 """The emulator's HTTP server: OAuth, sObject metadata, REST query and Bulk API 2.0 query jobs.
 
 Plain ``http.server`` with one thread per connection: results are sent with ``sendfile`` from the
-cached CSV (or gzip-compressed on the fly when asked), so serving runs near disk speed. The endpoint
+cached CSV, or gzip-compressed when asked (on the fly, and a page of 8 MB or more kept compressed
+next to its file for the next time), so serving runs near disk speed. The endpoint
 families live in auth.py, rest.py, jobs.py and admin.py; the state and job lifecycle in state.py.
 """
 
