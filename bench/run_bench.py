@@ -7,7 +7,7 @@ Prints the exit code (137 = OOM-killed), seconds, the run's peak RSS (every proc
 sampled every 50 ms, and the largest single process), the cgroup's peak (page cache included) and the
 split of the run's time between extract and load as the run reported it.
 
-With --alone it first times the two halves on their own against the same org, outside the cgroup:
+With --alone it first times the two halves on their own against the same org, in the same cgroup:
 `sf-pipeline extract` (the object's pages to disk) and `sf-pipeline load` of those pages (merge), and
 prints the overlap figure: the run's object step / max(extract alone, load alone).
 """
@@ -95,7 +95,7 @@ def main() -> None:
             "--partition-range",
             f"{keys[0]}...{keys[-1]}",
         ]
-        alone = halves_alone(env, home) if args.alone else None
+        alone = halves_alone(env, home, group) if args.alone else None
         packed = set(GZIP_DIR.glob("*.gz"))
         sampler = TreeSampler(group)
         started = time.monotonic()
@@ -173,9 +173,14 @@ def main() -> None:
 GZIP_DIR = Path(os.environ.get("SF_EMULATOR_CACHE", Path.home() / ".cache" / "sf_pipeline" / "emulator")) / "gz"
 
 
-def halves_alone(env: dict[str, str], home: Path) -> tuple[float, float]:
+def halves_alone(env: dict[str, str], home: Path, group: Path) -> tuple[float, float]:
     """Seconds of `sf-pipeline extract` of the object (queryAll, as a run's window) and of `sf-pipeline load`
-    of its pages (merge), each timed around the command, each alone on the machine."""
+    of its pages (merge), each timed around the command, each alone on the machine, each in the run's
+    memory cgroup (the same pod: its page cache holds what the run's would)."""
+
+    def in_group() -> None:
+        (group / "cgroup.procs").write_text(str(os.getpid()))
+
     cli = str(Path(sys.executable).parent / "sf-pipeline")
     pages, db, describe = home / "alone-pages", home / "alone.duckdb", home / "account.describe.json"
     from sf_pipeline.salesforce import SalesforceClient, SalesforceSettings
@@ -187,11 +192,11 @@ def halves_alone(env: dict[str, str], home: Path) -> tuple[float, float]:
     # the emulator gzips a large page the first time it serves it and keeps it (a real org's gzip runs
     # on its servers, not on the cores the client shares): a first extract warms that, untimed but shown
     started = time.monotonic()
-    subprocess.run(extract, env=env, check=True, capture_output=True)
+    subprocess.run(extract, env=env, check=True, capture_output=True, preexec_fn=in_group)
     print(f"extract alone, first (the emulator compressing its pages): {time.monotonic() - started:.1f} s", flush=True)
     shutil.rmtree(pages)
     started = time.monotonic()
-    subprocess.run(extract, env=env, check=True, capture_output=True)
+    subprocess.run(extract, env=env, check=True, capture_output=True, preexec_fn=in_group)
     extract_s = time.monotonic() - started
     started = time.monotonic()
     subprocess.run(
@@ -211,6 +216,7 @@ def halves_alone(env: dict[str, str], home: Path) -> tuple[float, float]:
         env=env,
         check=True,
         capture_output=True,
+        preexec_fn=in_group,
     )
     load_s = time.monotonic() - started
     shutil.rmtree(pages)

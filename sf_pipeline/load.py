@@ -39,7 +39,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from .arrow_types import csv_column_types, decimal_columns, finish_batch, time_columns
 from .errors import LoadError, SettingsError
 from .faultpoints import faultpoint
-from .memory import PeakRss, lean_arrow_allocator, peak_rss_mb
+from .memory import PeakRss, lean_arrow_allocator, peak_rss_mb, release_freed_memory
 from .naming import assign_columns, column_name, table_name
 from .salesforce.soql import check_identifier
 from .split import Chunk, SplitOptions
@@ -409,6 +409,7 @@ class ObjectLoader:
                     finally:
                         del pipeline
                         gc.collect()
+                        release_freed_memory()
                         shutil.rmtree(workdir / f"chunk-{k:03d}", ignore_errors=True)
                     load_ids += chunk_load_ids
                     rows += chunk_rows

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import resource
 import threading
 
@@ -59,3 +61,23 @@ def lean_arrow_allocator(decay_ms: int = 100) -> str:
         pa.set_memory_pool(pool)
     pa.jemalloc_set_decay_ms(decay_ms)
     return "jemalloc"
+
+
+def release_freed_memory() -> None:
+    """Hand the C heap's free pages back to the OS (glibc ``malloc_trim``), e.g. between two chunks: a
+    chunk's freed Python objects and buffers otherwise stay in the process's arenas and the next chunk's
+    peak stacks on them. Does nothing where the C library has no ``malloc_trim``."""
+    if _libc is not None:
+        _libc.malloc_trim(0)
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim  # noqa: B018 - glibc only
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_libc = _load_libc()
