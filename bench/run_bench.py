@@ -40,17 +40,21 @@ class TreeSampler(threading.Thread):
     def __init__(self, group: Path) -> None:
         super().__init__(daemon=True)
         self.group, self.peak_sum, self.peak_one, self.done = group, 0, 0, threading.Event()
+        self.peaks: dict[str, int] = {}  # each process's command line -> its peak RSS
 
     def run(self) -> None:
         while not self.done.is_set():
             total = 0
             for pid in (self.group / "cgroup.procs").read_text().split():
                 try:
-                    rss = psutil.Process(int(pid)).memory_info().rss
+                    process = psutil.Process(int(pid))
+                    rss = process.memory_info().rss
+                    name = " ".join(process.cmdline())[-90:]
                 except psutil.Error:
                     continue
                 total += rss
                 self.peak_one = max(self.peak_one, rss)
+                self.peaks[name] = max(self.peaks.get(name, 0), rss)
             self.peak_sum = max(self.peak_sum, total)
             time.sleep(0.05)
 
@@ -151,6 +155,8 @@ def main() -> None:
             )
         )
         step = re.search(r"\] (\d+) rows loaded in ([\d.]+)s", out)
+        for name, peak in sorted(sampler.peaks.items(), key=lambda item: -item[1]):
+            print(f"process peak {peak / 2**20:6.0f} MiB: ...{name}")
         print(
             f"pages the emulator compressed during the run (0: every page served from its kept gzip): "
             f"{len(set(GZIP_DIR.glob('*.gz')) - packed)}"
