@@ -128,7 +128,7 @@ def cmd_split(args: argparse.Namespace) -> int:
 def cmd_load(args: argparse.Namespace) -> int:
     from .load import ObjectLoader
     from .salesforce.soql import UNQUERYABLE_TYPES
-    from .warehouse import duckdb_destination
+    from .warehouse import count_rows, duckdb_connection, duckdb_destination
 
     source = Path(args.csv_or_dir)
     files = sorted(source.glob("*.csv")) if source.is_dir() else [source]
@@ -140,7 +140,9 @@ def cmd_load(args: argparse.Namespace) -> int:
         describe = json.loads(Path(args.describe).read_text())
         fields = [f for f in describe["fields"] if f.get("type") not in UNQUERYABLE_TYPES]
     loader = ObjectLoader(args.object, duckdb_destination(Path(args.duckdb)))
-    result = loader.load_files(files, fields, args.mode, options=_split_options(args))
+    with duckdb_connection(Path(args.duckdb)) as conn:  # as a sync does: a merge into an empty table appends
+        into_empty = count_rows(conn, "duckdb", loader.dataset_name, loader.table) == 0
+    result = loader.load_files(files, fields, args.mode, options=_split_options(args), into_empty=into_empty)
     print(
         f"{result.sobject} -> {Path(args.duckdb)}:{result.dataset}.{result.table}: rows {result.rows}, "
         f"chunks {result.chunks}, seconds {result.seconds:.1f}, peak RSS {result.peak_rss_mb:.0f} MB"

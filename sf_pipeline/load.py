@@ -32,6 +32,7 @@ from typing import Any, Literal, TypeVar
 
 import dlt
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from dlt.common.schema.utils import normalize_schema_name
 from dlt.pipeline.exceptions import PipelineStepFailed
@@ -242,6 +243,15 @@ def read_ahead(items: Iterator[T], depth: int = READ_AHEAD) -> Iterator[T]:
         producer.join()
 
 
+def without_deleted(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """The batches without the rows whose IsDeleted is true (what a merge's hard-delete hint would drop)."""
+    for batch in batches:
+        at = batch.schema.get_field_index("IsDeleted")
+        if at >= 0 and batch.column(at).true_count:
+            batch = batch.filter(pc.invert(pc.fill_null(batch.column(at), False)))
+        yield batch
+
+
 @dataclass
 class _Part:
     """One chunk as the loader sees it: its batches, the files they come from (for errors), its CSV bytes
@@ -323,9 +333,11 @@ class ObjectLoader:
         mode: WriteMode = "merge",
         delimiter: str = ",",
         column_names: dict[str, str] | None = None,
+        into_empty: bool = False,
     ) -> LoadResult:
         """Each chunk's files through a pipeline of its own. A list is planned up front; any other iterable
-        may still be cutting chunks (pages downloading) while the first ones load."""
+        may still be cutting chunks (pages downloading) while the first ones load. ``into_empty``: the
+        caller saw the table empty or absent (see ``_load_parts``)."""
         known = len(chunks) if isinstance(chunks, Sized) else None
         stats = BatchStats()
         column_names = self._column_names(fields, column_names)
@@ -335,7 +347,7 @@ class ObjectLoader:
                 batches = arrow_batches(chunk.files, fields, self.sobject, delimiter, stats, column_names)
                 yield _Part(read_ahead(batches), chunk.files, chunk.bytes, chunk.remove)
 
-        return self._load_parts(parts(), known, fields, mode, stats)
+        return self._load_parts(parts(), known, fields, mode, stats, into_empty)
 
     def load_files(
         self,
@@ -344,6 +356,7 @@ class ObjectLoader:
         mode: WriteMode = "merge",
         delimiter: str = ",",
         options: SplitOptions | None = None,
+        into_empty: bool = False,
     ) -> LoadResult:
         """CSV files read once, as one stream of Arrow batches cut into chunks at batch boundaries: no chunk
         file is written and nothing is counted first. The cut follows ``SplitOptions``: one chunk when the
@@ -362,7 +375,7 @@ class ObjectLoader:
         blocks = sum(math.ceil(size / READ_BLOCK) for size in sizes)
         n = options.chunk_count(first.num_rows * blocks, sum(sizes))
         runs = _runs(itertools.chain([first], batches), math.ceil(blocks / n), files)
-        result = self._load_parts(runs, None, fields, mode, stats)
+        result = self._load_parts(runs, None, fields, mode, stats, into_empty)
         result.bytes = sum(sizes)  # the runs count whole blocks; the files' own size is exact
         return result
 
@@ -373,9 +386,23 @@ class ObjectLoader:
         return column_names
 
     def _load_parts(
-        self, parts: Iterator[_Part], known: int | None, fields: list[dict] | None, mode: WriteMode, stats: BatchStats
+        self,
+        parts: Iterator[_Part],
+        known: int | None,
+        fields: list[dict] | None,
+        mode: WriteMode,
+        stats: BatchStats,
+        into_empty: bool = False,
     ) -> LoadResult:
+        """Each part through a pipeline of its own. A merge into a table the caller saw empty or absent is
+        loaded as an append of the rows Salesforce has not deleted: a query job returns each record once,
+        so there is nothing to delete or replace, and dlt's merge (a staging table, then delete and insert)
+        would write every row twice. A run that dies part-way leaves rows behind: the table is not empty
+        for its retry, which merges."""
         started = time.monotonic()
+        first_load = into_empty and mode == "merge"
+        if first_load:
+            log.info("[%s] %s is empty: its rows are appended (no merge needed)", self.sobject, self.table)
         lean_arrow_allocator()
         workdir = self._fresh_workdir()
         staged = StagedFiles(self.staging, self.dataset_name, self.table) if self.staging.kind == "azure" else None
@@ -390,10 +417,10 @@ class ObjectLoader:
                 for k, part in enumerate(parts):
                     count = k + 1
                     resource = dlt.resource(
-                        part.batches,
+                        without_deleted(part.batches) if first_load else part.batches,
                         name=self.table,
                         table_name=self.table,
-                        write_disposition=mode if (mode != "replace" or k == 0) else "append",
+                        write_disposition="append" if first_load or (mode == "replace" and k > 0) else mode,
                         # a merge key, not a primary key: a query job returns each record once, so dlt's
                         # de-duplication of the chunk (a window function over it) is pure cost; measured
                         # 24 s instead of 33 s for a 700 MB merge (delete by Id, insert, deleted rows dropped)

@@ -32,6 +32,7 @@ def extract_and_load(
     db: Path,
     mode: str = "merge",
     split: SplitOptions | None = None,
+    into_empty: bool = False,
     **window,
 ) -> tuple:
     result, describe = extract_object(
@@ -39,7 +40,12 @@ def extract_and_load(
     )
     fields = select_fields(describe).fields
     chunks = plan_chunks(result.files, tmp / "chunks", split or SplitOptions())
-    loaded = ObjectLoader(sobject, duckdb_destination(db)).load(chunks, fields, mode=mode)  # type: ignore[arg-type]
+    loaded = ObjectLoader(sobject, duckdb_destination(db)).load(
+        chunks,
+        fields,
+        mode=mode,  # type: ignore[arg-type]
+        into_empty=into_empty,
+    )
     return result, loaded, chunks
 
 
@@ -115,6 +121,32 @@ def test_incremental_windows_merge_and_deleted_rows_are_removed(
     ids = sorted(r[0] for r in q(db, "SELECT id FROM salesforce.contact"))
     assert ids == sorted(org.truth_ids("Contact", ms[0], ms[2]))
     assert q(db, "SELECT count(*) FROM salesforce.contact WHERE is_deleted")[0][0] == 0
+
+
+def test_a_first_load_into_an_empty_table_appends_live_rows_then_later_windows_merge(
+    client: SalesforceClient, org: Emulator, tmp_path: Path
+) -> None:
+    db = tmp_path / "sf.duckdb"
+    t0, t1, t2 = (dt.datetime(2024, 6, 1, tzinfo=UTC), dt.datetime(2025, 3, 1, tzinfo=UTC), dt.datetime.now(UTC))
+    ms = [int(t.timestamp() * 1000) for t in (t0, t1, t2)]
+    split = SplitOptions(min_rows=10, target_bytes=200_000)
+    _, first, chunks = extract_and_load(
+        client, tmp_path, "Contact", db, split=split, into_empty=True, include_deleted=True, since=t0, until=t2
+    )
+    assert len(chunks) > 2 and first.deleted > 0
+    ids = sorted(r[0] for r in q(db, "SELECT id FROM salesforce.contact"))
+    assert ids == sorted(org.truth_ids("Contact", ms[0], ms[2]))  # each live record once, deleted ones never
+    schemas = {r[0] for r in q(db, "SELECT schema_name FROM information_schema.schemata")}
+    assert "salesforce_staging" not in schemas  # appended: dlt's merge would have staged every chunk there
+    # the table an append created merges like any other: a window's deletes and edits land, no duplicates
+    deleted = org.truth_ids("Contact", ms[1], ms[2])[:3]
+    org.change("Contact", delete=deleted)
+    t3 = dt.datetime.now(UTC) + dt.timedelta(minutes=1)
+    _, later, _ = extract_and_load(client, tmp_path, "Contact", db, include_deleted=True, since=t1, until=t3)
+    assert later.deleted >= len(deleted)
+    ids = sorted(r[0] for r in q(db, "SELECT id FROM salesforce.contact"))
+    assert ids == sorted(org.truth_ids("Contact", ms[0], int(t3.timestamp() * 1000)))
+    assert len(deleted) == 3 and not set(deleted) & set(ids)
 
 
 def test_load_without_describe_is_all_text(org: Emulator, tmp_path: Path) -> None:
