@@ -401,15 +401,15 @@ class ObjectLoader:
         for its retry, which merges."""
         started = time.monotonic()
         first_load = into_empty and mode == "merge"
-        if first_load:
-            log.info("[%s] %s is empty: its rows are appended (no merge needed)", self.sobject, self.table)
         lean_arrow_allocator()
         workdir = self._fresh_workdir()
         staged = StagedFiles(self.staging, self.dataset_name, self.table) if self.staging.kind == "azure" else None
         if staged:
             self._remove_dead_runs_staged_files(staged)
         has_deleted = any(f["name"] == "IsDeleted" for f in fields or [])
-        columns = self._column_hints(mode, has_deleted)
+        if first_load:
+            log.info("[%s] %s is empty: its rows are appended (no merge needed)", self.sobject, self.table)
+        columns = self._column_hints("append" if first_load else mode, has_deleted)
         load_ids: list[str] = []
         rows = size = count = 0
         with self.settings.applied(), PeakRss() as rss:
@@ -443,6 +443,8 @@ class ObjectLoader:
                     size += part.bytes
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
+        if first_load:
+            rows += stats.deleted  # dropped here rather than by a merge: accounted for all the same
         return LoadResult(
             self.sobject,
             self.table,

@@ -134,6 +134,8 @@ def test_a_first_load_into_an_empty_table_appends_live_rows_then_later_windows_m
         client, tmp_path, "Contact", db, split=split, into_empty=True, include_deleted=True, since=t0, until=t2
     )
     assert len(chunks) > 2 and first.deleted > 0
+    # every record accounted for, the deleted ones as dropped: what a merge would have reported
+    assert first.rows == len(org.truth_ids("Contact", ms[0], ms[2], include_deleted=True))
     ids = sorted(r[0] for r in q(db, "SELECT id FROM salesforce.contact"))
     assert ids == sorted(org.truth_ids("Contact", ms[0], ms[2]))  # each live record once, deleted ones never
     schemas = {r[0] for r in q(db, "SELECT schema_name FROM information_schema.schemata")}

@@ -97,7 +97,7 @@ def test_sigkill_then_rerun_gives_exactly_the_truth(
 
     del env["SF_PIPELINE_FAULTPOINTS"]
     rerun = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert rerun.returncode == 0, rerun.stderr[-3000:] + rerun.stdout[-3000:]
     summary = json.loads(rerun.stdout.strip().splitlines()[-1])
     assert summary["reconciled"]
     if point.startswith("page_written"):
