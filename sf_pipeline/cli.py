@@ -140,8 +140,10 @@ def cmd_load(args: argparse.Namespace) -> int:
         describe = json.loads(Path(args.describe).read_text())
         fields = [f for f in describe["fields"] if f.get("type") not in UNQUERYABLE_TYPES]
     loader = ObjectLoader(args.object, duckdb_destination(Path(args.duckdb)))
-    with duckdb_connection(Path(args.duckdb)) as conn:  # as a sync does: a merge into an empty table appends
-        into_empty = count_rows(conn, "duckdb", loader.dataset_name, loader.table) == 0
+    into_empty = False
+    if args.mode == "merge":  # as a sync does: a merge into an empty table appends
+        with duckdb_connection(Path(args.duckdb)) as conn:
+            into_empty = count_rows(conn, "duckdb", loader.dataset_name, loader.table) == 0
     result = loader.load_files(files, fields, args.mode, options=_split_options(args), into_empty=into_empty)
     print(
         f"{result.sobject} -> {Path(args.duckdb)}:{result.dataset}.{result.table}: rows {result.rows}, "

@@ -290,7 +290,7 @@ def sync_object(
         # closing: a load that fails mid-way stops and joins the extract before the error goes on
         with contextlib.closing(overlap.chunks()) as chunks:
             mode = "replace" if full_refresh else "merge"
-            into_empty = not full_refresh and warehouse.count_rows(table) == 0
+            into_empty = mode == "merge" and warehouse.count_rows(table) == 0
             loaded = loader.load(chunks, fields, mode=mode, column_names=plan.columns, into_empty=into_empty)
         result = overlap.result
         if full_refresh:

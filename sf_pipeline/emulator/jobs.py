@@ -188,8 +188,8 @@ class JobEndpoints:
         self.send_header("Content-Type", "text/csv")
         for k, v in headers.items():
             self.send_header(k, v)
-        packed = gzip_page_path(selection, ranges) if gzip_ok else None
-        if gzip_ok and packed is not None and cut is None and packed.exists():
+        packed = gzip_page_path(selection, ranges) if gzip_ok and cut is None else None  # a cut page: never kept
+        if packed is not None and packed.exists():
             # compressed the first time this page was served: a real org's gzip runs on its servers,
             # not on the cores the client and its load share here
             self.send_header("Content-Encoding", "gzip")
@@ -201,7 +201,7 @@ class JobEndpoints:
             self.send_header("Content-Encoding", "gzip")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            self._send_gzip(selection, ranges, cut is not None, packed if cut is None else None)
+            self._send_gzip(selection, ranges, cut is not None, packed)
         else:
             total = len(selection.header) + sum(length for _, length in ranges)
             self.send_header("Content-Length", str(total))
