@@ -1,8 +1,15 @@
-"""The explicit object catalog (``catalog.yaml``): which objects exist for the pipeline, and how each
-is loaded. It is the only list used to create, load or drop anything."""
+"""The object catalog: which objects the pipeline loads, and how. It is the only list used to create,
+load or drop anything (never dlt's schema).
+
+Two layers: the discovered catalog (``sf-pipeline discover`` writes it from the org; ``discovery.py``) says
+what exists and how it can load; the hand-written ``catalog.yaml`` overrides it: ``include``/``exclude`` by
+name or pattern, and per-object settings (weight, owners, tags, cursor, route, filter, formula and
+hard-delete policies). Without a discovered catalog, the hand-written ``objects:`` list is the catalog.
+"""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from dataclasses import dataclass, field
 from datetime import date
@@ -10,13 +17,29 @@ from pathlib import Path
 
 import yaml
 
+from .discovery import FILTER_REASON, ROUTES, DiscoveredObject, object_kind, read_discovery
 from .errors import CatalogError
 from .salesforce.soql import check_identifier
 
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
+DISCOVERED_ENV = "SF_PIPELINE_DISCOVERED_CATALOG"  # the discovered catalog's file; unset: none
 GRANULARITIES = ("daily", "weekly", "monthly")
 HARD_DELETES = ("delete", "flag")  # what the Id sweep does to rows Salesforce no longer has
 FORMULA_FIELDS = ("exclude", "include")  # formula fields change without SystemModstamp moving
+OBJECT_SETTINGS = {
+    "name",
+    "cursor_field",
+    "primary_key",
+    "include_deleted",
+    "exclude_fields",
+    "weight",
+    "owners",
+    "tags",
+    "hard_deletes",
+    "formula_fields",
+    "route",
+    "filter",
+}
 
 
 @dataclass(frozen=True)
@@ -31,6 +54,9 @@ class CatalogObject:
     tags: dict[str, str] = field(default_factory=dict)
     hard_deletes: str = "delete"
     formula_fields: str = "exclude"
+    route: str = "bulk"  # bulk: Bulk API 2.0 query jobs; rest: REST queryAll pages
+    kind: str = "standard"  # the UI group: standard, custom, history, share, feed, external...
+    filter: str | None = None  # a SOQL condition every query of the object carries
 
 
 @dataclass(frozen=True)
@@ -38,6 +64,7 @@ class Catalog:
     objects: tuple[CatalogObject, ...]
     partition_start: date
     partition_granularity: str = "daily"
+    skipped: tuple[tuple[str, str], ...] = ()  # (object, reason) for what discovery found and does not load
 
     @property
     def names(self) -> list[str]:
@@ -47,11 +74,107 @@ class Catalog:
         for o in self.objects:
             if o.name.lower() == name.lower():
                 return o
+        for skipped, reason in self.skipped:
+            if skipped.lower() == name.lower():
+                raise CatalogError(f"object {skipped!r} is not loaded: discovery skipped it: {reason}")
         raise CatalogError(f"object {name!r} is not in the catalog (known: {', '.join(self.names)})")
 
 
-def load_catalog(path: Path | str | None = None) -> Catalog:
+def _patterns(raw: dict, key: str, path: Path) -> list[str]:
+    value = raw.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise CatalogError(f"{path}: {key} must be a list of object names or patterns (Account, *History)")
+    return [v.lower() for v in value]
+
+
+def _matches(name: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name.lower(), p) for p in patterns)
+
+
+def _parse_object(
+    entry: dict | str, defaults: dict, path: Path, found: DiscoveredObject | None = None
+) -> CatalogObject:
+    """One object's settings: the override entry's, else what discovery found, else the defaults."""
+    if isinstance(entry, str):
+        entry = {"name": entry}
+    name = entry.get("name")
+    where = f"{path}: object {name!r}"
+    if unknown := set(entry) - OBJECT_SETTINGS:
+        raise CatalogError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
+    try:
+        check_identifier(name, "object name")
+        cursor = entry.get("cursor_field", found.cursor_field if found else "SystemModstamp")
+        cursor = None if cursor in (None, "none", "None", False) else check_identifier(cursor, "cursor_field")
+        excluded = tuple(check_identifier(f, "exclude_fields entry") for f in entry.get("exclude_fields", []))
+        pk = check_identifier(entry.get("primary_key", "Id"), "primary_key")
+    except ValueError as exc:
+        raise CatalogError(f"{where}: {exc}") from exc
+    route = str(entry.get("route", found.route if found else "bulk"))
+    if route not in ROUTES:
+        raise CatalogError(f"{where}: route must be one of {ROUTES}, got {route!r}")
+    where_clause = entry.get("filter")
+    if where_clause is not None and (
+        not isinstance(where_clause, str) or not where_clause.strip() or "\n" in where_clause
+    ):
+        raise CatalogError(f"{where}: filter must be one line of SOQL conditions, e.g. ParentId = '001...'")
+    choices = {}
+    for setting, allowed in (("hard_deletes", HARD_DELETES), ("formula_fields", FORMULA_FIELDS)):
+        choices[setting] = str(entry.get(setting, defaults.get(setting, allowed[0])))
+        if choices[setting] not in allowed:
+            raise CatalogError(f"{where}: {setting} must be one of {allowed}, got {choices[setting]!r}")
+    return CatalogObject(
+        name=found.name if found else name,
+        cursor_field=cursor,
+        primary_key=pk,
+        include_deleted=bool(entry.get("include_deleted", True)),
+        exclude_fields=excluded,
+        weight=float(entry.get("weight", 1.0)),
+        owners=tuple(entry.get("owners", defaults.get("owners", []))),
+        tags={str(k): str(v) for k, v in (entry.get("tags") or {}).items()},
+        route=route,
+        kind=found.kind if found else object_kind(name),
+        filter=where_clause.strip() if where_clause else None,
+        **choices,
+    )
+
+
+def _overlay(raw: dict, defaults: dict, path: Path, discovered_path: Path) -> tuple[list[CatalogObject], list]:
+    """The discovered objects, filtered by include/exclude and tuned by the override entries."""
+    discovery = read_discovery(discovered_path)
+    include, exclude = _patterns(raw, "include", path), _patterns(raw, "exclude", path)
+    overrides = {}
+    for entry in raw.get("objects") or []:
+        entry = {"name": entry} if isinstance(entry, str) else entry
+        name = str(entry.get("name", ""))
+        if name.lower() in overrides:
+            raise CatalogError(f"{path}: object {name!r} is listed twice")
+        if discovery.get(name) is None:
+            raise CatalogError(
+                f"{path}: object {name!r} is not in the discovered catalog {discovered_path} "
+                "(not in the org, or discovery is older than the object: run `sf-pipeline discover` again)"
+            )
+        overrides[name.lower()] = entry
+    objects, skipped = [], []
+    for found in discovery.objects:
+        entry = overrides.get(found.name.lower(), {"name": found.name})
+        if (include and not _matches(found.name, include)) or _matches(found.name, exclude):
+            continue
+        if found.reason == FILTER_REASON and entry.get("filter"):
+            found = DiscoveredObject(found.name, found.kind, found.route, found.cursor_field, described=True)
+        if found.reason is not None:
+            skipped.append((found.name, found.reason))
+            continue
+        objects.append(_parse_object(entry, defaults, path, found))
+    return objects, skipped
+
+
+def load_catalog(path: Path | str | None = None, discovered: Path | str | None = None) -> Catalog:
+    """The catalog: the hand-written file (``path``, ``SF_PIPELINE_CATALOG``, or the packaged one) over the
+    discovered one (``discovered``, ``SF_PIPELINE_DISCOVERED_CATALOG``, or none)."""
     path = Path(path or os.environ.get("SF_PIPELINE_CATALOG") or DEFAULT_CATALOG)
+    discovered = discovered or os.environ.get(DISCOVERED_ENV) or None
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -64,55 +187,16 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
         start = date.fromisoformat(str(defaults.get("partition_start", "2024-01-01")))
     except ValueError as exc:
         raise CatalogError(f"{path}: partition_start is not a date: {exc}") from exc
-    objects, seen = [], set()
-    for entry in raw.get("objects", []):
-        if isinstance(entry, str):
-            entry = {"name": entry}
-        name = entry.get("name")
-        where = f"{path}: object {name!r}"
-        try:
-            check_identifier(name, "object name")
-            cursor = entry.get("cursor_field", "SystemModstamp")
-            cursor = None if cursor in (None, "none", "None", False) else check_identifier(cursor, "cursor_field")
-            excluded = tuple(check_identifier(f, "exclude_fields entry") for f in entry.get("exclude_fields", []))
-            pk = check_identifier(entry.get("primary_key", "Id"), "primary_key")
-        except ValueError as exc:
-            raise CatalogError(f"{where}: {exc}") from exc
-        if name.lower() in seen:
-            raise CatalogError(f"{where} is listed twice")
-        unknown = set(entry) - {
-            "name",
-            "cursor_field",
-            "primary_key",
-            "include_deleted",
-            "exclude_fields",
-            "weight",
-            "owners",
-            "tags",
-            "hard_deletes",
-            "formula_fields",
-        }
-        if unknown:
-            raise CatalogError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
-        choices = {}
-        for setting, allowed in (("hard_deletes", HARD_DELETES), ("formula_fields", FORMULA_FIELDS)):
-            choices[setting] = str(entry.get(setting, defaults.get(setting, allowed[0])))
-            if choices[setting] not in allowed:
-                raise CatalogError(f"{where}: {setting} must be one of {allowed}, got {choices[setting]!r}")
-        seen.add(name.lower())
-        objects.append(
-            CatalogObject(
-                name=name,
-                cursor_field=cursor,
-                primary_key=pk,
-                include_deleted=bool(entry.get("include_deleted", True)),
-                exclude_fields=excluded,
-                weight=float(entry.get("weight", 1.0)),
-                owners=tuple(entry.get("owners", defaults.get("owners", []))),
-                tags={str(k): str(v) for k, v in (entry.get("tags") or {}).items()},
-                **choices,
-            )
-        )
+    if discovered:
+        objects, skipped = _overlay(raw, defaults, path, Path(discovered))
+    else:
+        objects, skipped, seen = [], [], set()
+        for entry in raw.get("objects", []):
+            obj = _parse_object(entry, defaults, path)
+            if obj.name.lower() in seen:
+                raise CatalogError(f"{path}: object {obj.name!r} is listed twice")
+            seen.add(obj.name.lower())
+            objects.append(obj)
     if not objects:
-        raise CatalogError(f"{path}: the catalog lists no objects")
-    return Catalog(tuple(objects), start, granularity)
+        raise CatalogError(f"{path}: the catalog lists no objects" + (f" (over {discovered})" if discovered else ""))
+    return Catalog(tuple(objects), start, granularity, tuple(skipped))

@@ -50,6 +50,7 @@ def cmd_emulator(args: argparse.Namespace) -> int:
         scale=args.scale,
         rows=args.rows or {},
         quoted_blanks=args.quoted_blanks,
+        objects=args.objects,
     )
     if args.api_usage:
         config.api_used, config.api_limit = args.api_usage
@@ -65,7 +66,7 @@ def cmd_emulator(args: argparse.Namespace) -> int:
             change.get("add", []), change.get("remove", []), change.get("retype", {})
         )
     print(
-        f"Salesforce emulator listening on {server.url} (seed {config.seed}); "
+        f"Salesforce emulator listening on {server.url} (seed {config.seed}, {len(server.state.org.objects)} objects); "
         f"client id {config.client_id!r}, user {config.username!r}",
         flush=True,
     )
@@ -204,6 +205,31 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 0 if result.reconciled else 1
 
 
+def cmd_discover(args: argparse.Namespace) -> int:
+    """Discover the org's objects into a catalog file (only what changed since the file's last discovery)."""
+    import dagster as dg
+
+    from .catalog import DISCOVERED_ENV
+    from .defs.resources import default_resources
+    from .discovery import refresh
+
+    out = args.out or os.environ.get(DISCOVERED_ENV)
+    if not out:
+        print(f"error: give --out FILE (or set {DISCOVERED_ENV})", file=sys.stderr)
+        return 2
+    with dg.build_resources(default_resources()) as resources, resources.salesforce.client() as client:
+        discovery, stats = refresh(client, Path(out), full=args.full)
+    rest = sum(o.route == "rest" for o in discovery.loadable)
+    print(
+        f"{len(discovery.objects)} objects: {len(discovery.loadable)} load ({rest} by REST), "
+        f"{len(discovery.skipped)} skipped; {stats.requests} API request(s), {stats.described} describe(s) read, "
+        f"{stats.unchanged} unchanged, {stats.seconds:.1f}s -> {out}"
+    )
+    if not os.environ.get(DISCOVERED_ENV):
+        print(f"Load it: export {DISCOVERED_ENV}={Path(out).resolve()}")
+    return 0
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     """The Id sweep of one catalog object (as its ``ids_match_salesforce`` check runs it), no Dagster run."""
     import dagster as dg
@@ -309,6 +335,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--scale", type=float, default=1.0, help="multiply every object's row count")
     p.add_argument("--rows", type=_rows, help="row counts, e.g. Account=1000000,Contact=5000")
+    p.add_argument(
+        "--objects",
+        type=int,
+        default=8,
+        help="objects in the org: the 8 demo objects, then generated ones of the kinds real orgs hold (e.g. 300)",
+    )
     p.add_argument("--page-records", type=int, help="records per page when a request gives no maxRecords")
     p.add_argument("--quoted-blanks", action="store_true", help='write nulls as "" instead of an empty field')
     p.add_argument(
@@ -362,6 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-target-mb", type=float, help="chunk size to aim at (default: the setting)")
     p.add_argument("--max-records", type=int, help="records per result page asked of Salesforce")
     p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("discover", help="write the org's objects (what loads, by which route; what is skipped, why)")
+    p.add_argument("--out", help="the discovered catalog file (default: $SF_PIPELINE_DISCOVERED_CATALOG)")
+    p.add_argument("--full", action="store_true", help="describe every object again (no If-Modified-Since)")
+    p.set_defaults(func=cmd_discover)
 
     p = sub.add_parser("sweep", help="delete (or flag) the rows of one object that Salesforce no longer has")
     p.add_argument("object")

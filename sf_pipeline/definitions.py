@@ -7,6 +7,7 @@ import dagster as dg
 from .catalog import load_catalog
 from .defs.assets import build_assets
 from .defs.automation import AutomationSettings
+from .defs.discovery import salesforce_discovery, salesforce_weekly_discovery
 from .defs.jobs import build_jobs
 from .defs.resources import default_resources
 from .defs.schedules import build_schedules
@@ -21,12 +22,12 @@ jobs = [*build_jobs(catalog), sweep_job]
 defs = dg.Definitions(
     assets=build_assets(catalog, automation),
     asset_checks=[id_sweep],
-    jobs=jobs,
+    jobs=[*jobs, salesforce_discovery],
     sensors=[
         build_change_sensor(catalog, [j for j in jobs if j is not sweep_job], automation),
         build_resync_sensor(catalog),
     ],
-    schedules=build_schedules(catalog, jobs, automation),
+    schedules=[*build_schedules(catalog, jobs, automation), salesforce_weekly_discovery],
     resources=default_resources(),
     # one process a run: an object run is one step at a time anyway, and a step process of its own would
     # hold a second copy of Dagster, dlt and pyarrow (~200 MB measured by bench/run_bench.py)

@@ -73,6 +73,8 @@ class SyncResult:
     formula_fields_loaded: bool = False  # the catalog's choice: extracted (include) or left out (exclude)
     api_calls: int = 0  # Salesforce API requests this sync made
     api_usage: str = ""  # the org's daily API usage after it (used/limit), as Salesforce last reported it
+    route: str = "bulk"  # how the records were read: bulk (query job) or rest (queryAll pages)
+    demoted: str = ""  # why a bulk object was read by REST in this run (Salesforce refused the Bulk job)
 
     @property
     def reconciled(self) -> bool:
@@ -283,6 +285,8 @@ def sync_object(
                 options=extract_options,
                 describe=describe,
                 on_page=on_page,
+                route=entry.route,
+                where=entry.filter,
             )
             return result
 
@@ -334,4 +338,6 @@ def sync_object(
         formula_fields_loaded=entry.formula_fields == "include",
         api_calls=client.api_calls - calls_before,
         api_usage=str(client.api_usage or ""),
+        route=result.route,
+        demoted=result.demoted,
     )

@@ -79,7 +79,7 @@ def test_the_ui_shows_objects_queued_runs_column_schema_and_progress(tmp_path: P
         browser = Browser(profile)
         catalog_dom = browser.dom(f"{stack.url}/assets")
         browser.shot(f"{stack.url}/assets", "asset-catalog.png")
-        browser.shot(f"{stack.url}/asset-groups/salesforce", "asset-graph.png")
+        browser.shot(f"{stack.url}/asset-groups/salesforce_standard", "asset-graph.png")
 
         # Account's query job stays InProgress for nine polls (~40 s of the client's backoff), so that two more
         # objects materialized from the asset graph, as the Materialize button launches them, wait in the queue

@@ -16,7 +16,7 @@ from .checks import check_specs, evaluate_checks
 from .dlt_runs import DagsterDltChunks, ObjectTranslator
 from .resources import PipelineSettings, SalesforceResource, WarehouseResource, destination_from_env, sync_with
 
-GROUP = "salesforce"
+GROUP_PREFIX = "salesforce_"  # one asset group per kind of object: salesforce_standard, salesforce_custom...
 POOL = "salesforce_object_load"
 ID_SWEEP_CHECK = "ids_match_salesforce"  # the Id sweep (defs/sweep.py): a check the load jobs leave out
 
@@ -83,6 +83,7 @@ def _metadata(result: SyncResult, description: str) -> dict[str, object]:
         "formula_fields_loaded": dg.MetadataValue.bool(result.formula_fields_loaded),
         "salesforce_api_calls": dg.MetadataValue.int(result.api_calls),
         "org_api_usage": dg.MetadataValue.text(result.api_usage or "unknown"),
+        "route": dg.MetadataValue.text(result.route + (f" (demoted: {result.demoted})" if result.demoted else "")),
         "dagster/column_schema": dg.TableSchema(
             columns=[
                 dg.TableColumn(
@@ -102,7 +103,7 @@ def build_object_asset(
     translator = ObjectTranslator(
         key,
         entry,
-        GROUP,
+        GROUP_PREFIX + entry.kind,
         (
             f"Salesforce {entry.name}, extracted with Bulk API 2.0 and loaded with dlt into "
             f"salesforce.{table_name(entry.name)}. Partitioned on {entry.cursor_field}."

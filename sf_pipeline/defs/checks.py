@@ -64,7 +64,7 @@ def salesforce_count(
     salesforce: SalesforceResource, entry: CatalogObject, since: datetime | None, until: datetime | None
 ) -> int:
     """Salesforce's own count of live rows in the window (REST COUNT(), cheap): the checks' truth."""
-    soql = count_query(entry.name, entry.cursor_field if since else None, since, until)
+    soql = count_query(entry.name, entry.cursor_field if since else None, since, until, entry.filter)
     with salesforce.client() as client:
         return int(client.query(soql, sobject=entry.name, include_deleted=False)["totalSize"])
 

@@ -54,7 +54,7 @@ def build_change_sensor(catalog: Catalog, jobs: list, settings: AutomationSettin
                     continue
                 until = datetime.now(UTC)
                 since = datetime.fromisoformat(cursor[entry.name]) if entry.name in cursor else until - lookback
-                soql = count_query(entry.name, entry.cursor_field, since, until)
+                soql = count_query(entry.name, entry.cursor_field, since, until, entry.filter)
                 changed = client.query(soql, sobject=entry.name, include_deleted=entry.include_deleted)["totalSize"]
                 cursor[entry.name] = until.isoformat()
                 if not changed:

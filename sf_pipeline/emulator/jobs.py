@@ -14,6 +14,7 @@ from .results import (
     DELIMITERS,
     LINE_ENDINGS,
     Selection,
+    check_access,
     gzip_page_path,
     resolve_fields,
     validate_bulk,
@@ -112,6 +113,7 @@ class JobEndpoints:
         model = st.obj(query.sobject)
         if self._fault("create", model.name, token):
             return
+        check_access(model, query, bulk=True)
         validate_bulk(query)
         resolve_fields(model, query, bulk=True)  # bad fields fail the create call, as in Salesforce
         job = Job(st.new_job_id(), operation, model.name, soql, version, delimiter, line_ending, _now_iso())

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -441,18 +442,42 @@ class ObjectModel:
     live: dict[int, LiveRecord] = field(default_factory=dict, repr=False)  # records changed or inserted now
     gone: set[int] = field(default_factory=set, repr=False)  # hard-deleted: in no query, not even queryAll
     formula_shift: int = 0  # the formula clock: each step changes every calculated field's values
+    # how Salesforce treats the object (the long tail of an org: longtail.py)
+    kind: str = "standard"
+    prefix: str = ""
+    queryable: bool = True  # describeGlobal's flag
+    custom: bool = False
+    bulk_refused: bool = False  # Bulk API 2.0 refuses the object at job creation (INVALIDENTITY)
+    query_refused: bool = False  # no query of it is answered (INVALID_TYPE ... does not support query)
+    filter_fields: tuple[str, ...] = ()  # a query must filter one of these with "=" (MALFORMED_QUERY otherwise)
+    lazy_pools: bool = False  # build a field's values on first use (hundreds of objects start fast)
 
     def __post_init__(self) -> None:
         self._original_fields = list(self.fields)
-        self.by_name = {f.name.lower(): f for f in self.fields}
-        self.deletable = "isdeleted" in self.by_name
-        self.prefix = ID_PREFIX.get(self.name, "a0Z")
+        self._index_fields()
+        self.prefix = self.prefix or ID_PREFIX.get(self.name, "a0Z")
+        self.custom = self.custom or self.name.endswith("__c")
         self._start_ms = int(self.start.timestamp() * 1000)
         self._span_ms = int((self.end - self.start).total_seconds() * 1000)
+        self.metadata_changed = time.time()  # describe's If-Modified-Since compares with this
+        self._make_pools()
+
+    def _make_pools(self) -> None:
+        if self.lazy_pools:
+            self._pools = _LazyPools(self)
+            return
         rng = random.Random(f"{self.seed}:{self.name}")
         for f in self.fields:
             if f.bulk_queryable and f.name not in ROW_FIELDS:
                 self._pools[f.name] = _pool(f, rng, self.blank)
+
+    def _index_fields(self) -> None:
+        self.by_name = {f.name.lower(): f for f in self.fields}
+        self.deletable = "isdeleted" in self.by_name
+        # date fields (lower case) that grow with the row number, so that a window on them is a run of rows:
+        # the modstamps; CreatedDate where the object has neither (History rows are never changed)
+        stamps = {"systemmodstamp", "lastmodifieddate"} & self.by_name.keys()
+        self.monotone_fields = stamps or ({"createddate"} & self.by_name.keys())
 
     def change_schema(
         self, add: list[dict] = (), remove: list[str] = (), retype: dict[str, dict] | None = None
@@ -475,15 +500,15 @@ class ObjectModel:
             fields.append(added)
             self._pools[added.name] = self._field_pool(added)
         self.fields = fields
-        self.by_name = {f.name.lower(): f for f in self.fields}
+        self._index_fields()
+        self.metadata_changed = time.time()
 
     def reset_schema(self) -> None:
+        if self.fields != self._original_fields:
+            self.metadata_changed = time.time()
         self.fields = list(self._original_fields)
-        self.by_name = {f.name.lower(): f for f in self.fields}
-        rng = random.Random(f"{self.seed}:{self.name}")
-        for f in self.fields:
-            if f.bulk_queryable and f.name not in ROW_FIELDS:
-                self._pools[f.name] = _pool(f, rng, self.blank)
+        self._index_fields()
+        self._make_pools()
 
     def _field_pool(self, f: FieldMeta) -> list[str]:
         return _pool(f, random.Random(f"{self.seed}:{self.name}:{f.name}:{f.type}:{f.precision}:{f.scale}"), self.blank)
@@ -599,6 +624,10 @@ class ObjectModel:
         """The unquoted value of field ``f`` in generated row ``i`` (None for null)."""
         if f.name in ROW_FIELDS:
             return ROW_FIELDS[f.name](self, i)
+        if f.type == "base64":  # REST answers a base64 field with the blob's URL, never its bytes
+            return f"/services/data/v62.0/sobjects/{self.name}/{salesforce_id(self.prefix, i + 1)}/{f.name}"
+        if not f.bulk_queryable:  # a compound field: REST sends an object, not modelled here
+            return None
         quoted = self._pools[f.name][self._pool_index(f, i)]
         return None if quoted in ("", '""') else quoted[1:-1].replace('""', '"')
 
@@ -637,16 +666,22 @@ class ObjectModel:
         record = self.live.get(i)
         return record.deleted if record is not None else self.is_deleted(i)
 
-    def describe(self) -> dict:
+    def global_entry(self) -> dict:
+        """The object's entry in describeGlobal (``GET sobjects``)."""
         return {
             "name": self.name,
-            "label": OBJECT_LABELS.get(self.name, self.name),
-            "custom": self.name.endswith("__c"),
-            "queryable": True,
-            "retrieveable": True,
+            "label": OBJECT_LABELS.get(self.name, default_label(self.name)),
+            "custom": self.custom,
+            "customSetting": False,
+            "deprecatedAndHidden": False,
+            "queryable": self.queryable,
+            "retrieveable": self.queryable,
+            "replicateable": self.queryable and self.kind not in ("external", "change_event"),
             "keyPrefix": self.prefix,
-            "fields": [f.describe() for f in self.fields],
         }
+
+    def describe(self) -> dict:
+        return {**self.global_entry(), "fields": [f.describe() for f in self.fields]}
 
 
 @dataclass
@@ -666,6 +701,18 @@ def _mult(name: str) -> int:
     return (h | 1) * 2 + 1
 
 
+class _LazyPools(dict):
+    """A field's pre-quoted values, made the first time the field is read."""
+
+    def __init__(self, model: ObjectModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def __missing__(self, name: str) -> list[str]:
+        self[name] = pool = self.model._field_pool(self.model.by_name[name.lower()])
+        return pool
+
+
 def _name(obj: ObjectModel, i: int) -> str:
     return f"{obj.name.replace('__c', '')} {i:08d}"
 
@@ -675,8 +722,11 @@ ROW_FIELDS = {
     "IsDeleted": lambda o, i: "true" if o.is_deleted(i) else "false",
     "SystemModstamp": lambda o, i: _iso_ms(o.modstamp_ms(i)),
     "LastModifiedDate": lambda o, i: _iso_ms(o.modstamp_ms(i)),
-    # Created up to 90 days before the last modification (but never after it).
-    "CreatedDate": lambda o, i: _iso_ms(o.modstamp_ms(i) - (i * 7919 % 90) * 86_400_000),
+    # Created up to 90 days before the last modification (but never after it); where the object has no
+    # modstamp (History), CreatedDate is its one clock.
+    "CreatedDate": lambda o, i: _iso_ms(
+        o.modstamp_ms(i) - (i * 7919 % 90) * 86_400_000 * ("createddate" not in o.monotone_fields)
+    ),
     "Name": _name,
     "CaseNumber": lambda o, i: f"{i + 1:08d}",
     "Username": lambda o, i: f"user{i}@example.com",
@@ -753,12 +803,32 @@ class Org:
     rows: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_ROWS))
     scale: float = 1.0
     quoted_blanks: bool = False
+    objects_total: int = len(OBJECT_FIELDS)  # more than the 8 demo objects: the long tail fills the rest
 
     def __post_init__(self) -> None:
+        from .longtail import long_tail
+
         self.objects: dict[str, ObjectModel] = {}
         for name, fields in OBJECT_FIELDS.items():
             n = max(1, int(self.rows.get(name, DEFAULT_ROWS[name]) * self.scale))
             self.objects[name] = ObjectModel(name, fields, n, self.seed, quoted_blanks=self.quoted_blanks)
+        extra = long_tail(max(0, self.objects_total - len(OBJECT_FIELDS)), self.seed, set(self.objects))
+        for k, spec in enumerate(extra):
+            self.objects[spec.name] = ObjectModel(
+                spec.name,
+                spec.fields,
+                int(self.rows.get(spec.name, spec.rows) * self.scale),
+                self.seed,
+                quoted_blanks=self.quoted_blanks,
+                kind=spec.kind,
+                prefix="x" + BASE62[k // 62 % 62] + BASE62[k % 62],
+                queryable=spec.queryable,
+                custom=spec.custom,
+                bulk_refused=spec.bulk_refused,
+                query_refused=spec.query_refused,
+                filter_fields=spec.filter_fields,
+                lazy_pools=True,
+            )
         self._lower = {name.lower(): model for name, model in self.objects.items()}
 
     def get(self, name: str) -> ObjectModel | None:

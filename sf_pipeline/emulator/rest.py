@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import secrets
+from email.utils import formatdate, parsedate_to_datetime
 
 from .org import ObjectModel
 from .results import (
+    check_access,
     resolve_fields,
     select_rows,
     value_rows,
@@ -39,29 +41,24 @@ class RestEndpoints:
         if parts == ["sobjects"] and method == "GET":
             if self._fault("sobjects", None, token):
                 return
-            return self._json(
-                200,
-                {
-                    "encoding": "UTF-8",
-                    "maxBatchSize": 200,
-                    "sobjects": [
-                        {
-                            "name": o.name,
-                            "label": o.describe()["label"],
-                            "queryable": True,
-                            "custom": o.name.endswith("__c"),
-                            "keyPrefix": o.prefix,
-                            "urls": {"describe": f"/services/data/v{version}/sobjects/{o.name}/describe"},
-                        }
-                        for o in st.org.objects.values()
-                    ],
-                },
-            )
+            models = list(st.org.objects.values())
+            changed = max(o.metadata_changed for o in models)
+            if self._not_modified(changed):
+                return
+            entries = [
+                {**o.global_entry(), "urls": {"describe": f"/services/data/v{version}/sobjects/{o.name}/describe"}}
+                for o in models
+            ]
+            payload = {"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": entries}
+            return self._json(200, payload, headers={"Last-Modified": formatdate(changed, usegmt=True)})
         if len(parts) == 3 and parts[0] == "sobjects" and parts[2] == "describe" and method == "GET":
             model = st.obj(parts[1])
             if self._fault("describe", model.name, token):
                 return
-            return self._json(200, model.describe())
+            if self._not_modified(model.metadata_changed):
+                return
+            headers = {"Last-Modified": formatdate(model.metadata_changed, usegmt=True)}
+            return self._json(200, model.describe(), headers=headers)
         if parts == ["limits"] and method == "GET":
             with st.lock:
                 used, limit = st.api_used, st.api_limit
@@ -77,6 +74,22 @@ class RestEndpoints:
         if parts[:2] == ["jobs", "query"]:
             return self._jobs(method, version, parts[2:], params, token)
         raise ApiError(404, "NOT_FOUND", f"The requested resource does not exist: {rest}")
+
+    def _not_modified(self, changed: float) -> bool:
+        """Answer 304 with no body when the metadata has not changed since the request's If-Modified-Since
+        (describeGlobal and describe honour it; HTTP dates have whole seconds)."""
+        since = self.headers.get("If-Modified-Since")
+        if not since:
+            return False
+        try:
+            unchanged = int(changed) <= parsedate_to_datetime(since).timestamp()
+        except (TypeError, ValueError):
+            return False
+        if unchanged:
+            self.send_response(304)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        return unchanged
 
     def _rest_query(self, version: str, parts: list[str], params: dict[str, str], token: str) -> None:
         st = self.state
@@ -94,6 +107,7 @@ class RestEndpoints:
         model = st.obj(query.sobject)
         if self._fault("query", model.name, token):
             return
+        check_access(model, query, bulk=False)
         if query.offset:
             raise ApiError(400, "MALFORMED_QUERY", "the emulator does not support OFFSET")
         runs = select_rows(model, query, include_deleted=parts[0] == "queryAll")

@@ -25,7 +25,6 @@ LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
 CACHE_VERSION = 5  # bumped whenever generated values change (5: full-length Long Text in 1 row of 509)
 _cache_locks: dict[Path, threading.Lock] = {}
 _cache_locks_guard = threading.Lock()
-MODSTAMP_FIELDS = ("systemmodstamp", "lastmodifieddate")
 
 
 class RowFile:
@@ -172,6 +171,22 @@ def resolve_fields(obj: ObjectModel, query: Query, bulk: bool) -> list[FieldMeta
     return fields
 
 
+def check_access(obj: ObjectModel, query: Query, bulk: bool) -> None:
+    """What Salesforce refuses about the object itself, before any row: objects no query answers, Bulk API
+    2.0's unsupported entities, and objects that need a filter on a key field."""
+    if obj.query_refused:
+        raise SoqlError("INVALID_TYPE", f"entity type {obj.name} does not support query")
+    if bulk and obj.bulk_refused:
+        raise SoqlError("INVALIDENTITY", f"Entity '{obj.name}' is not supported by the Bulk API.")
+    keys = {k.lower() for k in obj.filter_fields}
+    if keys and not any(c.field.lower() in keys and c.op == "=" for c in query.conditions):
+        raise SoqlError(
+            "MALFORMED_QUERY",
+            f"Implementation restriction: {obj.name} requires a filter by a single Id on "
+            f"{' or '.join(obj.filter_fields)} using the equals operator",
+        )
+
+
 def validate_bulk(query: Query) -> None:
     if query.is_aggregate:
         raise SoqlError("INVALIDJOB", "Aggregate queries are not supported by Bulk API 2.0 query jobs")
@@ -210,7 +225,7 @@ def _select_generated(obj: ObjectModel, query: Query, include_deleted: bool) -> 
         f = obj.by_name.get(cond.field.lower())
         if f is None:
             raise SoqlError("INVALID_FIELD", f"No such column '{cond.field}' on entity '{obj.name}'.")
-        if cond.field.lower() in MODSTAMP_FIELDS and cond.kind == "datetime" and cond.op in ("<", "<=", ">", ">="):
+        if cond.field.lower() in obj.monotone_fields and cond.kind == "datetime" and cond.op in ("<", "<=", ">", ">="):
             ms = int(cond.value)  # type: ignore[arg-type]
             if cond.op == ">":
                 lo = max(lo, obj.first_row_at_or_after(ms + 1))
@@ -338,4 +353,13 @@ def value_rows(obj: ObjectModel, fields: list[FieldMeta], runs: list[tuple[int, 
         seen += size
 
 
-__all__ = ["ROW_FIELDS", "Selection", "materialize", "resolve_fields", "select_rows", "validate_bulk", "value_rows"]
+__all__ = [
+    "ROW_FIELDS",
+    "Selection",
+    "check_access",
+    "materialize",
+    "resolve_fields",
+    "select_rows",
+    "validate_bulk",
+    "value_rows",
+]

@@ -199,6 +199,16 @@ def parse(soql: str) -> Query:
 
 
 def _condition(take, peek) -> Condition:
+    """One comparison; parentheses around it (or around a group of AND-ed ones) are accepted and dropped."""
+    while peek() == ("punct", "("):
+        take()
+    condition = _comparison(take, peek)
+    while peek() == ("punct", ")"):
+        take()
+    return condition
+
+
+def _comparison(take, peek) -> Condition:
     kind, name = take()
     if kind != "ident":
         raise SoqlError("MALFORMED_QUERY", f"expected a field name in WHERE, found {name!r}")

@@ -59,6 +59,7 @@ class EmulatorConfig:
     token_lifetime_s: float = 7200.0
     api_limit: int = 100_000  # the org's daily API request limit (Sforce-Limit-Info: api-usage=used/limit)
     api_used: int = 0  # API requests already made today when the emulator starts
+    objects: int = 8  # objects in describeGlobal: the 8 demo objects, then the long tail (longtail.py)
     faults: list[Fault] = field(default_factory=list)
 
 
@@ -117,7 +118,13 @@ class EmulatorState:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         rows = {**DEFAULT_ROWS, **config.rows}
-        self.org = Org(seed=config.seed, rows=rows, scale=config.scale, quoted_blanks=config.quoted_blanks)
+        self.org = Org(
+            seed=config.seed,
+            rows=rows,
+            scale=config.scale,
+            quoted_blanks=config.quoted_blanks,
+            objects_total=config.objects,
+        )
         self.faults = FaultPlan(config.faults)
         self.tokens: dict[str, float] = {}
         self.jobs: dict[str, Job] = {}

@@ -24,7 +24,7 @@ from ..csvscan import RecordScanner
 from ..faultpoints import faultpoint
 from ..memory import peak_rss_mb
 from .client import SalesforceClient, html_error, is_html
-from .errors import JobFailedError, SalesforceError, UnexpectedResponseError
+from .errors import JobFailedError, QueryError, SalesforceError, UnexpectedResponseError
 from .soql import build_query
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,8 @@ class ExtractResult:
     fields: list[str]
     resumed_pages: int = 0
     page_records: list[int] = field(default_factory=list)  # data records per file, as verified on download
+    route: str = "bulk"  # bulk, or rest (REST queryAll pages)
+    demoted: str = ""  # why a bulk object went by REST in this run: Salesforce's refusal of the Bulk job
 
 
 @dataclass
@@ -101,6 +103,7 @@ class BulkExtract:
         since: datetime | None = None,
         until: datetime | None = None,
         include_deleted: bool = False,
+        where: str | None = None,
         options: ExtractOptions | None = None,
         on_page: PageSink | None = None,
     ) -> None:
@@ -112,7 +115,7 @@ class BulkExtract:
         self.out_dir = Path(out_dir)
         self.include_deleted = include_deleted
         self.options = options or ExtractOptions()
-        self.soql = build_query(sobject, fields, cursor_field, since, until)
+        self.soql = build_query(sobject, fields, cursor_field, since, until, where)
         self.operation = "queryAll" if include_deleted else "query"
         self._manifest_lock = threading.Lock()
 
@@ -424,8 +427,15 @@ def extract_object(
     options: ExtractOptions | None = None,
     describe: dict | None = None,
     on_page: PageSink | None = None,
+    route: str = "bulk",
+    where: str | None = None,
 ) -> tuple[ExtractResult, dict]:
-    """Describe ``sobject``, select its queryable fields and extract them; returns (result, describe)."""
+    """Describe ``sobject``, select its queryable fields and extract them; returns (result, describe).
+
+    ``route="rest"`` reads REST queryAll pages instead of a Bulk job; a Bulk job that Salesforce refuses for
+    the object itself (``denylists.BULK_REFUSALS``) is demoted to REST for this run, said in the result."""
+    from .denylists import is_bulk_refusal
+    from .rest_extract import RestExtract
     from .soql import check_identifier, select_fields
 
     check_identifier(sobject, "sObject")
@@ -436,16 +446,24 @@ def extract_object(
         check_cursor_field(sobject, cursor_field, selection.names)
     if include_deleted and "isdeleted" not in names:
         include_deleted = False  # objects without IsDeleted (User) have no soft-deleted rows to see
+    window = {"cursor_field": cursor_field, "since": since, "until": until, "include_deleted": include_deleted}
+
+    def by_rest() -> ExtractResult:
+        result = RestExtract(client, sobject, selection.names, out_dir, where=where, on_page=on_page, **window).run()
+        result.route = "rest"
+        return result
+
+    if route == "rest":
+        return by_rest(), describe
     extract = BulkExtract(
-        client,
-        sobject,
-        selection.names,
-        out_dir,
-        cursor_field=cursor_field,
-        since=since,
-        until=until,
-        include_deleted=include_deleted,
-        options=options,
-        on_page=on_page,
+        client, sobject, selection.names, out_dir, where=where, options=options, on_page=on_page, **window
     )
-    return extract.run(), describe
+    try:
+        return extract.run(), describe
+    except QueryError as exc:
+        if not is_bulk_refusal(str(exc)):
+            raise
+        log.warning("[%s] Bulk API 2.0 refused the object (%s): reading it by REST for this run", sobject, exc)
+        result = by_rest()
+        result.demoted = str(exc)
+        return result, describe

@@ -93,26 +93,34 @@ def build_query(
     cursor_field: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    where: str | None = None,
 ) -> str:
-    """``SELECT fields FROM sobject [WHERE cursor >= since AND cursor < until]`` (half-open window)."""
+    """``SELECT fields FROM sobject [WHERE (where) AND cursor >= since AND cursor < until]`` (half-open
+    window; ``where`` is the catalog's filter for objects that need one)."""
     check_identifier(sobject, "sObject")
     for name in fields:
         check_identifier(name, f"field of {sobject}")
-    return f"SELECT {', '.join(fields)} FROM {sobject}{_window(sobject, cursor_field, since, until)}"
+    return f"SELECT {', '.join(fields)} FROM {sobject}{_window(sobject, cursor_field, since, until, where)}"
 
 
 def count_query(
-    sobject: str, cursor_field: str | None = None, since: datetime | None = None, until: datetime | None = None
+    sobject: str,
+    cursor_field: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    where: str | None = None,
 ) -> str:
     """``SELECT COUNT() FROM sobject [WHERE ...]`` over the same half-open window as ``build_query``."""
     check_identifier(sobject, "sObject")
-    return f"SELECT COUNT() FROM {sobject}{_window(sobject, cursor_field, since, until)}"
+    return f"SELECT COUNT() FROM {sobject}{_window(sobject, cursor_field, since, until, where)}"
 
 
-def _window(sobject: str, cursor_field: str | None, since: datetime | None, until: datetime | None) -> str:
+def _window(
+    sobject: str, cursor_field: str | None, since: datetime | None, until: datetime | None, where: str | None = None
+) -> str:
     if (since or until) and not cursor_field:
         raise CatalogError(f"[{sobject}] a time window needs a cursor field")
-    conditions = []
+    conditions = [f"({where})"] if where else []
     if cursor_field:
         check_identifier(cursor_field, f"cursor field of {sobject}")
         if since:

@@ -1,0 +1,289 @@
+"""An org of many objects, over HTTP: the emulator's long tail (every kind and how Salesforce treats it),
+discovery (classification, If-Modified-Since, a failed describe), the catalog's override layer, and the
+REST route (queryAll pages through the same loader; Bulk refusals demoted at run time)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+
+from sf_pipeline.catalog import load_catalog
+from sf_pipeline.discovery import FILTER_REASON, discover, read_discovery, refresh, write_discovery
+from sf_pipeline.emulator import EmulatorConfig
+from sf_pipeline.emulator.org import Org
+from sf_pipeline.errors import CatalogError
+from sf_pipeline.salesforce import QueryError, SalesforceClient
+from sf_pipeline.salesforce.soql import count_query
+from sf_pipeline.sync import sync_object
+from sf_pipeline.warehouse import Warehouse
+
+from .helpers import Emulator, running_emulator
+
+OBJECTS = 30
+
+
+@pytest.fixture(scope="module")
+def big_org(tmp_path_factory: pytest.TempPathFactory) -> Emulator:
+    rows = {"Opportunity": 150_000, "ContractHistory": 20_000}  # more than a REST batch; a History with rows
+    config = EmulatorConfig(port=0, objects=OBJECTS, scale=0.02, rows=rows, cache_dir=tmp_path_factory.mktemp("cache"))
+    with running_emulator(config) as org:
+        yield org
+
+
+@pytest.fixture
+def sf(big_org: Emulator) -> SalesforceClient:
+    big_org.clear_faults()
+    with SalesforceClient(big_org.settings()) as client:
+        yield client
+
+
+def _kind_of(org: Emulator, predicate) -> str:
+    return next(m.name for m in org.org.objects.values() if predicate(m))
+
+
+def _error(client: SalesforceClient, soql: str, bulk: bool) -> QueryError:
+    with pytest.raises(QueryError) as info:
+        if bulk:
+            client.create_query_job(soql, sobject="x")
+        else:
+            client.query(soql)
+    return info.value
+
+
+# -- the emulator's org -------------------------------------------------------------------------------------
+def test_org_of_300_objects_has_every_kind_and_a_long_tail_of_sizes() -> None:
+    org = Org(objects_total=300)
+    models = list(org.objects.values())
+    assert len(models) == 300 and len({m.prefix for m in models}) == 300, "one Id prefix an object"
+    kinds = Counter(m.kind for m in models)
+    for kind in ("custom", "history", "share", "feed", "change_event", "external", "platform_event", "tag"):
+        assert kinds[kind] >= 3, kinds
+    sizes = sorted(m.rows for m in models)
+    assert sum(s < 1_000 for s in sizes) > len(sizes) / 2, "most objects are small"
+    assert sum(s >= 100_000 for s in sizes) >= 3, "a few are large"
+    assert list(Org(objects_total=300).objects) == list(org.objects), "the same seed gives the same org"
+    small = Org(objects_total=20)
+    assert {"custom", "history", "share", "feed", "external", "tag"} <= {m.kind for m in small.objects.values()}
+
+
+def test_describe_global_lists_every_object_with_its_flags(big_org: Emulator, sf: SalesforceClient) -> None:
+    entries = {e["name"]: e for e in sf.sobjects()}
+    assert len(entries) == OBJECTS
+    event = _kind_of(big_org, lambda m: m.kind == "platform_event")
+    assert entries[event]["queryable"] is False
+    history = _kind_of(big_org, lambda m: m.kind == "history")
+    fields = {f["name"] for f in sf.describe(history)["fields"]}
+    assert "CreatedDate" in fields and not {"SystemModstamp", "LastModifiedDate"} & fields
+    share = _kind_of(big_org, lambda m: m.kind == "share")
+    assert {"SystemModstamp", "CreatedDate"}.isdisjoint(f["name"] for f in sf.describe(share)["fields"])
+    external = _kind_of(big_org, lambda m: m.kind == "external")
+    assert not [f for f in sf.describe(external)["fields"] if f["type"] in ("date", "datetime")]
+
+
+def test_bulk_refuses_what_salesforce_refuses_with_its_own_errors(big_org: Emulator, sf: SalesforceClient) -> None:
+    assert "INVALIDENTITY: Entity 'CaseStatus' is not supported by the Bulk API." in str(
+        _error(sf, "SELECT Id FROM CaseStatus", bulk=True)
+    )
+    assert sf.query("SELECT Id FROM CaseStatus")["totalSize"] == big_org.org.get("CaseStatus").rows, "REST answers"
+    assert "Selecting compound data not supported in Bulk Query" in str(
+        _error(sf, "SELECT Id, BillingAddress FROM ServiceTerritory", bulk=True)
+    )
+    assert "base64" in str(_error(sf, "SELECT Id, Body FROM Document", bulk=True))
+    change_event = _kind_of(big_org, lambda m: m.kind == "change_event")
+    for bulk in (True, False):
+        assert f"INVALID_TYPE: entity type {change_event} does not support query" in str(
+            _error(sf, f"SELECT Id FROM {change_event}", bulk)
+        )
+
+
+def test_an_object_that_needs_a_filter_answers_only_a_filtered_query(sf: SalesforceClient) -> None:
+    for bulk in (True, False):
+        error = _error(sf, "SELECT Id FROM Vote", bulk)
+        assert error.error_code == "MALFORMED_QUERY" and "Implementation restriction: Vote requires a filter" in str(
+            error
+        )
+    assert sf.query("SELECT COUNT() FROM Vote WHERE (ParentId = 'nothing')")["totalSize"] == 0
+    job = sf.create_query_job(
+        "SELECT Id FROM Vote WHERE ParentId = 'x' AND SystemModstamp >= 2020-01-01T00:00:00Z", sobject="Vote"
+    )
+    assert job["state"] == "UploadComplete"
+
+
+def test_a_history_window_on_created_date_selects_exactly_its_rows(big_org: Emulator, sf: SalesforceClient) -> None:
+    history = big_org.org.get(_kind_of(big_org, lambda m: m.kind == "history" and m.rows > 50))
+    since, until = datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 7, 1, tzinfo=UTC)
+    truth = [
+        i
+        for i in range(history.rows)
+        if since.timestamp() * 1000 <= history.modstamp_ms(i) < until.timestamp() * 1000 and not history.is_deleted(i)
+    ]
+    answer = sf.query(count_query(history.name, "CreatedDate", since, until))
+    assert answer["totalSize"] == len(truth) > 0
+
+
+def test_describe_global_and_describe_honour_if_modified_since(big_org: Emulator, sf: SalesforceClient) -> None:
+    url = f"{sf.instance_url}{sf.data_path('sobjects')}"
+    auth = {"Authorization": f"Bearer {sf._token}"}  # noqa: SLF001 - the raw HTTP answer is what is tested
+    first = httpx.get(url, headers=auth)
+    assert first.status_code == 200 and first.headers["Last-Modified"]
+    again = httpx.get(url, headers={**auth, "If-Modified-Since": first.headers["Last-Modified"]})
+    assert again.status_code == 304 and again.content == b""
+    describe = httpx.get(f"{url}/Account/describe", headers={**auth, "If-Modified-Since": first.headers["Date"]})
+    assert describe.status_code == 304
+    old = "Mon, 01 Jan 2024 00:00:00 GMT"
+    assert httpx.get(f"{url}/Account/describe", headers={**auth, "If-Modified-Since": old}).status_code == 200
+
+
+# -- discovery ----------------------------------------------------------------------------------------------
+def test_discovery_classifies_routes_cursors_and_skips(big_org: Emulator, sf: SalesforceClient, tmp_path) -> None:
+    found, stats = discover(sf)
+    by_name = {o.name: o for o in found.objects}
+    assert len(by_name) == OBJECTS
+    assert by_name["Account"].route == "bulk" and by_name["Account"].cursor_field == "SystemModstamp"
+    assert any("BillingAddress left out" in n for n in by_name["Account"].notes)
+    assert by_name["CaseStatus"].route == "rest", "on the not-Bulk list"
+    assert by_name["AccountFeed"].route == "rest"
+    assert by_name["ContactTag"].route == "bulk", "on no list: demoted at run time"
+    assert any("Body left out: a base64 field" in n for n in by_name["Document"].notes)
+    history = by_name[_kind_of(big_org, lambda m: m.kind == "history")]
+    assert history.cursor_field == "CreatedDate" and history.kind == "history"
+    share = by_name[_kind_of(big_org, lambda m: m.kind == "share")]
+    assert share.cursor_field == "LastModifiedDate" and share.kind == "share"
+    external = by_name[_kind_of(big_org, lambda m: m.kind == "external")]
+    assert external.cursor_field is None and external.reason is None, "no date field: loaded in full"
+    assert by_name["Vote"].reason == FILTER_REASON
+    for model in big_org.org.objects.values():
+        if model.kind == "change_event":
+            assert "change events" in by_name[model.name].reason
+        if model.kind == "platform_event":
+            assert by_name[model.name].reason.startswith("not queryable")
+    assert stats.requests == 1 + stats.described, "one describeGlobal, one describe an object that may load"
+    write_discovery(found, tmp_path / "d.yaml")
+    again = read_discovery(tmp_path / "d.yaml")
+    assert sorted((o.name, o.route, o.cursor_field, o.reason, o.notes) for o in again.objects) == sorted(
+        (o.name, o.route, o.cursor_field, o.reason, o.notes) for o in found.objects
+    )
+
+
+def test_a_second_discovery_costs_one_request_and_redescribes_only_what_changed(
+    big_org: Emulator, sf: SalesforceClient, tmp_path: Path
+) -> None:
+    path = tmp_path / "discovered.yaml"
+    refresh(sf, path)
+    written = path.read_text()
+    same, stats = refresh(sf, path)
+    assert stats.requests == 1 and stats.described == 0
+    assert path.read_text() == written, "nothing changed: the file is left alone"
+    httpx.post(
+        f"{big_org.url}/__emulator__/schema", json={"object": "Lead", "add": [{"name": "Score__c", "type": "double"}]}
+    ).raise_for_status()
+    try:
+        changed, stats = refresh(sf, path)
+    finally:
+        httpx.delete(f"{big_org.url}/__emulator__/schema").raise_for_status()
+    # Lead's describe is read again; every other described object (Vote, skipped, too) answers 304
+    assert stats.described == 1 and stats.unchanged == len(same.loadable) - 1 + 1
+    assert stats.requests == 2 + stats.unchanged, "describeGlobal, Lead's describe, a 304 for each other"
+    assert sorted(o.name for o in changed.objects) == sorted(o.name for o in same.objects)
+
+
+def test_a_failed_describe_skips_that_object_only(big_org: Emulator, sf: SalesforceClient) -> None:
+    big_org.fault(kind="html_login", stage="describe", object="Opportunity")
+    found, _ = discover(sf)
+    opportunity = found.get("Opportunity")
+    assert opportunity.reason.startswith("describe failed:") and "HTML page" in opportunity.reason
+    assert found.get("Account").reason is None and len(found.loadable) > 10
+
+
+# -- the override layer -------------------------------------------------------------------------------------
+def _overrides(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "catalog.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_overrides_include_exclude_tune_and_unskip_with_a_filter(sf: SalesforceClient, tmp_path: Path) -> None:
+    discovered = tmp_path / "discovered.yaml"
+    refresh(sf, discovered)
+    everything = load_catalog(_overrides(tmp_path, "objects: []\n"), discovered)
+    assert "Vote" not in everything.names and ("Vote", FILTER_REASON) in everything.skipped
+    assert {o.kind for o in everything.objects} >= {"standard", "custom", "history", "share", "external"}
+    catalog = load_catalog(
+        _overrides(
+            tmp_path,
+            """
+exclude: ["*History", "*__x"]
+objects:
+  - {name: Account, weight: 50, tags: {domain: crm}}
+  - {name: Vote, filter: "ParentId = 'a0X000000000001'"}
+  - {name: Lead, route: rest, cursor_field: LastModifiedDate}
+""",
+        ),
+        discovered,
+    )
+    assert not [n for n in catalog.names if n.endswith(("History", "__x"))]
+    assert catalog.get("Account").weight == 50 and catalog.get("Account").tags == {"domain": "crm"}
+    assert catalog.get("Vote").filter == "ParentId = 'a0X000000000001'"
+    assert catalog.get("Lead").route == "rest" and catalog.get("Lead").cursor_field == "LastModifiedDate"
+    pinned = load_catalog(_overrides(tmp_path, "include: [Account, contact, '*Share']\n"), discovered)
+    shares = [m.name for m in everything.objects if m.name.endswith("Share")]
+    assert pinned.names == ["Account", "Contact", *shares] and shares
+    with pytest.raises(CatalogError, match="'Nope__c' is not in the discovered catalog"):
+        load_catalog(_overrides(tmp_path, "objects: [{name: Nope__c}]\n"), discovered)
+    with pytest.raises(CatalogError, match="route must be one of"):
+        load_catalog(_overrides(tmp_path, "objects: [{name: Lead, route: soap}]\n"), discovered)
+    with pytest.raises(CatalogError, match="discovery skipped it: needs a filter"):
+        everything.get("Vote")
+
+
+# -- the REST route -----------------------------------------------------------------------------------------
+def _sync(org: Emulator, name: str, db: Path, work: Path, **entry) -> object:
+    from dataclasses import replace
+
+    from sf_pipeline.catalog import CatalogObject
+
+    with SalesforceClient(org.settings()) as client:
+        return sync_object(
+            client,
+            replace(CatalogObject(name), **entry),
+            Warehouse(duckdb_path=db),
+            since=datetime(2020, 1, 1, tzinfo=UTC),
+            until=datetime(2027, 1, 1, tzinfo=UTC),
+            work_dir=work,
+        )
+
+
+def test_rest_route_loads_the_same_table_as_bulk(big_org: Emulator, tmp_path: Path) -> None:
+    bulk = _sync(big_org, "Opportunity", tmp_path / "bulk.duckdb", tmp_path / "w1")
+    rest = _sync(big_org, "Opportunity", tmp_path / "rest.duckdb", tmp_path / "w2", route="rest")
+    assert (bulk.route, rest.route) == ("bulk", "rest") and rest.job_id == "rest"
+    assert rest.reconciled and rest.salesforce_records == bulk.salesforce_records > 2_000, "several REST batches"
+    query = "SELECT * FROM salesforce.opportunity ORDER BY id"
+    with duckdb.connect(str(tmp_path / "bulk.duckdb")) as a, duckdb.connect(str(tmp_path / "rest.duckdb")) as b:
+        assert a.execute(query).fetchall() == b.execute(query).fetchall()
+
+
+def test_a_bulk_refusal_at_run_time_demotes_the_object_to_rest(big_org: Emulator, tmp_path: Path) -> None:
+    result = _sync(big_org, "ContactTag", tmp_path / "db.duckdb", tmp_path / "w")
+    assert result.route == "rest" and "is not supported by the Bulk API" in result.demoted
+    model = big_org.org.get("ContactTag")
+    assert result.reconciled and result.salesforce_records == model.rows
+
+
+def test_an_object_needing_a_filter_loads_with_the_catalogs_filter(big_org: Emulator, tmp_path: Path) -> None:
+    with pytest.raises(QueryError, match="Implementation restriction"):
+        _sync(big_org, "Vote", tmp_path / "db.duckdb", tmp_path / "w")
+    vote = big_org.org.get("Vote")
+    parent = vote.raw_value(vote.by_name["parentid"], 0)
+    result = _sync(big_org, "Vote", tmp_path / "db.duckdb", tmp_path / "w", filter=f"ParentId = '{parent}'")
+    truth = sum(
+        1 for i in range(vote.rows) if vote.raw_value(vote.by_name["parentid"], i) == parent and not vote.is_deleted(i)
+    )
+    assert result.reconciled and truth > 0
+    with duckdb.connect(str(tmp_path / "db.duckdb")) as db:
+        assert db.execute("SELECT count(*) FROM salesforce.vote WHERE NOT is_deleted").fetchone()[0] == truth
