@@ -157,7 +157,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """The main job on embedded defaults: emulator org, Dagster queue and daemon, DuckDB warehouse."""
     from .demo import run_demo
 
-    return run_demo(Path(args.out), scale=args.scale)
+    return run_demo(Path(args.out), scale=args.scale, objects=args.objects)
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -382,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the whole pipeline on the embedded defaults")
     p.add_argument("--scale", type=float, default=1.0, help="multiply the demo org's row counts")
+    p.add_argument("--objects", type=int, default=8, help="objects in the emulator's org (e.g. 300: a real org's size)")
     p.add_argument("--out", default="data/demo")
     p.set_defaults(func=cmd_demo)
 

@@ -67,6 +67,12 @@ class LocalDagster:
         log = open(log_dir / f"{name}.log", "ab")
         self.procs[name] = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
 
+    def start_org(self) -> None:
+        """The emulator org alone (``start`` starts it too if it is not up): a caller can discover it before
+        the code location loads."""
+        self.emulator = make_server(self.emulator_config)
+        self.emulator.start_background()
+
     def start(self) -> LocalDagster:
         self.home.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "dagster.yaml", self.home / "dagster.yaml")
@@ -75,8 +81,8 @@ class LocalDagster:
 
             config = yaml.safe_load((ROOT / "dagster.yaml").read_text())
             (self.home / "dagster.yaml").write_text(yaml.safe_dump({**config, **self.instance_overrides}))
-        self.emulator = make_server(self.emulator_config)
-        self.emulator.start_background()
+        if self.emulator is None:
+            self.start_org()
         self.start_webserver()
         return self
 

@@ -63,7 +63,14 @@ def sweep_ids(
     started = time.monotonic()
     with object_workspace(work_root(work_dir), entry.name, "ids") as work, PeakRss() as rss:
         result, describe = extract_object(
-            client, entry.name, work / "extract", fields=["Id"], cursor_field=None, options=extract_options
+            client,
+            entry.name,
+            work / "extract",
+            fields=["Id"],
+            cursor_field=None,
+            options=extract_options,
+            route=entry.route,
+            where=entry.filter,
         )
         id_field = next(f for f in describe["fields"] if f["name"] == "Id")
         chunks = plan_chunks(result.files, work / "chunks", split_options, rows=result.page_records)

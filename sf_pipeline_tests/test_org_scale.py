@@ -29,9 +29,13 @@ OBJECTS = 30
 
 @pytest.fixture(scope="module")
 def big_org(tmp_path_factory: pytest.TempPathFactory) -> Emulator:
-    rows = {"Opportunity": 150_000, "ContractHistory": 20_000}  # more than a REST batch; a History with rows
+    # more than a REST batch; a History with rows; an object with none
+    rows = {"Opportunity": 150_000, "ContractHistory": 20_000, "CaseStatus": 0}
     config = EmulatorConfig(port=0, objects=OBJECTS, scale=0.02, rows=rows, cache_dir=tmp_path_factory.mktemp("cache"))
     with running_emulator(config) as org:
+        # a real org's metadata predates the run: a fresh emulator's would fall within discovery's 1 s margin
+        for model in org.org.objects.values():
+            model.metadata_changed -= 3600
         yield org
 
 
@@ -47,11 +51,9 @@ def _kind_of(org: Emulator, predicate) -> str:
 
 
 def _error(client: SalesforceClient, soql: str, bulk: bool) -> QueryError:
+    send = (lambda: client.create_query_job(soql, sobject="x")) if bulk else (lambda: client.query(soql))
     with pytest.raises(QueryError) as info:
-        if bulk:
-            client.create_query_job(soql, sobject="x")
-        else:
-            client.query(soql)
+        send()
     return info.value
 
 
@@ -273,6 +275,20 @@ def test_a_bulk_refusal_at_run_time_demotes_the_object_to_rest(big_org: Emulator
     assert result.route == "rest" and "is not supported by the Bulk API" in result.demoted
     model = big_org.org.get("ContactTag")
     assert result.reconciled and result.salesforce_records == model.rows
+
+
+def test_the_id_sweep_follows_the_route_and_takes_an_empty_object(big_org: Emulator, tmp_path: Path) -> None:
+    from sf_pipeline.catalog import CatalogObject
+    from sf_pipeline.reconcile import sweep_ids
+
+    db, work = tmp_path / "db.duckdb", tmp_path / "w"
+    for name, route in (("ContactTag", "bulk"), ("CaseStatus", "rest")):
+        loaded = _sync(big_org, name, db, work, route=route)
+        with SalesforceClient(big_org.settings()) as client:
+            swept = sweep_ids(client, CatalogObject(name, route=route), Warehouse(duckdb_path=db), work_dir=work)
+        assert swept.comparison.salesforce_ids == loaded.salesforce_records == big_org.org.get(name).rows
+        assert swept.ids_match and swept.comparison.gone_from_salesforce == 0
+    assert big_org.org.get("CaseStatus").rows == 0, "an object Salesforce holds no record of"
 
 
 def test_an_object_needing_a_filter_loads_with_the_catalogs_filter(big_org: Emulator, tmp_path: Path) -> None:

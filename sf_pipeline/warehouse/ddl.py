@@ -206,6 +206,8 @@ def reconcile_ids(
     key = _quote(normalize(dialect, id_column))
     flag = _quote(normalize(dialect, HARD_DELETED_COLUMN))
     cur = conn.cursor()
+    if not table_exists(conn, dialect, schema, ids_table):  # Salesforce holds no record: dlt made no table
+        cur.execute(f"CREATE TABLE {ids} ({key} VARCHAR)")
     if not table_exists(conn, dialect, schema, table):  # never loaded: every Id is missing, nothing to sweep
         cur.execute(f"SELECT COUNT(*) FROM {ids}")
         count = int(cur.fetchone()[0])

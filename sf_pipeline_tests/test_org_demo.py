@@ -1,0 +1,58 @@
+"""A discovered org loaded whole through a real Dagster instance, its daemon and the project's dagster.yaml, as
+`sf-pipeline demo --objects N` runs it: every object the discovery keeps ends SUCCESS with Salesforce's own row
+count, whatever its kind or route; every skipped object has its reason; progress is printed as runs go; no load
+run executes the Id sweep. Monthly partitions keep each run's bookkeeping small (issue 22 is about the daily ones)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster._core.instance.ref import InstanceRef
+
+from sf_pipeline.defs.assets import asset_key
+from sf_pipeline.demo import print_summary, run_org
+
+
+def test_a_discovered_org_loads_every_object_through_the_daemon(
+    tmp_path: Path, emulator_cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    overrides = tmp_path / "catalog.yaml"
+    overrides.write_text(
+        "defaults: {partition_start: '2024-01-01', partition_granularity: monthly}\n"
+        "objects: [{name: Account, weight: 100}, {name: Contact, weight: 40}]\n"
+    )
+    monkeypatch.setenv("SF_PIPELINE_CATALOG", str(overrides))
+    monkeypatch.setenv("SF_EMULATOR_CACHE", str(emulator_cache))
+    result = run_org(tmp_path / "demo", scale=0.002, objects=20, timeout_s=900)
+    print_summary(result, tmp_path / "demo")
+    out = capsys.readouterr().out
+
+    names = [o.name for o in result.outcomes]
+    assert len(names) == 17 and {n for n, _ in result.skipped} == {"OpportunityChangeEvent", "GolfYankee3__e", "Vote"}
+    assert all(reason for _, reason in result.skipped)
+    for outcome in result.outcomes:
+        assert outcome.ok, (
+            f"{outcome.name}: {outcome.status}, {outcome.rows} rows, Salesforce {outcome.salesforce_rows}"
+        )
+    assert sum(o.salesforce_rows for o in result.outcomes) > 1_500
+    assert names[:2] == ["Account", "Contact"], "heaviest first"
+    assert (
+        "[17/17]" in out and "loading CaseStatus" in out and "17/17 objects loaded with Salesforce's row count" in out
+    )
+    assert "Skipped (3):" in out and "Vote: needs a filter" in out
+
+    instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path / "demo" / "dagster_home")))
+    routes = {}
+    for name in ("CaseStatus", "ContactTag", "AccountFeed", "ContractHistory", "NovemberFoxtrot2__x"):
+        event = instance.get_latest_materialization_event(asset_key(name))
+        routes[name] = event.asset_materialization.metadata["route"].value
+    assert routes["CaseStatus"] == routes["AccountFeed"] == "rest", "routed to REST by discovery"
+    assert (
+        routes["ContactTag"].startswith("rest (demoted: ") and "not supported by the Bulk API" in routes["ContactTag"]
+    )
+    assert routes["ContractHistory"] == routes["NovemberFoxtrot2__x"] == "bulk"
+    for run in instance.get_runs():
+        steps = {e.step_key for e in instance.all_logs(run.run_id) if e.is_dagster_event and e.step_key}
+        assert "salesforce_ids_sweep_check" not in steps, f"{run.run_id} ran the Id sweep"
