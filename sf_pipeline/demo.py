@@ -48,6 +48,8 @@ class OrgRun:
     discovery: DiscoveryStats | None = None
     queue_seconds: float = 0.0  # launching every run over GraphQL, before the daemon starts
     wall_seconds: float = 0.0  # from the daemon's start to the last run's end
+    api_calls: int = 0  # API requests the org counted while the runs were queued and ran
+    run_ids: list[str] = field(default_factory=list)
 
     @property
     def data_seconds(self) -> float:
@@ -142,8 +144,9 @@ def run_org(out: Path, scale: float = 1.0, objects: int = 8, timeout_s: float = 
         stack.extra_env[DISCOVERED_ENV] = str(discovered)
         stack.start()
         instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
-        started = time.monotonic()
+        api_before, started = stack.emulator.state.api_used, time.monotonic()
         runs = _queue(stack, instance, catalog)
+        result.run_ids = list(runs)
         result.queue_seconds = time.monotonic() - started
         print(
             f"Queued {len(runs)} object runs in {result.queue_seconds:.1f}s (one at a time, heaviest first); "
@@ -154,6 +157,7 @@ def run_org(out: Path, scale: float = 1.0, objects: int = 8, timeout_s: float = 
         stack.start_daemon()
         result.outcomes = _follow(stack, instance, runs, timeout_s)
         result.wall_seconds = time.monotonic() - started
+        result.api_calls = stack.emulator.state.api_used - api_before
         _check_rows(result.outcomes, catalog, settings, duckdb_path)
     finally:
         stack.stop()
