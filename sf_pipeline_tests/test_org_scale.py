@@ -303,3 +303,50 @@ def test_an_object_needing_a_filter_loads_with_the_catalogs_filter(big_org: Emul
     assert result.reconciled and truth > 0
     with duckdb.connect(str(tmp_path / "db.duckdb")) as db:
         assert db.execute("SELECT count(*) FROM salesforce.vote WHERE NOT is_deleted").fetchone()[0] == truth
+
+
+# -- Dagster ------------------------------------------------------------------------------------------------
+def test_the_discovery_job_refreshes_the_catalog_file(
+    big_org: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sf_pipeline.defs.discovery import salesforce_discovery
+    from sf_pipeline.defs.resources import SalesforceResource
+
+    resources = {"salesforce": SalesforceResource(login_url=big_org.url, max_retries=3)}
+    unset = salesforce_discovery.execute_in_process(resources=resources, raise_on_error=False)
+    assert not unset.success and "SF_PIPELINE_DISCOVERED_CATALOG" in str(unset.all_events)
+    path = tmp_path / "discovered.yaml"
+    monkeypatch.setenv("SF_PIPELINE_DISCOVERED_CATALOG", str(path))
+    result = salesforce_discovery.execute_in_process(resources=resources)
+    found = read_discovery(path)
+    assert len(found.objects) == OBJECTS
+    meta = next(e.event_specific_data.metadata for e in result.all_events if e.event_type_value == "STEP_OUTPUT")
+    assert meta["loaded"].value == len(found.loadable) and "Vote" in meta["skipped"].value
+    again = salesforce_discovery.execute_in_process(resources=resources)
+    meta = next(e.event_specific_data.metadata for e in again.all_events if e.event_type_value == "STEP_OUTPUT")
+    assert meta["api_requests"].value == 1, "nothing changed: one describeGlobal answered 304"
+
+
+def test_the_code_location_has_an_asset_per_discovered_object_grouped_by_kind(
+    sf: SalesforceClient, tmp_path: Path
+) -> None:
+    """Loaded in a fresh process, as a code-location reload loads it, with no Salesforce call."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "discovered.yaml"
+    found, _ = refresh(sf, path)
+    script = (
+        "import json, warnings; warnings.simplefilter('ignore')\n"
+        "from sf_pipeline.definitions import defs\n"
+        "print(json.dumps({s.key.path[-1]: s.group_name for s in defs.resolve_all_asset_specs()}))"
+    )
+    env = {**os.environ, "SF_PIPELINE_DISCOVERED_CATALOG": str(path), "SF_LOGIN_URL": "http://127.0.0.1:9"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    groups = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(groups) == {o.name for o in found.loadable}
+    assert groups["Account"] == "salesforce_standard" and groups["Invoice__c"] == "salesforce_custom"
+    assert groups["ContractHistory"] == "salesforce_history" and groups["ContractShare"] == "salesforce_share"
+    assert set(groups.values()) >= {"salesforce_feed", "salesforce_external"}
