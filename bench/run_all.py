@@ -28,6 +28,10 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
         ["--interval", "10", "--rounds", "2", "--rows", "20000"],
     ),
     "sweep_bench.py": (["--rows", "5000000"], ["--rows", "500000"]),
+    "org_bench.py": (
+        ["--objects", "300", "--granularity", "monthly"],
+        ["--objects", "30", "--scale", "0.01", "--granularity", "monthly"],
+    ),
 }
 
 
