@@ -90,15 +90,20 @@ def _follow(stack: LocalDagster, instance: dg.DagsterInstance, runs: dict[str, s
                 raise TimeoutError(f"{len(runs) - len(outcomes)} object run(s) still going after {timeout_s:.0f}s")
             if stack.procs["daemon"].poll() is not None:
                 raise RuntimeError(f"dagster-daemon exited; see {stack.home / 'daemon.log'}")
-            for run in instance.get_runs(filters=dg.RunsFilter(run_ids=list(runs))):
+            # ends before starts: the run that ended made room for the one that started in the same poll
+            polled = sorted(
+                instance.get_runs(filters=dg.RunsFilter(run_ids=list(runs))),
+                key=lambda r: r.status.value not in TERMINAL,
+            )
+            for run in polled:
                 name, status = runs[run.run_id], run.status.value
-                if status in ("STARTING", "STARTED") and run.run_id not in seen_started:
-                    seen_started.add(run.run_id)
-                    progress.started(name)
                 if status in TERMINAL and run.run_id not in outcomes:
                     meta = _metadata(instance, name) if status == "SUCCESS" else {}
                     outcomes[run.run_id] = Outcome(name, status, seconds=float(meta.get("seconds", 0.0)))
                     progress.ended(Ended(name, status, meta.get("rows", "-"), outcomes[run.run_id].seconds))
+                elif status in ("STARTING", "STARTED") and run.run_id not in seen_started:
+                    seen_started.add(run.run_id)
+                    progress.started(name)
             time.sleep(0.5)
     return list(outcomes.values())
 

@@ -24,6 +24,7 @@ from ..csvscan import RecordScanner
 from ..faultpoints import faultpoint
 from ..memory import peak_rss_mb
 from .client import SalesforceClient, html_error, is_html
+from .denylists import is_bulk_refusal
 from .errors import JobFailedError, QueryError, SalesforceError, UnexpectedResponseError
 from .soql import build_query
 
@@ -434,8 +435,7 @@ def extract_object(
 
     ``route="rest"`` reads REST queryAll pages instead of a Bulk job; a Bulk job that Salesforce refuses for
     the object itself (``denylists.BULK_REFUSALS``) is demoted to REST for this run, said in the result."""
-    from .denylists import is_bulk_refusal
-    from .rest_extract import RestExtract
+    from .rest_extract import RestExtract  # it builds on this module's ExtractResult
     from .soql import check_identifier, select_fields
 
     check_identifier(sobject, "sObject")
@@ -449,9 +449,7 @@ def extract_object(
     window = {"cursor_field": cursor_field, "since": since, "until": until, "include_deleted": include_deleted}
 
     def by_rest() -> ExtractResult:
-        result = RestExtract(client, sobject, selection.names, out_dir, where=where, on_page=on_page, **window).run()
-        result.route = "rest"
-        return result
+        return RestExtract(client, sobject, selection.names, out_dir, where=where, on_page=on_page, **window).run()
 
     if route == "rest":
         return by_rest(), describe

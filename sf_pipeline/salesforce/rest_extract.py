@@ -130,6 +130,7 @@ class RestExtract:
             time.monotonic() - started,
             list(self.fields),
             page_records=counts,
+            route="rest",
         )
         log.info(
             "[%s] extracted %d records by REST %s in %d file(s), %.1f MB, %.1fs",
