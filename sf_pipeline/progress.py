@@ -67,6 +67,10 @@ class RunProgress:
 class RichProgress(RunProgress):
     """The same, as a live bar with the loading object and the estimate, each ended object printed above it."""
 
+    def __init__(self, total: int, console: object | None = None) -> None:
+        super().__init__(total)
+        self.console = console  # a rich Console; None: the terminal
+
     def __enter__(self) -> RunProgress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -76,6 +80,7 @@ class RichProgress(RunProgress):
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TextColumn("{task.fields[estimate]}"),
+            console=self.console,
         )
         self._progress.start()
         self._task = self._progress.add_task("queued", total=self.total, estimate="")
