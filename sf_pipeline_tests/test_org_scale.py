@@ -270,6 +270,28 @@ def test_rest_route_loads_the_same_table_as_bulk(big_org: Emulator, tmp_path: Pa
         assert a.execute(query).fetchall() == b.execute(query).fetchall()
 
 
+def test_rest_pages_are_announced_as_they_complete_and_an_empty_object_gives_a_header(
+    big_org: Emulator, sf: SalesforceClient, tmp_path: Path
+) -> None:
+    from sf_pipeline.salesforce.rest_extract import RestExtract
+
+    announced = []
+    fields = ["Id", "Name", "Amount", "IsClosed"]
+    result = RestExtract(
+        sf, "Opportunity", fields, tmp_path / "opp", page_records=1_000, on_page=lambda *a: announced.append(a)
+    ).run()
+    total = big_org.org.get("Opportunity").rows - sum(map(big_org.org.get("Opportunity").is_deleted, range(3000)))
+    assert result.records == total == sum(result.page_records) and result.route == "rest"
+    assert [a[1] for a in announced] == result.page_records and result.page_records[0] == 1_000
+    assert [a[0] for a in announced] == result.files and all(a[2] == total for a in announced)
+    assert not list((tmp_path / "opp").glob("*.part"))
+    first = result.files[0].read_text().splitlines()
+    assert first[0] == '"Id","Name","Amount","IsClosed"' and len(first) == 1_001
+    assert first[1].endswith(('"true"', '"false"')), "booleans as Bulk writes them"
+    empty = RestExtract(sf, "CaseStatus", ["Id"], tmp_path / "empty").run()
+    assert empty.records == 0 and [f.read_text() for f in empty.files] == ['"Id"\n']
+
+
 def test_a_bulk_refusal_at_run_time_demotes_the_object_to_rest(big_org: Emulator, tmp_path: Path) -> None:
     result = _sync(big_org, "ContactTag", tmp_path / "db.duckdb", tmp_path / "w")
     assert result.route == "rest" and "is not supported by the Bulk API" in result.demoted

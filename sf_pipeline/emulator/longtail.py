@@ -118,79 +118,102 @@ def _owned() -> list[FieldMeta]:
     ]
 
 
-def _spec(kind: str, name: str, rng: random.Random) -> ObjectSpec:
-    rows = _rows(rng)
-    if kind == "custom":
-        fields = [*_owned(), *_custom_fields(rng, rng.randrange(3, 12))]
-        return ObjectSpec(name, kind, fields, rows, custom=True)
-    if kind == "standard":
-        return ObjectSpec(name, kind, [*_owned(), *_custom_fields(rng, rng.randrange(2, 8))], rows)
-    if kind == "address":
-        return ObjectSpec(name, "standard", [*_owned(), *_address("Billing"), _f("Description", "textarea")], rows)
-    if kind == "base64":
-        fields = [*_owned(), _f("ContentType", "string", length=120), _f("Body", "base64"), _f("BodyLength", "int")]
-        return ObjectSpec(name, "standard", fields, min(rows, 5_000))
-    if kind == "history":
-        parent = name.removesuffix("History")
-        fields = [
+def _history_fields(name: str) -> list[FieldMeta]:
+    parent = name.removesuffix("History")
+    return [
+        _f("Id", "id"),
+        _f("IsDeleted", "boolean", nillable=False),
+        _f("ParentId" if parent.endswith("__") else f"{parent}Id", "reference"),
+        _f("CreatedById", "reference", reference_to="User"),
+        _f("CreatedDate", "datetime", nillable=False),
+        _f("Field", "picklist", picklist=("Name", "Owner", "Status", "Amount", "created")),
+        _f("DataType", "string", length=40),
+        _f("OldValue", "string"),
+        _f("NewValue", "string"),
+    ]
+
+
+SHARE_FIELDS = [
+    _f("Id", "id"),
+    _f("ParentId", "reference"),
+    _f("UserOrGroupId", "reference", reference_to="User"),
+    _f("AccessLevel", "picklist", picklist=("Read", "Edit", "All")),
+    _f("RowCause", "picklist", picklist=("Owner", "Manual", "Rule", "ImplicitChild")),
+    _f("LastModifiedDate", "datetime", nillable=False),
+    _f("LastModifiedById", "reference", reference_to="User"),
+    _f("IsDeleted", "boolean", nillable=False),
+]
+FEED_FIELDS = [
+    *_system(),
+    _f("ParentId", "reference"),
+    _f("Type", "picklist", picklist=("TextPost", "LinkPost", "TrackedChange")),
+    _f("Title", "string"),
+    _f("Body", "textarea", length=10000),
+    _f("CommentCount", "int"),
+    _f("LikeCount", "int"),
+]
+STATUS_FIELDS = [*_system(), _f("MasterLabel", "string"), _f("SortOrder", "int"), _f("IsDefault", "boolean")]
+TAG_FIELDS = [*_system(), _f("ItemId", "reference"), _f("Name", "string"), _f("Type", "string")]
+BASE64_FIELDS = [_f("ContentType", "string", length=120), _f("Body", "base64"), _f("BodyLength", "int")]
+
+# kind -> (name, rng, rows) -> spec; rng is drawn from in the same order whatever the kind (rows first)
+_BUILDERS = {
+    "custom": lambda n, rng, rows: ObjectSpec(
+        n, "custom", [*_owned(), *_custom_fields(rng, rng.randrange(3, 12))], rows, custom=True
+    ),
+    "standard": lambda n, rng, rows: ObjectSpec(
+        n, "standard", [*_owned(), *_custom_fields(rng, rng.randrange(2, 8))], rows
+    ),
+    "address": lambda n, rng, rows: ObjectSpec(
+        n, "standard", [*_owned(), *_address("Billing"), _f("Description", "textarea")], rows
+    ),
+    "base64": lambda n, rng, rows: ObjectSpec(n, "standard", [*_owned(), *BASE64_FIELDS], min(rows, 5_000)),
+    "history": lambda n, rng, rows: ObjectSpec(n, "history", _history_fields(n), rows * 3),
+    "share": lambda n, rng, rows: ObjectSpec(n, "share", SHARE_FIELDS, rows),
+    "feed": lambda n, rng, rows: ObjectSpec(n, "feed", FEED_FIELDS, rows, bulk_refused=n in BULK_REFUSED_FEEDS),
+    "change_event": lambda n, rng, rows: ObjectSpec(
+        n,
+        "change_event",
+        [_f("Id", "id"), _f("ReplayId", "string"), _f("ChangeEventHeader", "string"), *_owned()[1:]],
+        0,
+        queryable=rng.random() < 0.5,
+        query_refused=True,
+    ),
+    "external": lambda n, rng, rows: ObjectSpec(
+        n,
+        "external",
+        [
             _f("Id", "id"),
-            _f("IsDeleted", "boolean", nillable=False),
-            _f("ParentId" if parent.endswith("__") else f"{parent}Id", "reference"),
-            _f("CreatedById", "reference", reference_to="User"),
-            _f("CreatedDate", "datetime", nillable=False),
-            _f("Field", "picklist", picklist=("Name", "Owner", "Status", "Amount", "created")),
-            _f("DataType", "string", length=40),
-            _f("OldValue", "string"),
-            _f("NewValue", "string"),
-        ]
-        return ObjectSpec(name, kind, fields, rows * 3)
-    if kind == "share":
-        fields = [
-            _f("Id", "id"),
-            _f("ParentId", "reference"),
-            _f("UserOrGroupId", "reference", reference_to="User"),
-            _f("AccessLevel", "picklist", picklist=("Read", "Edit", "All")),
-            _f("RowCause", "picklist", picklist=("Owner", "Manual", "Rule", "ImplicitChild")),
-            _f("LastModifiedDate", "datetime", nillable=False),
-            _f("LastModifiedById", "reference", reference_to="User"),
-            _f("IsDeleted", "boolean", nillable=False),
-        ]
-        return ObjectSpec(name, kind, fields, rows)
-    if kind == "feed":
-        fields = [
-            *_system(),
-            _f("ParentId", "reference"),
-            _f("Type", "picklist", picklist=("TextPost", "LinkPost", "TrackedChange")),
-            _f("Title", "string"),
-            _f("Body", "textarea", length=10000),
-            _f("CommentCount", "int"),
-            _f("LikeCount", "int"),
-        ]
-        return ObjectSpec(name, kind, fields, rows, bulk_refused=name in BULK_REFUSED_FEEDS)
-    if kind == "change_event":
-        fields = [_f("Id", "id"), _f("ReplayId", "string"), _f("ChangeEventHeader", "string"), *_owned()[1:]]
-        return ObjectSpec(name, kind, fields, 0, queryable=rng.random() < 0.5, query_refused=True)
-    if kind == "external":
-        fields = [
-            _f("Id", "id"),
-            _f("ExternalId", "string", length=255),
+            _f("ExternalId", "string"),
             _f("DisplayUrl", "url"),
             *_custom_fields(rng, rng.randrange(2, 6)),
-        ]
-        return ObjectSpec(name, kind, fields, min(rows, 2_000), custom=True)
-    if kind == "platform_event":
-        fields = [_f("ReplayId", "string"), _f("CreatedDate", "datetime"), *_custom_fields(rng, 2)]
-        return ObjectSpec(name, kind, fields, 0, queryable=False, custom=True, query_refused=True)
-    if kind in ("rest_only", "tag"):
-        fields = [*_system(), _f("MasterLabel", "string"), _f("SortOrder", "int"), _f("IsDefault", "boolean")]
-        if kind == "tag":
-            fields = [*_system(), _f("ItemId", "reference"), _f("Name", "string"), _f("Type", "string")]
-        return ObjectSpec(name, kind if kind == "tag" else "standard", fields, min(rows, 3_000), bulk_refused=True)
-    if kind == "needs_filter":
-        keys = NEEDS_FILTER[name]
-        fields = [*_system(), *(_f(k, "string", length=18) for k in keys if k != "Id"), _f("Type", "string")]
-        return ObjectSpec(name, "standard", fields, min(rows, 2_000), filter_fields=keys)
-    raise ValueError(f"unknown object kind {kind!r}")
+        ],
+        min(rows, 2_000),
+        custom=True,
+    ),
+    "platform_event": lambda n, rng, rows: ObjectSpec(
+        n,
+        "platform_event",
+        [_f("ReplayId", "string"), _f("CreatedDate", "datetime"), *_custom_fields(rng, 2)],
+        0,
+        queryable=False,
+        custom=True,
+        query_refused=True,
+    ),
+    "rest_only": lambda n, rng, rows: ObjectSpec(n, "standard", STATUS_FIELDS, min(rows, 3_000), bulk_refused=True),
+    "tag": lambda n, rng, rows: ObjectSpec(n, "tag", TAG_FIELDS, min(rows, 3_000), bulk_refused=True),
+    "needs_filter": lambda n, rng, rows: ObjectSpec(
+        n,
+        "standard",
+        [*_system(), *(_f(k, "string", length=18) for k in NEEDS_FILTER[n] if k != "Id"), _f("Type", "string")],
+        min(rows, 2_000),
+        filter_fields=NEEDS_FILTER[n],
+    ),
+}
+
+
+def _spec(kind: str, name: str, rng: random.Random) -> ObjectSpec:
+    return _BUILDERS[kind](name, rng, _rows(rng))
 
 
 class _Names:

@@ -8,11 +8,14 @@ sent (JSON numbers are parsed as strings), so a value loads exactly as its Bulk 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from .bulk import ExtractResult, PageSink
 from .client import SalesforceClient, html_error, is_html
@@ -77,48 +80,28 @@ class RestExtract:
                 request=f"GET {path}",
             ) from exc
 
+    def _batches(self, endpoint: str) -> Iterator[dict]:
+        """The query's answers, first to last (``nextRecordsUrl``), each one batch of records."""
+        body = self._get(self.client.data_path(endpoint), {"q": self.soql})
+        yield body
+        while not body.get("done", True) and body.get("nextRecordsUrl"):
+            body = self._get(body["nextRecordsUrl"])
+            yield body
+
     def run(self) -> ExtractResult:
         started = time.monotonic()
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.out_dir.glob("*.csv"):
-            stale.unlink()
         endpoint = "queryAll" if self.include_deleted else "query"
-        body = self._get(self.client.data_path(endpoint), {"q": self.soql})
-        expected = int(body.get("totalSize", 0))
-        header = (",".join(f'"{name}"' for name in self.fields) + "\n").encode()
-        files: list[Path] = []
-        counts: list[int] = []
-        out, in_page = None, 0
-        try:
-            while True:
-                records = body.get("records", [])
-                for record in records:
-                    if out is None:
-                        files.append(self.out_dir / f"{self.sobject}.{len(files):05d}.csv")
-                        out, in_page = open(files[-1].with_suffix(".part"), "wb", buffering=1 << 20), 0
-                        out.write(header)
-                    out.write((",".join(csv_value(record.get(name)) for name in self.fields) + "\n").encode())
-                    in_page += 1
-                    if in_page >= self.page_records:
-                        self._finish(out, files[-1], in_page, expected, counts)
-                        out = None
-                next_url = body.get("nextRecordsUrl")
-                if body.get("done", True) or not next_url:
-                    break
-                body = self._get(next_url)
-            if out is None and not files:  # no record: one page of just the header, as Bulk sends
-                files.append(self.out_dir / f"{self.sobject}.00000.csv")
-                out, in_page = open(files[-1].with_suffix(".part"), "wb"), 0
-                out.write(header)
-            if out is not None:
-                self._finish(out, files[-1], in_page, expected, counts)
-                out = None
-        finally:
-            if out is not None:
-                out.close()
-        if sum(counts) != expected:
+        pages = _Pages(self.out_dir, self.sobject, self.fields, self.page_records, self.on_page)
+        with contextlib.closing(pages):
+            for body in self._batches(endpoint):
+                pages.expected = int(body.get("totalSize", 0))
+                for record in body.get("records", []):
+                    pages.write(",".join(csv_value(record.get(name)) for name in self.fields))
+            files, counts = pages.finish()
+        if sum(counts) != pages.expected:
             raise UnexpectedResponseError(
-                f"REST {endpoint} returned {sum(counts)} records but said totalSize {expected}", sobject=self.sobject
+                f"REST {endpoint} returned {sum(counts)} records but said totalSize {pages.expected}",
+                sobject=self.sobject,
             )
         result = ExtractResult(
             self.sobject,
@@ -143,9 +126,55 @@ class RestExtract:
         )
         return result
 
-    def _finish(self, out, final: Path, records: int, expected: int, counts: list[int]) -> None:
-        out.close()
+
+class _Pages:
+    """Records written into page files of at most ``page_records`` each (a quoted header first), each page
+    renamed from ``.part`` and announced to ``on_page`` once complete; no record at all gives one page of just
+    the header, as Bulk sends."""
+
+    def __init__(self, out_dir: Path, sobject: str, fields: list[str], page_records: int, on_page) -> None:
+        self.out_dir, self.sobject, self.page_records, self.on_page = Path(out_dir), sobject, page_records, on_page
+        self.header = (",".join(f'"{name}"' for name in fields) + "\n").encode()
+        self.expected = 0  # the query's totalSize, told to on_page with each page
+        self.files: list[Path] = []
+        self.counts: list[int] = []
+        self._out: BinaryIO | None = None
+        self._in_page = 0
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for stale in [*self.out_dir.glob("*.csv"), *self.out_dir.glob("*.part")]:
+            stale.unlink()
+
+    def _open(self) -> BinaryIO:
+        self.files.append(self.out_dir / f"{self.sobject}.{len(self.files):05d}.csv")
+        self._out, self._in_page = open(self.files[-1].with_suffix(".part"), "wb", buffering=1 << 20), 0
+        self._out.write(self.header)
+        return self._out
+
+    def write(self, line: str) -> None:
+        (self._out or self._open()).write((line + "\n").encode())
+        self._in_page += 1
+        if self._in_page >= self.page_records:
+            self._finish_page()
+
+    def _finish_page(self) -> None:
+        assert self._out is not None
+        self._out.close()
+        self._out = None
+        final = self.files[-1]
         final.with_suffix(".part").replace(final)
-        counts.append(records)
+        self.counts.append(self._in_page)
         if self.on_page is not None:
-            self.on_page(final, records, expected)
+            self.on_page(final, self._in_page, self.expected)
+
+    def finish(self) -> tuple[list[Path], list[int]]:
+        if self._out is None and not self.files:
+            self._open()
+        if self._out is not None:
+            self._finish_page()
+        return self.files, self.counts
+
+    def close(self) -> None:
+        """After a failure: the open page is closed and left as ``.part``, never loaded."""
+        if self._out is not None:
+            self._out.close()
+            self._out = None
