@@ -303,3 +303,30 @@ def test_dagster_definitions_validate_passes() -> None:
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_materializing_an_object_runs_its_cheap_checks_but_not_the_sweep(org: Emulator, tmp_path: Path) -> None:
+    """As the UI's Materialize launches it: the implicit asset job, the asset and every one of its checks selected
+    (the sweep's too). The load and the cheap checks run; the sweep is left out unless its check runs alone."""
+    from sf_pipeline.definitions import defs
+
+    key = asset_key("User")
+    resources = {
+        "salesforce": SalesforceResource(login_url=org.url, max_retries=3),
+        "warehouse": WarehouseResource(duckdb_path=str(tmp_path / "sf.duckdb")),
+        "pipeline_settings": PipelineSettings(work_dir=str(tmp_path / "work")),
+    }
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection={key},
+        asset_check_selection={c for c in defs.resolve_asset_graph().asset_check_keys if c.asset_key == key},
+    )
+    with dg.instance_for_test() as instance:
+        materialized = job.execute_in_process(instance=instance, resources=resources, partition_key="2026-10-01")
+        checks = {e.check_name for e in materialized.get_asset_check_evaluations()}
+        assert materialized.success and ID_SWEEP_CHECK not in checks and "row_count_reconciliation" in checks
+        assert any("Id sweep left out" in e.user_message for e in instance.all_logs(materialized.run_id))
+        alone = defs.resolve_implicit_global_asset_job_def().get_subset(
+            asset_selection=set(), asset_check_selection={dg.AssetCheckKey(key, ID_SWEEP_CHECK)}
+        )
+        swept = alone.execute_in_process(instance=instance, resources=resources)
+        assert [e.check_name for e in swept.get_asset_check_evaluations()] == [ID_SWEEP_CHECK]
