@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -162,7 +162,7 @@ def _overlay(raw: dict, defaults: dict, path: Path, discovered_path: Path) -> tu
         if (include and not _matches(found.name, include)) or _matches(found.name, exclude):
             continue
         if found.reason == FILTER_REASON and entry.get("filter"):
-            found = DiscoveredObject(found.name, found.kind, found.route, found.cursor_field, described=True)
+            found = replace(found, reason=None)
         if found.reason is not None:
             skipped.append((found.name, found.reason))
             continue

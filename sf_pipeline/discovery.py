@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 
@@ -59,14 +59,10 @@ class DiscoveredObject:
     described: bool = False  # a describe was read (an If-Modified-Since of the next discovery may reuse it)
 
     def to_yaml(self) -> dict:
-        out = {k: v for k, v in asdict(self).items() if k not in ("described", "reason", "notes")}
-        if self.reason:
-            out["reason"] = self.reason
-        if self.notes:
-            out["notes"] = self.notes
-        if not self.described:
-            out = {"name": self.name, "kind": self.kind, "reason": self.reason}
-        return out
+        if not self.described:  # skipped from describeGlobal alone: no route or cursor was ever known
+            return {"name": self.name, "kind": self.kind, "reason": self.reason}
+        out = {"name": self.name, "kind": self.kind, "route": self.route, "cursor_field": self.cursor_field}
+        return out | ({"reason": self.reason} if self.reason else {}) | ({"notes": self.notes} if self.notes else {})
 
 
 def cursor_of(field_names: set[str]) -> str | None:
@@ -162,10 +158,9 @@ def discover(
             results[entry["name"]] = skipped
         else:
             to_describe.append(entry)
-    unchanged = 0
 
-    def describe(entry: dict) -> DiscoveredObject:
-        nonlocal unchanged
+    def describe(entry: dict) -> tuple[DiscoveredObject, bool]:
+        """The object's classification, and whether it came from ``previous`` (a 304)."""
         name = entry["name"]
         before = previous.get(name) if previous else None
         headers = {"If-Modified-Since": previous.discovered_at} if before and before.described else {}
@@ -173,17 +168,17 @@ def discover(
             answer = client.json("GET", client.data_path(f"sobjects/{name}/describe"), sobject=name, headers=headers)
         except SalesforceError as exc:
             log.warning("[%s] describe failed: %s", name, exc)
-            return DiscoveredObject(
-                name, object_kind(name, bool(entry.get("custom"))), reason=f"describe failed: {exc}"
-            )
+            kind = object_kind(name, bool(entry.get("custom")))
+            return DiscoveredObject(name, kind, reason=f"describe failed: {exc}"), False
         if answer is None and before is not None:
-            unchanged += 1
-            return before
-        return classify(entry, answer)
+            return before, True
+        return classify(entry, answer), False
 
+    unchanged = 0
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="describe") as pool:
-        for found in pool.map(describe, to_describe):
+        for found, reused in pool.map(describe, to_describe):
             results[found.name] = found
+            unchanged += reused
     discovery = Discovery(
         [results[e["name"]] for e in entries], stamp, client.instance_url.rstrip("/"), client.api_version
     )
