@@ -1,11 +1,18 @@
 """An org of many objects: discovery, then the whole initial load through a real Dagster instance and daemon.
 
-Usage: python bench/org_bench.py [--objects 300] [--scale 1.0] [--granularity daily|weekly|monthly] [--sample K]
+Usage: python bench/org_bench.py [--objects 300] [--scale 1.0] [--granularity monthly|weekly|daily] [--sample K]
+                                 [--batch 100] [--interval 30] [--edits 100] [--idle-minutes 5] [--initial-only]
 
-Prints discovery's time and API requests (first, unchanged, one object changed), then the initial load of
-every object discovery keeps (or a sample of K, every n-th in the discovered order), as `sf-pipeline demo`
-runs it: wall time split into the objects' own work (extract and load, from each run's metadata) and
-Dagster's overhead (the rest), runs, events by type, and the org's API calls. Figures go to bench/README.md.
+Prints discovery's time and API requests (first, unchanged, one object changed), then, per phase, wall time,
+the objects' own work (extract and load, from their metadata), Dagster's overhead (the rest) per object, runs,
+events and the org's API calls:
+- initial load: every object discovery keeps (or a sample of K) through the initial-load sensor's batches,
+  as `sf-pipeline demo` runs it; then the run process's RSS after each object of the largest batch;
+- sensor catch-up: one record edited in each of --edits objects at once, the change sensor every --interval
+  seconds: time from the edits to each object's load landing; then the sensor's API calls a tick (from each
+  tick's log line), idle for --idle-minutes;
+- weekly re-sync: the schedule's batched requests, launched into the queue.
+Figures go to bench/README.md.
 """
 
 from __future__ import annotations
@@ -13,9 +20,12 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import re
+import statistics
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -26,10 +36,17 @@ import dagster as dg
 from common import table
 from dagster._core.instance.ref import InstanceRef
 
-from sf_pipeline.catalog import DEFAULT_CATALOG
-from sf_pipeline.demo import print_summary, run_org
+from sf_pipeline.catalog import DEFAULT_CATALOG, Catalog
+from sf_pipeline.defs.automation import AutomationSettings
+from sf_pipeline.defs.jobs import build_jobs
+from sf_pipeline.defs.resources import SalesforceResource
+from sf_pipeline.defs.schedules import build_schedules
+from sf_pipeline.defs.sensors import INITIAL_LOAD_SENSOR, SENSOR_NAME
+from sf_pipeline.defs.sweep import build_id_sweep
+from sf_pipeline.demo import OrgRun, follow_objects, print_summary, run_org
 from sf_pipeline.discovery import refresh
 from sf_pipeline.emulator import EmulatorConfig, make_server
+from sf_pipeline.local_dagster import LocalDagster
 from sf_pipeline.salesforce import SalesforceClient, SalesforceSettings
 
 
@@ -79,11 +96,128 @@ def events_by_type(home: Path, run_ids: list[str]) -> collections.Counter:
     return counts
 
 
+def phase_row(
+    label: str, instance: dg.DagsterInstance, home: Path, run_ids: list[str], outcomes, wall: float, calls: int
+):
+    n = len(outcomes)
+    data = sum(o.seconds for o in outcomes)
+    events = events_by_type(home, run_ids)
+    row = [label, n, wall, data, wall - data, (wall - data) / max(n, 1), len(run_ids), sum(events.values()), calls]
+    return row, events
+
+
+def sensor_ticks(instance: dg.DagsterInstance) -> list:
+    state = next(s for s in instance.all_instigator_state() if s.name == SENSOR_NAME)
+    return list(reversed(instance.get_ticks(state.instigator_origin_id, state.selector_id)))
+
+
+def tick_calls(instance: dg.DagsterInstance, tick) -> int | None:
+    """The API calls a change-sensor tick spent, from the line it logs."""
+    if not tick.log_key:
+        return None
+    data = instance.compute_log_manager.get_log_data(tick.log_key)
+    text = b"".join(part or b"" for part in (data.stdout, data.stderr)).decode()
+    m = re.search(r"this tick spent (\d+) API call", text)
+    return int(m.group(1)) if m else None
+
+
+def later_phases(stack: LocalDagster, instance: dg.DagsterInstance, catalog: Catalog, result: OrgRun, args) -> None:
+    """On the live stack after the initial load: the change sensor catching up with many objects edited at
+    once, the idle sensor's API cost, and the weekly re-sync's batched runs."""
+    home = stack.home
+    rows = []
+    # -- batch memory: RSS of the run process after each object of the largest batch, in the order they ran
+    by_run = collections.defaultdict(list)
+    for o in result.outcomes:
+        if o.meta.get("run_id"):
+            by_run[o.meta["run_id"]].append(o)
+    largest = max(by_run.values(), key=len)
+    rss = [o.meta.get("rss_after_mb") for o in largest]
+    if len(rss) >= 2:
+        k = min(100, len(rss))
+        print(
+            f"\nbatch memory: largest batch {len(rss)} objects; run RSS after object 1: {rss[0]:.0f} MB, after object "
+            f"{k}: {rss[k - 1]:.0f} MB ({(rss[k - 1] / rss[0] - 1) * 100:+.1f}%), max {max(rss):.0f} MB"
+        )
+    # -- sensor catch-up: edits to many objects at once
+    stack.start_sensor(SENSOR_NAME)
+    wait(lambda: [t for t in sensor_ticks(instance) if t.is_completed], 300)
+    edit = [
+        e.name
+        for e in catalog.objects
+        if e.cursor_field == "SystemModstamp" and not e.filter and stack.emulator.state.org.get(e.name).rows > 0
+    ][: args.edits]
+    api0, t_edit, runs0 = stack.emulator.state.api_used, time.time(), {r.run_id for r in instance.get_runs()}
+    url = f"{stack.emulator.url}/__emulator__/records"
+    for name in edit:
+        model = stack.emulator.state.org.get(name)
+        first_id = model.raw_value(model.by_name["id"], 0)
+        httpx.post(url, json={"object": name, "update": [{"Id": first_id}]}).raise_for_status()
+    print(f"\nedited one record in each of {len(edit)} objects at once; change sensor every {args.interval}s")
+    outcomes = follow_objects(stack, instance, edit, t_edit, 3600, idle_s=args.interval + 120)
+    latency = [o.meta["at"] - t_edit for o in outcomes if o.status == "SUCCESS"]
+    wall = max(latency) if latency else float("nan")
+    runs = [r.run_id for r in instance.get_runs() if r.run_id not in runs0]
+    row, events = phase_row(
+        "sensor catch-up", instance, home, runs, outcomes, wall, stack.emulator.state.api_used - api0
+    )
+    rows.append(row)
+    print(
+        f"edit -> in the warehouse: median {statistics.median(latency):.0f}s, max {wall:.0f}s for {len(latency)}/"
+        f"{len(edit)} objects (target: interval {args.interval}s + 180s = {args.interval + 180}s)"
+    )
+    # -- the idle sensor's cost a tick (nothing changed)
+    t_idle = time.time()
+    time.sleep(args.idle_minutes * 60)
+    ticks = [t for t in sensor_ticks(instance) if t.timestamp > t_edit and t.is_completed]
+    calls = [c for c in (tick_calls(instance, t) for t in ticks) if c is not None]
+    idle = [c for t, c in zip(ticks, calls, strict=False) if t.timestamp > t_idle]
+    print(
+        f"change sensor over {len(catalog.objects)} objects: {len(calls)} ticks since the edits, "
+        f"{statistics.mean(calls):.1f} API calls a tick on average (max {max(calls)}); idle ticks "
+        f"({len(idle)} in {args.idle_minutes} min): {statistics.mean(idle) if idle else float('nan'):.1f} a tick"
+    )
+    # -- the weekly re-sync, as its schedule requests it (evaluated here, launched over GraphQL into the queue)
+    jobs = [*build_jobs(catalog), build_id_sweep(catalog)[1]]
+    schedules = build_schedules(catalog, jobs, AutomationSettings.from_env())
+    schedule = next(s for s in schedules if s.name == "salesforce_weekly_resync")
+    with dg.build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=datetime.now(UTC),
+        resources={"salesforce": SalesforceResource(login_url=stack.emulator.url)},
+    ) as context:
+        requests = list(schedule(context))
+    api0, t0 = stack.emulator.state.api_used, time.time()
+    names = [k.path[1] for r in requests for k in r.asset_selection]
+    resync_runs = [stack.launch_request(r) for r in requests]
+    outcomes = follow_objects(stack, instance, names, t0, 3600)
+    wall = max(o.meta["at"] for o in outcomes if o.meta) - t0
+    row, _ = phase_row(
+        "weekly re-sync", instance, home, resync_runs, outcomes, wall, stack.emulator.state.api_used - api0
+    )
+    rows.append(row)
+    later_phases.rows = rows  # type: ignore[attr-defined]
+
+
+def wait(predicate, timeout_s: float):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(1)
+    raise TimeoutError("waited too long")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--objects", type=int, default=300)
     ap.add_argument("--scale", type=float, default=1.0)
-    ap.add_argument("--granularity", default="daily", choices=["daily", "weekly", "monthly"])
+    ap.add_argument("--granularity", default="monthly", choices=["daily", "weekly", "monthly"])
+    ap.add_argument("--batch", type=int, default=100, help="SF_PIPELINE_BATCH_OBJECTS: objects a run loads")
+    ap.add_argument("--interval", type=int, default=30, help="the change sensor's interval, seconds")
+    ap.add_argument("--edits", type=int, default=100, help="objects edited at once for the sensor catch-up")
+    ap.add_argument("--idle-minutes", type=float, default=5, help="how long the idle sensor's cost is measured")
+    ap.add_argument("--initial-only", action="store_true", help="only discovery and the initial load")
     ap.add_argument("--sample", type=int, help="load only K of the objects (every n-th in discovered order)")
     ap.add_argument("--out", default=None, help="where the run's Dagster home and DuckDB file go")
     args = ap.parse_args()
@@ -95,49 +229,37 @@ def main() -> int:
     include = loadable[:: max(1, len(loadable) // args.sample)][: args.sample] if args.sample else None
     os.environ["SF_PIPELINE_CATALOG"] = str(overrides(work, args.granularity, include))
     label = f"{len(include)} of {len(loadable)} objects" if include else f"all {len(loadable)} objects"
-    print(f"\n## Initial load through the daemon: {label}, {args.granularity} partitions, scale {args.scale}")
+    print(
+        f"\n## Initial load through the daemon: {label}, {args.granularity} partitions, scale {args.scale}, "
+        f"batches of {args.batch}"
+    )
+    os.environ["SF_PIPELINE_SENSOR_INTERVAL_SECONDS"] = str(args.interval)
+    os.environ["SF_PIPELINE_BATCH_OBJECTS"] = str(args.batch)
     started = time.monotonic()
-    result = run_org(work / "run", args.scale, args.objects)
+    then = None if args.initial_only else (lambda *a: later_phases(*a, args))
+    result = run_org(work / "run", args.scale, args.objects, then=then)
     total = time.monotonic() - started
     print_summary(result, work / "run")
-    n = len(result.outcomes)
-    overhead = result.wall_seconds - result.data_seconds
-    events = events_by_type(work / "run" / "dagster_home", result.run_ids)
-    print(
-        "\n"
-        + table(
-            [
-                "phase",
-                "objects",
-                "wall s",
-                "object work s",
-                "overhead s",
-                "overhead s/object",
-                "queueing s",
-                "runs",
-                "events",
-                "API calls",
-                "all ok",
-            ],
-            [
-                [
-                    "initial load",
-                    n,
-                    result.wall_seconds,
-                    result.data_seconds,
-                    overhead,
-                    overhead / max(n, 1),
-                    result.queue_seconds,
-                    len(result.run_ids),
-                    sum(events.values()),
-                    result.api_calls,
-                    result.ok,
-                ]
-            ],
-        )  # fmt: skip
+    home = work / "run" / "dagster_home"
+    instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+    initial = [r.run_id for r in instance.get_runs() if r.tags.get("dagster/sensor_name") == INITIAL_LOAD_SENSOR]
+    row, events = phase_row(
+        "initial load", instance, home, initial, result.outcomes, result.wall_seconds, result.api_calls
     )
-    print("\nevents by type: " + ", ".join(f"{k} {v}" for k, v in events.most_common(8)))
-    print(f"whole command {total:.1f}s (emulator start, discovery, webserver, queueing, runs, row checks)")
+    header = [
+        "phase",
+        "objects",
+        "wall s",
+        "object work s",
+        "overhead s",
+        "overhead s/object",
+        "runs",
+        "events",
+        "API calls",
+    ]
+    print("\n" + table(header, [row, *getattr(later_phases, "rows", [])]))
+    print("\ninitial load events by type: " + ", ".join(f"{k} {v}" for k, v in events.most_common(8)))
+    print(f"whole command {total:.1f}s (emulator start, discovery, webserver, phases, row checks)")
     return 0 if result.ok else 1
 
 

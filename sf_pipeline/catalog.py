@@ -63,7 +63,7 @@ class CatalogObject:
 class Catalog:
     objects: tuple[CatalogObject, ...]
     partition_start: date
-    partition_granularity: str = "daily"
+    partition_granularity: str = "monthly"
     skipped: tuple[tuple[str, str], ...] = ()  # (object, reason) for what discovery found and does not load
 
     @property
@@ -180,7 +180,7 @@ def load_catalog(path: Path | str | None = None, discovered: Path | str | None =
     except (OSError, yaml.YAMLError) as exc:
         raise CatalogError(f"cannot read the object catalog {path}: {exc}") from exc
     defaults = raw.get("defaults", {})
-    granularity = defaults.get("partition_granularity", "daily")
+    granularity = defaults.get("partition_granularity", "monthly")
     if granularity not in GRANULARITIES:
         raise CatalogError(f"{path}: partition_granularity must be one of {GRANULARITIES}, got {granularity!r}")
     try:

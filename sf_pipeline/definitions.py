@@ -11,21 +11,22 @@ from .defs.discovery import salesforce_discovery, salesforce_weekly_discovery
 from .defs.jobs import build_jobs
 from .defs.resources import default_resources
 from .defs.schedules import build_schedules
-from .defs.sensors import build_change_sensor, build_resync_sensor
+from .defs.sensors import build_change_sensor, build_initial_load_sensor
 from .defs.sweep import build_id_sweep
 
 catalog = load_catalog()
 automation = AutomationSettings.from_env()
 id_sweep, sweep_job = build_id_sweep(catalog)
-jobs = [*build_jobs(catalog), sweep_job]
+load_jobs = build_jobs(catalog)
+jobs = [*load_jobs, sweep_job]
 
 defs = dg.Definitions(
-    assets=build_assets(catalog, automation),
+    assets=build_assets(catalog),
     asset_checks=[id_sweep],
     jobs=[*jobs, salesforce_discovery],
     sensors=[
-        build_change_sensor(catalog, [j for j in jobs if j is not sweep_job], automation),
-        build_resync_sensor(catalog),
+        build_change_sensor(catalog, load_jobs, automation),
+        build_initial_load_sensor(catalog, load_jobs, automation),
     ],
     schedules=[*build_schedules(catalog, jobs, automation), salesforce_weekly_discovery],
     resources=default_resources(),

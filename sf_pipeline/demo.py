@@ -1,11 +1,12 @@
-"""``sf-pipeline demo``: the emulator's org discovered, then every object it loads materialized through a real
-Dagster instance (queue, tag limit and priorities from dagster.yaml) into a DuckDB file, with progress as it
-goes, each object's rows checked against Salesforce's own count, and a summary."""
+"""``sf-pipeline demo``: the emulator's org discovered, then every object it keeps loaded through a real Dagster
+instance (the initial-load sensor's batched runs, queue, tag limit and priorities from dagster.yaml) into a
+DuckDB file, with progress as it goes, each object's rows checked against Salesforce's own count, a summary."""
 
 from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,13 +14,13 @@ import dagster as dg
 from dagster._core.instance.ref import InstanceRef
 
 from .catalog import DISCOVERED_ENV, Catalog, load_catalog
-from .defs.assets import asset_key, partitions_def
-from .defs.checks import check_specs
-from .defs.jobs import PRIORITY_TAG, job_name, run_tags
+from .defs.assets import asset_key
+from .defs.automation import PENDING_STATUSES, AutomationSettings
+from .defs.sensors import INITIAL_LOAD_SENSOR
 from .discovery import DiscoveryStats, refresh
 from .emulator import EmulatorConfig
 from .load import table_name
-from .local_dagster import TERMINAL, LocalDagster
+from .local_dagster import LocalDagster
 from .progress import Ended, RunProgress
 from .salesforce import SalesforceClient, SalesforceError, SalesforceSettings
 from .salesforce.soql import count_query
@@ -33,6 +34,7 @@ class Outcome:
     rows: int | None = None  # rows in the warehouse table after the run
     salesforce_rows: int | None = None  # Salesforce's COUNT() of live records
     seconds: float = 0.0  # the object's own load work (extract and load, as the run's metadata says)
+    meta: dict = field(default_factory=dict)  # its last materialization's metadata (run_id, at, rss_after_mb...)
 
     @property
     def ok(self) -> bool:
@@ -46,8 +48,7 @@ class OrgRun:
     outcomes: list[Outcome] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     discovery: DiscoveryStats | None = None
-    queue_seconds: float = 0.0  # launching every run over GraphQL, before the daemon starts
-    wall_seconds: float = 0.0  # from the daemon's start to the last run's end
+    wall_seconds: float = 0.0  # from the initial-load sensor's start to the last object loaded
     api_calls: int = 0  # API requests the org counted while the runs were queued and ran
     run_ids: list[str] = field(default_factory=list)
 
@@ -60,52 +61,61 @@ class OrgRun:
         return all(o.ok for o in self.outcomes)
 
 
-def _queue(stack: LocalDagster, instance: dg.DagsterInstance, catalog: Catalog) -> dict[str, str]:
-    """One run per object, heaviest first, as the schedules and sensor launch them; run id -> object."""
-    keys = partitions_def(catalog).get_partition_keys()
-    runs = {}
-    for entry in sorted(catalog.objects, key=lambda e: -int(run_tags(instance, e)[PRIORITY_TAG])):
-        tags = run_tags(instance, entry, keys[0], keys[-1]) if entry.cursor_field else run_tags(instance, entry)
-        path = asset_key(entry.name).path
-        # the load and its cheap checks: the Id sweep (a full Id extract) belongs to its own job
-        checks = [(path, spec.name) for spec in check_specs(asset_key(entry.name))]
-        runs[stack.launch(job_name(entry), assets=[path], checks=checks, tags=tags)] = entry.name
-    return runs
+def _materialized_since(instance: dg.DagsterInstance, keys: dict[dg.AssetKey, str], since: float) -> dict:
+    """Objects whose latest materialization is newer than ``since`` -> that materialization's metadata."""
+    out = {}
+    for record in instance.get_asset_records(list(keys)):
+        event = record.asset_entry.last_materialization
+        if event is not None and event.timestamp > since and event.asset_materialization is not None:
+            meta = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+            out[keys[record.asset_entry.asset_key]] = {**meta, "run_id": event.run_id, "at": event.timestamp}
+    return out
 
 
-def _metadata(instance: dg.DagsterInstance, name: str) -> dict:
-    event = instance.get_latest_materialization_event(asset_key(name))
-    materialization = event.asset_materialization if event else None
-    return {k: v.value for k, v in materialization.metadata.items()} if materialization else {}
-
-
-def _follow(stack: LocalDagster, instance: dg.DagsterInstance, runs: dict[str, str], timeout_s: float) -> list:
-    """Poll the runs (one storage query a poll) and report each start and end until all have ended."""
+def follow_objects(
+    stack: LocalDagster,
+    instance: dg.DagsterInstance,
+    names: list[str],
+    since: float,
+    timeout_s: float,
+    idle_s: float = 30,
+) -> list[Outcome]:
+    """Poll until every object is loaded after ``since``, or no run was queued or running for ``idle_s`` (the
+    rest failed, retries done); report each object as its step starts and as its load lands."""
+    keys = {asset_key(n): n for n in names}
+    ops = {asset_key(n).to_python_identifier(): n for n in names}
     outcomes: dict[str, Outcome] = {}
-    seen_started: set[str] = set()
+    started: set[str] = set()
+    idle_since: float | None = None
     deadline = time.monotonic() + timeout_s
-    with RunProgress.live(len(runs)) as progress:
-        while len(outcomes) < len(runs):
+    with RunProgress.live(len(names)) as progress:
+        while len(outcomes) < len(names):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(runs) - len(outcomes)} object run(s) still going after {timeout_s:.0f}s")
+                raise TimeoutError(f"{len(names) - len(outcomes)} object(s) not loaded after {timeout_s:.0f}s")
             if stack.procs["daemon"].poll() is not None:
                 raise RuntimeError(f"dagster-daemon exited; see {stack.home / 'daemon.log'}")
-            # ends before starts: the run that ended made room for the one that started in the same poll
-            polled = sorted(
-                instance.get_runs(filters=dg.RunsFilter(run_ids=list(runs))),
-                key=lambda r: r.status.value not in TERMINAL,
-            )
-            for run in polled:
-                name, status = runs[run.run_id], run.status.value
-                if status in TERMINAL and run.run_id not in outcomes:
-                    meta = _metadata(instance, name) if status == "SUCCESS" else {}
-                    outcomes[run.run_id] = Outcome(name, status, seconds=float(meta.get("seconds", 0.0)))
-                    progress.ended(Ended(name, status, meta.get("rows", "-"), outcomes[run.run_id].seconds))
-                elif status in ("STARTING", "STARTED") and run.run_id not in seen_started:
-                    seen_started.add(run.run_id)
-                    progress.started(name)
-            time.sleep(0.5)
-    return list(outcomes.values())
+            for name, meta in _materialized_since(instance, keys, since).items():
+                if name not in outcomes:
+                    outcomes[name] = Outcome(name, "SUCCESS", seconds=float(meta.get("seconds", 0.0)), meta=meta)
+                    progress.ended(Ended(name, "SUCCESS", meta.get("rows", "-"), outcomes[name].seconds))
+            pending = instance.get_runs(filters=dg.RunsFilter(statuses=PENDING_STATUSES))
+            for run in pending:
+                if run.status == dg.DagsterRunStatus.STARTED:
+                    for event in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START):
+                        name = ops.get(event.step_key or "")
+                        if name and name not in started and name not in outcomes:
+                            started.add(name)
+                            progress.started(name)
+            # nothing queued or running for a while (a failed run's retry is created within seconds): done
+            idle_since = (idle_since or time.monotonic()) if not pending else None
+            if idle_since and time.monotonic() - idle_since > idle_s:
+                break
+            time.sleep(1.0)
+    for name in names:
+        if name not in outcomes:
+            outcomes[name] = Outcome(name, "FAILURE")
+            print(f"{name}: not loaded (its run failed; see the Runs page)", flush=True)
+    return sorted(outcomes.values(), key=lambda o: o.meta.get("at", float("inf")))
 
 
 def _check_rows(outcomes: list[Outcome], catalog: Catalog, settings: SalesforceSettings, duckdb_path: Path) -> None:
@@ -123,8 +133,15 @@ def _check_rows(outcomes: list[Outcome], catalog: Catalog, settings: SalesforceS
                 outcome.rows = warehouse.count_rows(table_name(entry.name))
 
 
-def run_org(out: Path, scale: float = 1.0, objects: int = 8, timeout_s: float = 4 * 3600) -> OrgRun:
-    """Discover the emulator's org, then load every object it loads through the daemon and queue."""
+def run_org(
+    out: Path,
+    scale: float = 1.0,
+    objects: int = 8,
+    timeout_s: float = 4 * 3600,
+    then: Callable[[LocalDagster, dg.DagsterInstance, Catalog, OrgRun], None] | None = None,
+) -> OrgRun:
+    """Discover the emulator's org, then load every object it keeps through the daemon and queue: the
+    initial-load sensor requests them in batches. ``then`` runs on the live stack afterwards (benchmarks)."""
     out = Path(out).resolve()
     home, duckdb_path, discovered = out / "dagster_home", out / "sf_pipeline.duckdb", out / "discovered_catalog.yaml"
     shutil.rmtree(home, ignore_errors=True)
@@ -149,21 +166,22 @@ def run_org(out: Path, scale: float = 1.0, objects: int = 8, timeout_s: float = 
         stack.extra_env[DISCOVERED_ENV] = str(discovered)
         stack.start()
         instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+        stack.start_daemon()
         api_before, started = stack.emulator.state.api_used, time.monotonic()
-        runs = _queue(stack, instance, catalog)
-        result.run_ids = list(runs)
-        result.queue_seconds = time.monotonic() - started
+        stack.start_sensor(INITIAL_LOAD_SENSOR)
         print(
-            f"Queued {len(runs)} object runs in {result.queue_seconds:.1f}s (one at a time, heaviest first); "
+            f"Turned on {INITIAL_LOAD_SENSOR}: {len(catalog.objects)} objects in batches of up to "
+            f"{AutomationSettings.from_env().batch_objects}, heaviest first, one object at a time; "
             f"web UI at {stack.url}",
             flush=True,
         )
-        started = time.monotonic()
-        stack.start_daemon()
-        result.outcomes = _follow(stack, instance, runs, timeout_s)
+        result.outcomes = follow_objects(stack, instance, list(catalog.names), time.time(), timeout_s)
         result.wall_seconds = time.monotonic() - started
         result.api_calls = stack.emulator.state.api_used - api_before
+        result.run_ids = [r.run_id for r in instance.get_runs()]
         _check_rows(result.outcomes, catalog, settings, duckdb_path)
+        if then is not None:
+            then(stack, instance, catalog, result)
     finally:
         stack.stop()
     return result
@@ -184,7 +202,7 @@ def print_summary(result: OrgRun, out: Path) -> None:
     print(
         f"\n{loaded}/{len(result.outcomes)} objects loaded with Salesforce's row count, {len(result.skipped)} skipped. "
         f"Wall {result.wall_seconds:.1f}s: object work {result.data_seconds:.1f}s, Dagster overhead "
-        f"{overhead:.1f}s ({overhead / n:.1f}s an object); queueing the runs took {result.queue_seconds:.1f}s more."
+        f"{overhead:.1f}s ({overhead / n:.1f}s an object), {len(result.run_ids)} run(s)."
     )
     print(f"DuckDB file: {out / 'sf_pipeline.duckdb'}  (tables in schema 'salesforce')")
     print(

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dagster as dg
 import httpx
 
 from .emulator import EmulatorConfig, EmulatorServer, make_server
@@ -123,6 +124,17 @@ class LocalDagster:
         """Queue a run of ``job`` for one asset (key path) with ``tags``, as the UI launches it."""
         return self.launch(job, assets=[asset], tags=tags, run_config=run_config)
 
+    def launch_request(self, request: dg.RunRequest) -> str:
+        """Launch a sensor's or schedule's RunRequest (a batch of objects) as the UI would launch it."""
+        assert request.job_name, "a batched request names its job"
+        return self.launch(
+            request.job_name,
+            assets=[key.path for key in request.asset_selection] if request.asset_selection else None,
+            checks=[(key.asset_key.path, key.name) for key in request.asset_check_keys or ()],
+            tags=dict(request.tags),
+            run_config=dict(request.run_config),
+        )
+
     LOCATION = "sf_pipeline.definitions"  # workspace.yaml's python_module
     REPOSITORY = "__repository__"
 
@@ -167,19 +179,27 @@ class LocalDagster:
 
     def start_sensor(self, name: str) -> None:
         """Turn a sensor on, as its toggle in the UI does."""
+        self._start("Sensor", "sensor", name, "Sensor { sensorState { status } }")
+
+    def start_schedule(self, name: str) -> None:
+        """Turn a schedule on, as its toggle in the UI does."""
+        self._start("Schedule", "schedule", name, "ScheduleStateResult { scheduleState { status } }")
+
+    def _start(self, kind: str, field_prefix: str, name: str, success: str) -> None:
+        mutation = f"start{kind}"
         data = self.graphql(
-            """mutation Start($selector: SensorSelector!) { startSensor(sensorSelector: $selector) {
-                __typename ... on Sensor { sensorState { status } } ... on PythonError { message } } }""",
+            f"""mutation Start($selector: {kind}Selector!) {{ {mutation}({field_prefix}Selector: $selector) {{
+                __typename ... on {success} ... on PythonError {{ message }} }} }}""",
             {
                 "selector": {
                     "repositoryLocationName": self.LOCATION,
                     "repositoryName": self.REPOSITORY,
-                    "sensorName": name,
+                    f"{field_prefix}Name": name,
                 }
             },
-        )["startSensor"]
-        if data["__typename"] != "Sensor":
-            raise RuntimeError(f"startSensor failed: {data}")
+        )[mutation]
+        if data["__typename"] != success.split()[0]:
+            raise RuntimeError(f"{mutation} failed: {data}")
 
     def statuses(self, run_ids: list[str]) -> dict[str, str]:
         from dagster_graphql import DagsterGraphQLClient

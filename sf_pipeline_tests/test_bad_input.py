@@ -4,7 +4,7 @@ an empty result, and a result much smaller than what the warehouse held (a warni
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -123,8 +123,15 @@ def materialize_lead(org: Emulator, db: Path, work: Path, **kwargs: object) -> d
     return materialize_object(org, "Lead", db, work, **kwargs)
 
 
+def day_window(day: date) -> dict:
+    """Run config that narrows a (monthly) partition's run to one day, as the change sensor narrows its runs."""
+    since, until = datetime.combine(day, time(), UTC), datetime.combine(day + timedelta(days=1), time(), UTC)
+    return {"ops": {"salesforce__Lead": {"config": {"since": since.isoformat(), "until": until.isoformat()}}}}
+
+
 def test_an_empty_window_loads_nothing_and_says_so(org: Emulator, tmp_path: Path) -> None:
-    days = partitions_def(load_catalog()).get_partition_keys()
+    parts = partitions_def(load_catalog())
+    days = (date(2024, 1, 1) + timedelta(days=n) for n in range((date.today() - date(2024, 1, 1)).days))
     empty = next(
         day
         for day in days
@@ -132,12 +139,32 @@ def test_an_empty_window_loads_nothing_and_says_so(org: Emulator, tmp_path: Path
             "Lead", epoch_ms(f"{day}T00:00:00+00:00"), epoch_ms(f"{day}T23:59:59.999+00:00"), include_deleted=True
         )
     )
-    result = materialize_lead(org, tmp_path / "sf.duckdb", tmp_path / "work", partition_key=empty)
+    month = parts.get_partition_key_for_timestamp(datetime.combine(empty, time(), UTC).timestamp())
+    result = materialize_lead(
+        org, tmp_path / "sf.duckdb", tmp_path / "work", partition_key=month, run_config=day_window(empty)
+    )
     assert result.success
     (meta,) = [m.metadata for m in result.asset_materializations_for_node("salesforce__Lead")]
     assert meta["rows"].value == 0 and meta["salesforce_records"].value == 0
+    assert meta["window"].value.startswith(f"{empty}T00:00:00"), "the narrower window, not the whole month"
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert checks[EMPTY_GUARD_CHECK].passed and checks[EMPTY_GUARD_CHECK].metadata["salesforce_count"].value == 0
+
+
+def test_a_window_outside_the_runs_partitions_is_refused_naming_the_object(org: Emulator, tmp_path: Path) -> None:
+    result = materialize_lead(
+        org,
+        tmp_path / "sf.duckdb",
+        tmp_path / "work",
+        partition_key="2025-01-01",
+        run_config=day_window(date(2025, 2, 3)),
+        raise_on_error=False,
+    )
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    message = failure.step_failure_data.error.message
+    assert "[Lead] config window 2025-02-03" in message and "not inside the run's partitions 2025-01-01" in message
+    assert not result.asset_materializations_for_node("salesforce__Lead"), "nothing recorded as loaded"
 
 
 def test_a_result_much_smaller_than_before_fails_the_warning_check(org: Emulator, tmp_path: Path) -> None:

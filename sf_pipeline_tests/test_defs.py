@@ -20,9 +20,9 @@ from sf_pipeline.defs.assets import asset_key, build_assets, partitions_def
 from sf_pipeline.defs.automation import AutomationSettings
 from sf_pipeline.defs.checks import EMPTY_GUARD_CHECK, RECONCILE_CHECK
 from sf_pipeline.defs.jobs import CONCURRENCY_TAG, PRIORITY_TAG, build_jobs
-from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, WarehouseResource, default_resources
+from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, WarehouseResource
 from sf_pipeline.defs.schedules import build_schedules
-from sf_pipeline.defs.sensors import build_change_sensor, build_resync_sensor
+from sf_pipeline.defs.sensors import build_change_sensor
 from sf_pipeline.defs.sweep import ID_SWEEP_CHECK, build_id_sweep
 from sf_pipeline.emulator.soql import epoch_ms
 from sf_pipeline.errors import SettingsError
@@ -85,7 +85,9 @@ def resources(org: Emulator, db: Path) -> dict:
     }
 
 
-def test_backfill_range_is_one_run_with_correct_rows(org: Emulator, tmp_path: Path) -> None:
+def test_backfill_range_is_one_run_with_correct_rows(
+    org: Emulator, tmp_path: Path, live_instance: dg.DagsterInstance
+) -> None:
     catalog = load_catalog()
     assets = build_assets(catalog)
     account = next(a for a in assets if asset_key("Account") in a.keys)
@@ -93,15 +95,17 @@ def test_backfill_range_is_one_run_with_correct_rows(org: Emulator, tmp_path: Pa
     result = dg.materialize(
         [account],
         resources=resources(org, db),
-        tags={ASSET_PARTITION_RANGE_START_TAG: "2025-01-01", ASSET_PARTITION_RANGE_END_TAG: "2025-03-31"},
+        tags={ASSET_PARTITION_RANGE_START_TAG: "2025-01-01", ASSET_PARTITION_RANGE_END_TAG: "2025-03-01"},
     )
     assert result.success
     materializations = result.asset_materializations_for_node("salesforce__Account")
-    # Dagster records the range as one materialization per partition, all from this one run and one step:
-    # one Bulk query job and one load for the whole window
-    assert len(materializations) == 90
+    # Dagster records the range as one materialization per (monthly) partition, all from this one run and one
+    # step: one Bulk query job and one load for the whole window
+    assert len(materializations) == 3
     assert len({m.metadata["bulk_job_id"].value for m in materializations}) == 1
-    meta = materializations[0].metadata
+    # every partition says what was loaded; only the last carries the schema, columns and load ids
+    assert all("rows" in m.metadata and "dagster/column_schema" not in m.metadata for m in materializations[:-1])
+    meta = materializations[-1].metadata
     since, until = datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 4, 1, tzinfo=UTC)
     live = org.truth_ids("Account", epoch_ms(since.isoformat()), epoch_ms(until.isoformat()))
     everything = org.truth_ids("Account", epoch_ms(since.isoformat()), epoch_ms(until.isoformat()), True)
@@ -133,23 +137,32 @@ def sensor_context(org: Emulator, cursor: dict[str, str], instance: dg.DagsterIn
     )
 
 
-def test_change_sensor_requests_the_changed_partitions_up_to_the_open_one(org: Emulator) -> None:
+def test_change_sensor_requests_the_changed_objects_in_batches_over_their_span(org: Emulator) -> None:
     catalog = load_catalog()
     jobs = build_jobs(catalog)
-    sensor = build_change_sensor(catalog, jobs, AutomationSettings())
+    sensor = build_change_sensor(catalog, jobs, AutomationSettings(batch_objects=4))
     cursor = {e.name: "2026-10-29T00:00:00+00:00" for e in catalog.objects}
     cursor["User"] = "2030-01-01T00:00:00+00:00"  # nothing after this: no request for User
-    today = datetime.now(UTC).date().isoformat()
+    month = datetime.now(UTC).date().replace(day=1).isoformat()
     # an instance disposed of here: one left undisposed keeps Dagster's current defs-state storage pointing at
     # it after it is gone, and a later test of the same worker fails to load Definitions
     with dg.instance_for_test() as instance, sensor_context(org, cursor, instance) as context:
         result = sensor(context)
-    objects = sorted(r.asset_selection[0].path[1] for r in result.run_requests)
-    assert objects == sorted(n for n in catalog.names if n != "User")
+    objects = [k.path[1] for r in result.run_requests for k in r.asset_selection]
+    assert sorted(objects) == sorted(n for n in catalog.names if n != "User")
+    assert [len(r.asset_selection) for r in result.run_requests] == [4, 3], "7 objects, batches of 4"
+    weights = {e.name: max(1, int(e.weight)) for e in catalog.objects}
+    assert [weights[n] for n in objects] == sorted(weights[n] for n in objects)[::-1], "heaviest first"
     for r in result.run_requests:
-        # from the cursor's partition to the open one (today's), which holds the changes made today
-        assert (r.tags[ASSET_PARTITION_RANGE_START_TAG], r.tags[ASSET_PARTITION_RANGE_END_TAG]) == ("2026-10-29", today)
+        # from the cursor's partition to the open one (this month's), which holds the changes made today
+        assert (r.tags[ASSET_PARTITION_RANGE_START_TAG], r.tags[ASSET_PARTITION_RANGE_END_TAG]) == ("2026-10-01", month)
         assert r.tags[CONCURRENCY_TAG] == "object" and int(r.tags[PRIORITY_TAG]) >= 1
+        # each object loads just the span it was asked about, not the whole months, with its cheap checks
+        for key in r.asset_selection:
+            config = r.run_config["ops"][key.to_python_identifier()]["config"]
+            assert config["since"] == cursor[key.path[1]] and config["until"] > config["since"]
+        assert {c.asset_key for c in r.asset_check_keys} == set(r.asset_selection)
+        assert ID_SWEEP_CHECK not in {c.name for c in r.asset_check_keys}
     new_cursor = json.loads(result.cursor)
     assert all(new_cursor[n] > cursor[n] for n in catalog.names if n != "User")
 
@@ -164,7 +177,7 @@ def test_change_sensor_skips_an_object_with_a_run_pending_and_keeps_its_cursor(o
         )
         with sensor_context(org, cursor, instance) as context:
             result = sensor(context)
-    objects = {r.asset_selection[0].path[1] for r in result.run_requests}
+    objects = {k.path[1] for r in result.run_requests for k in r.asset_selection}
     assert "Lead" not in objects and "Account" in objects
     assert json.loads(result.cursor)["Lead"] == cursor["Lead"], "the pending run's object is counted again later"
     assert queued.run_id
@@ -209,12 +222,12 @@ def test_automation_settings_come_from_the_environment_and_name_the_variable() -
         AutomationSettings.from_env({"SF_PIPELINE_SENSOR_INTERVAL_SECONDS": "0"})
 
 
-def test_schedules_request_the_latest_complete_partition_and_the_sweep(org: Emulator) -> None:
+def test_schedules_request_the_previous_day_and_the_sweep_in_batches(org: Emulator) -> None:
     catalog = load_catalog()
     jobs = [*build_jobs(catalog), build_id_sweep(catalog)[1]]
     daily, sweep = [
         s
-        for s in build_schedules(catalog, jobs, AutomationSettings())
+        for s in build_schedules(catalog, jobs, AutomationSettings(batch_objects=3))
         if s.name in ("salesforce_daily", "salesforce_weekly_id_sweep")
     ]
     when = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
@@ -226,42 +239,46 @@ def test_schedules_request_the_latest_complete_partition_and_the_sweep(org: Emul
         )
         daily_requests = list(daily(context))
         sweep_requests = list(sweep(context))
-    assert {r.partition_key for r in daily_requests} == {"2026-11-21"}, "the open period (22nd) is not yet complete"
-    assert len(daily_requests) == len(catalog.names)
+    assert {r.partition_key for r in daily_requests} == {"2026-11-01"}, "the partition that holds the 21st"
+    for r in daily_requests:  # the previous day, complete, inside its (monthly) partition
+        for config in r.run_config["ops"].values():
+            assert config["config"] == {"since": "2026-11-21T00:00:00+00:00", "until": "2026-11-22T00:00:00+00:00"}
+    assert [len(r.asset_selection) for r in daily_requests] == [3, 3, 2]
     priorities = [int(r.tags[PRIORITY_TAG]) for r in daily_requests]
-    assert priorities == sorted(priorities, reverse=True), "heaviest objects are requested first"
-    assert [r.asset_check_keys[0].asset_key.path[1] for r in sweep_requests] == [
-        r.asset_selection[0].path[1] for r in daily_requests
+    assert priorities == sorted(priorities, reverse=True), "heaviest batches are requested first"
+    assert [c.asset_key for r in sweep_requests for c in r.asset_check_keys] == [
+        k for r in daily_requests for k in r.asset_selection
     ]
-    assert all(r.asset_check_keys[0].name == ID_SWEEP_CHECK and r.tags[CONCURRENCY_TAG] for r in sweep_requests)
+    assert all(not r.asset_selection and r.tags[CONCURRENCY_TAG] for r in sweep_requests), "checks alone"
+    assert {c.name for r in sweep_requests for c in r.asset_check_keys} == {ID_SWEEP_CHECK}
     assert partitions_def(catalog).get_first_partition_key() == "2024-01-01"
 
 
-def test_weekly_resync_is_a_backfill_of_the_trailing_partitions_of_every_object() -> None:
-    """The re-sync is declarative: at the cron tick each object's trailing partitions are requested, and the
-    automation sensor emits them as one backfill (Backfills page), runs tagged as object loads."""
+def test_weekly_resync_requests_the_partitions_holding_the_last_days_in_batches(org: Emulator) -> None:
     catalog = load_catalog()
-    assets = dg.Definitions(
-        assets=build_assets(catalog, AutomationSettings(resync_partitions=7)), resources=default_resources()
-    )
-    with dg.instance_for_test() as instance:
-        before = dg.evaluate_automation_conditions(
-            assets, instance, evaluation_time=datetime(2026, 11, 22, 3, 59, tzinfo=UTC)
+    jobs = [*build_jobs(catalog), build_id_sweep(catalog)[1]]
+    for days, first in ((7, "2026-11-01"), (30, "2026-10-01")):
+        resync = next(
+            s
+            for s in build_schedules(catalog, jobs, AutomationSettings(resync_days=days, batch_objects=5))
+            if s.name == "salesforce_weekly_resync"
         )
-        assert before.total_requested == 0, "nothing before the Sunday 04:00 tick"
-        after = dg.evaluate_automation_conditions(
-            assets, instance, evaluation_time=datetime(2026, 11, 22, 4, 1, tzinfo=UTC), cursor=before.cursor
-        )
-        later = dg.evaluate_automation_conditions(
-            assets, instance, evaluation_time=datetime(2026, 11, 22, 5, 0, tzinfo=UTC), cursor=after.cursor
-        )
-    week = [f"2026-11-{d}" for d in range(16, 23)]
-    for name in catalog.names:
-        assert sorted(after.get_requested_partitions(asset_key(name))) == week, name
-    assert later.total_requested == 0, "once per tick"
-    sensor = build_resync_sensor(catalog)
-    assert sensor.emit_backfills and sensor.run_tags == {CONCURRENCY_TAG: "object"}
-    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+        assert resync.cron_schedule == "0 4 * * 0" and resync.default_status == dg.DefaultScheduleStatus.STOPPED
+        with dg.instance_for_test() as instance:
+            context = dg.build_schedule_context(
+                scheduled_execution_time=datetime(2026, 11, 22, 4, 0, tzinfo=UTC),
+                instance=instance,
+                resources={"salesforce": SalesforceResource(login_url=org.url)},
+            )
+            requests = list(resync(context))
+        assert [len(r.asset_selection) for r in requests] == [5, 3]
+        assert {k.path[1] for r in requests for k in r.asset_selection} == set(catalog.names)
+        for r in requests:
+            assert (r.tags[ASSET_PARTITION_RANGE_START_TAG], r.tags[ASSET_PARTITION_RANGE_END_TAG]) == (
+                first,
+                "2026-11-01",
+            )
+            assert not r.run_config, "whole partitions, no narrower window"
 
 
 def test_weekly_formula_reload_reloads_in_full_an_object_that_keeps_formula_fields(org: Emulator) -> None:
@@ -287,7 +304,7 @@ def test_weekly_formula_reload_reloads_in_full_an_object_that_keeps_formula_fiel
     assert invoice.run_config == {"ops": {"salesforce__Invoice__c": {"config": {"full_refresh": True}}}}
     assert (invoice.tags[ASSET_PARTITION_RANGE_START_TAG], invoice.tags[ASSET_PARTITION_RANGE_END_TAG]) == (
         "2024-01-01",
-        "2026-11-22",
+        "2026-11-01",
     )
 
 
@@ -305,7 +322,9 @@ def test_dagster_definitions_validate_passes() -> None:
     assert out.returncode == 0, out.stderr[-2000:]
 
 
-def test_materializing_an_object_runs_its_cheap_checks_but_not_the_sweep(org: Emulator, tmp_path: Path) -> None:
+def test_materializing_an_object_runs_its_cheap_checks_but_not_the_sweep(
+    org: Emulator, tmp_path: Path, live_instance: dg.DagsterInstance
+) -> None:
     """As the UI's Materialize launches it: the implicit asset job, the asset and every one of its checks selected
     (the sweep's too). The load and the cheap checks run; the sweep is left out unless its check runs alone."""
     from sf_pipeline.definitions import defs

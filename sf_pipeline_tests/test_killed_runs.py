@@ -11,7 +11,7 @@ import itertools
 import os
 import signal
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
@@ -23,6 +23,7 @@ from dagster._core.storage.tags import AUTO_RETRY_RUN_ID_TAG
 
 from sf_pipeline.catalog import load_catalog
 from sf_pipeline.defs.assets import asset_key, partitions_def
+from sf_pipeline.defs.batches import ObjectLoad, batched_requests
 from sf_pipeline.defs.jobs import job_name, run_tags
 from sf_pipeline.emulator import EmulatorConfig
 from sf_pipeline.emulator.soql import epoch_ms
@@ -32,9 +33,9 @@ from sf_pipeline.run_launcher import recorded_pids
 from .helpers import TEST_ROWS, Emulator
 
 RECOVERY_TIMEOUT_S = 300  # "within a few minutes": the retry and the next object's run both done by then
-# A run over a partition range writes one materialization per partition (~30 ms each on SQLite): the
-# trailing 240 days (about 2,500 of the test org's Accounts) keep each run short and still span pages.
-PARTITIONS = 240
+# The trailing 8 monthly partitions (about 2,500 of the test org's Accounts) keep each run short and still
+# span pages.
+PARTITIONS = 8
 
 
 def instance_of(stack: LocalDagster) -> dg.DagsterInstance:
@@ -43,9 +44,10 @@ def instance_of(stack: LocalDagster) -> dg.DagsterInstance:
 
 def object_window() -> tuple[str, str, datetime, datetime]:
     """The trailing partitions of a partitioned object: first and last keys, and the window they span."""
-    keys = partitions_def(load_catalog()).get_partition_keys()[-PARTITIONS:]
-    since = datetime.fromisoformat(keys[0]).replace(tzinfo=UTC)
-    until = datetime.fromisoformat(keys[-1]).replace(tzinfo=UTC) + timedelta(days=1)
+    parts = partitions_def(load_catalog())
+    keys = parts.get_partition_keys()[-PARTITIONS:]
+    since = parts.time_window_for_partition_key(keys[0]).start
+    until = parts.time_window_for_partition_key(keys[-1]).end
     return keys[0], keys[-1], since, until
 
 
@@ -174,3 +176,39 @@ def test_run_left_started_by_a_dead_process_tree_is_failed_and_retried(
         assert_recovered(stack, truth, account, user, killed_at, retry_first=False)
         failure = instance.all_logs(account, of_type=dg.DagsterEventType.RUN_FAILURE)
         assert any("every process of the run is gone" in (e.message or "") for e in failure), failure
+
+
+def test_a_killed_batch_is_retried_for_the_objects_that_did_not_finish(
+    tmp_path: Path, emulator_cache: Path, truth: Emulator
+) -> None:
+    """A batch of two objects (as the sensor and schedules request them), killed during the second: Account,
+    the heavier, ran first and stays loaded by the killed run; the retry re-runs Contact alone."""
+    with kill_stack(tmp_path, emulator_cache, "page_written:Contact@2=stop") as stack:
+        stack.start_daemon()
+        instance = instance_of(stack)
+        catalog = load_catalog()
+        keys = partitions_def(catalog).get_partition_keys()
+        (request,) = batched_requests(
+            [ObjectLoad(catalog.get(name), weight) for name, weight in (("Contact", 40), ("Account", 100))],
+            run_key=None,
+            batch_objects=10,
+            partition_range=(keys[0], keys[-1]),
+        )
+        batch = stack.launch_request(request)
+        pids = stopped_run_processes(instance, batch)
+        account = instance.get_latest_materialization_event(asset_key("Account"))
+        assert account is not None and account.run_id == batch, "the heavier object ran first and is loaded"
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        retry = wait_for_retry(instance, batch, RECOVERY_TIMEOUT_S)
+        assert stack.wait([retry], timeout_s=RECOVERY_TIMEOUT_S) == {retry: "SUCCESS"}
+        started = {e.step_key for e in instance.all_logs(retry, of_type=dg.DagsterEventType.STEP_START)}
+        assert started == {"salesforce__Contact"}, "the retry re-ran only what did not finish"
+        assert instance.get_latest_materialization_event(asset_key("Account")).run_id == batch
+        contact = instance.get_latest_materialization_event(asset_key("Contact"))
+        assert contact is not None and contact.run_id == retry
+        assert contact.asset_materialization.metadata["resumed_pages"].value >= 2
+        with duckdb.connect(str(stack.duckdb_path), read_only=True) as con:
+            for name in ("Account", "Contact"):
+                loaded = sorted(r[0] for r in con.execute(f"SELECT id FROM salesforce.{name.lower()}").fetchall())
+                assert loaded == sorted(truth.truth_ids(name)), name

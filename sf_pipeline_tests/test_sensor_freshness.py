@@ -10,13 +10,13 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.instance.ref import InstanceRef
+from dagster._core.storage.tags import SCHEDULED_EXECUTION_TIME_TAG
 
 from sf_pipeline.catalog import load_catalog
 from sf_pipeline.defs.assets import asset_key
 from sf_pipeline.defs.jobs import CONCURRENCY_TAG, run_tags
-from sf_pipeline.defs.sensors import RESYNC_SENSOR_NAME, SENSOR_NAME
+from sf_pipeline.defs.sensors import SENSOR_NAME
 from sf_pipeline.defs.sweep import ID_SWEEP_CHECK, SWEEP_JOB
 from sf_pipeline.emulator import EmulatorConfig
 from sf_pipeline.local_dagster import LocalDagster
@@ -97,12 +97,18 @@ def test_changes_reach_the_warehouse_within_one_interval_plus_one_run(tmp_path: 
         assert record is not None and record.end_time is not None
         latency = record.end_time - changed_at
         requesting = next(t for t in sensor_ticks(instance) if run.run_id in t.run_ids)
+        # Salesforce's updated/ and deleted/ resources see whole minutes: the change is seen by the first tick
+        # once its minute is over
+        minute_over = (changed_at // 60 + 1) * 60
         earlier = [
-            t for t in sensor_ticks(instance) if changed_at < t.timestamp < requesting.timestamp and t.is_completed
+            t for t in sensor_ticks(instance) if minute_over < t.timestamp < requesting.timestamp and t.is_completed
         ]
-        assert earlier == [], "the first tick after the change requested the run"
-        today = time.strftime("%Y-%m-%d", time.gmtime())
-        assert run.tags["dagster/asset_partition_range_end"] == today, "the open partition holds today's changes"
+        assert earlier == [], "the first tick after the change's minute requested the run"
+        assert requesting.timestamp > minute_over
+        month = time.strftime("%Y-%m-01", time.gmtime())
+        assert run.tags["dagster/asset_partition_range_end"] == month, "the open partition holds today's changes"
+        config = run.run_config["ops"]["salesforce__Lead"]["config"]
+        assert config["until"] > config["since"] > month, "only the span the sensor counted, not the whole month"
         log = tick_log(instance, requesting)
         assert "Lead: 3 row(s) created, edited or deleted" in log and "Account: skipped: nothing changed" in log
         tick_after, run_s = requesting.timestamp - changed_at, record.end_time - record.start_time
@@ -142,32 +148,33 @@ def test_changes_reach_the_warehouse_within_one_interval_plus_one_run(tmp_path: 
         assert evaluation.run_id == sweep
 
 
-def test_the_weekly_resync_is_a_backfill_the_daemon_launches(tmp_path: Path, emulator_cache: Path) -> None:
-    """With the re-sync's cron set to every minute, the automation sensor emits a real backfill (what the
-    Backfills page lists) of every object's trailing partitions; its runs are object loads, one at a time."""
-    catalog = tmp_path / "catalog.yaml"  # two objects keep the test short
-    catalog.write_text("objects:\n  - name: Lead\n  - name: Case\n")
+def test_the_weekly_resync_schedule_runs_batches_the_daemon_launches(tmp_path: Path, emulator_cache: Path) -> None:
+    """With the re-sync's cron set to every minute, the daemon's scheduler requests the trailing partitions of
+    every object in batches (here 2 objects a run); the runs are object loads, one at a time."""
+    catalog = tmp_path / "catalog.yaml"  # three objects keep the test short
+    catalog.write_text("objects:\n  - name: Lead\n  - name: Case\n  - name: User\n")
     env = {
         "SF_PIPELINE_CATALOG": str(catalog),
         "SF_PIPELINE_RESYNC_CRON": "* * * * *",
-        "SF_PIPELINE_RESYNC_PARTITIONS": "2",
+        "SF_PIPELINE_BATCH_OBJECTS": "2",
         "SF_PIPELINE_WORK_DIR": str(tmp_path / "work"),
     }
     config = EmulatorConfig(port=0, rows=TEST_ROWS, cache_dir=emulator_cache)
     with LocalDagster(tmp_path / "home", tmp_path / "sf.duckdb", config, extra_env=env) as stack:
         instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(stack.home)))
         stack.start_daemon()
-        stack.start_sensor(RESYNC_SENSOR_NAME)
-        backfill = wait_for(lambda: instance.get_backfills(), 240, "the re-sync backfill")[0]
-        done = wait_for(
-            lambda: (b := instance.get_backfill(backfill.backfill_id)) and b.status != BulkActionStatus.REQUESTED and b,
-            600,
-            "the backfill to finish",
-        )
-        assert done.status == BulkActionStatus.COMPLETED_SUCCESS, done.status
-        runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
-    partitioned = {asset_key(e.name) for e in load_catalog(catalog).objects}
-    assert {k for r in runs for k in r.asset_selection or ()} == partitioned
-    assert all(r.tags.get(CONCURRENCY_TAG) == "object" and r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+        stack.start_schedule("salesforce_weekly_resync")
+
+        def first_tick_runs() -> list[dg.DagsterRun]:
+            runs = [x for x in instance.get_runs() if x.tags.get("dagster/schedule_name")]
+            first = min((x.tags[SCHEDULED_EXECUTION_TIME_TAG] for x in runs), default=None)
+            return [x for x in runs if x.tags[SCHEDULED_EXECUTION_TIME_TAG] == first]
+
+        runs = wait_for(lambda: len(first_tick_runs()) >= 2 and first_tick_runs(), 240, "the re-sync's runs")
+        statuses = stack.wait([r.run_id for r in runs], timeout_s=600)
+    assert set(statuses.values()) == {"SUCCESS"}, statuses
+    assert sorted(len(r.asset_selection) for r in runs) == [1, 2], "three objects, batches of two"
+    assert {k for r in runs for k in r.asset_selection} == {asset_key(e.name) for e in load_catalog(catalog).objects}
+    assert all(r.tags.get(CONCURRENCY_TAG) == "object" for r in runs)
     records = sorted((r.start_time, r.end_time) for r in (instance.get_run_record_by_id(x.run_id) for x in runs))
-    assert all(a[1] <= b[0] for a, b in zip(records, records[1:], strict=False)), "backfill runs never overlap"
+    assert all(a[1] <= b[0] for a, b in zip(records, records[1:], strict=False)), "runs never overlap"

@@ -1,28 +1,55 @@
 """One partitioned Dagster asset per catalog object: extract, split and load through ``sync_object``.
 
 Partitions are time windows on the object's cursor field; a backfill over a range runs as one run
-(single-run backfill policy), so a full history of one object is one Bulk query and one load.
+(single-run backfill policy), so a full history of one object is one Bulk query and one load. A range run
+records one materialization per partition (Dagster's rule), light ones but the last.
 """
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import dagster as dg
 
 from ..catalog import Catalog, CatalogObject
 from ..load import table_name
+from ..memory import rss_mb
 from ..sync import SyncResult
-from .automation import AutomationSettings
 from .checks import check_specs, evaluate_checks
 from .dlt_runs import DagsterDltChunks, ObjectTranslator
 from .resources import PipelineSettings, SalesforceResource, WarehouseResource, destination_from_env, sync_with
 
 GROUP_PREFIX = "salesforce_"  # one asset group per kind of object: salesforce_standard, salesforce_custom...
 POOL = "salesforce_object_load"
+# On a run: the QueuedRunCoordinator dequeues higher values first. On an op: the in-process executor runs a
+# batch's steps highest first (static: the catalog's weight hint).
+PRIORITY_TAG = "dagster/priority"
 ID_SWEEP_CHECK = "ids_match_salesforce"  # the Id sweep (defs/sweep.py): a check the load jobs leave out
 
 
 class ObjectLoadConfig(dg.Config):
     full_refresh: bool = False  # replace the whole table from a query of every live row
+    # A narrower window inside the run's partitions (ISO timestamps): the change sensor loads only the span
+    # it counted changes in, not the whole (monthly) partition that holds it.
+    since: str | None = None
+    until: str | None = None
+
+
+# What every partition of a range run records; the rest (schemas, column maps, load ids) goes on the last
+# partition only, so a full-history run writes a few small events and one full one (issue 22).
+LIGHT_METADATA = (
+    "rows",
+    "rows_deleted",
+    "salesforce_records",
+    "bytes",
+    "chunks",
+    "seconds",
+    "mode",
+    "window",
+    "route",
+    "bulk_job_id",
+    "destination_table",
+    "dagster/table_name",
+    "dagster/row_count",
+)
 
 
 def asset_key(name: str) -> dg.AssetKey:
@@ -40,22 +67,20 @@ def partitions_def(catalog: Catalog) -> dg.TimeWindowPartitionsDefinition:
     return dg.DailyPartitionsDefinition(start_date=start, end_offset=1)
 
 
-PERIOD_DAYS = {"daily": 1, "weekly": 7, "monthly": 31}
-
-
-def resync_condition(catalog: Catalog, settings: AutomationSettings) -> dg.AutomationCondition:
-    """The weekly re-sync as a declarative condition: at each cron tick, the trailing partitions. The
-    automation sensor that evaluates it (``salesforce_weekly_resync``) emits them as a Dagster backfill."""
-    lookback = timedelta(days=settings.resync_partitions * PERIOD_DAYS[catalog.partition_granularity])
-    return dg.AutomationCondition.cron_tick_passed(settings.resync_cron) & dg.AutomationCondition.in_latest_time_window(
-        lookback
-    )
-
-
-def latest_complete_partition(parts: dg.TimeWindowPartitionsDefinition, now: datetime) -> str | None:
-    """The last partition whose period has ended at ``now`` (the last key is the open period's)."""
-    keys = parts.get_partition_keys(current_time=now)
-    return keys[-2] if len(keys) >= 2 else None
+def load_window(entry: CatalogObject, config: ObjectLoadConfig, window: dg.TimeWindow) -> tuple[datetime, datetime]:
+    """The span to load: the run's partitions, or the config's narrower window inside them."""
+    since = datetime.fromisoformat(config.since) if config.since else window.start
+    until = datetime.fromisoformat(config.until) if config.until else window.end
+    if since.tzinfo is None or until.tzinfo is None:
+        raise dg.Failure(
+            f"[{entry.name}] config since/until must carry a time zone, got {config.since!r}, {config.until!r}"
+        )
+    if not window.start <= since < until <= window.end:
+        raise dg.Failure(
+            f"[{entry.name}] config window {since.isoformat()} .. {until.isoformat()} is not inside the run's "
+            f"partitions {window.start.isoformat()} .. {window.end.isoformat()}"
+        )
+    return since, until
 
 
 def _metadata(result: SyncResult, description: str) -> dict[str, object]:
@@ -70,6 +95,8 @@ def _metadata(result: SyncResult, description: str) -> dict[str, object]:
         "load_seconds": dg.MetadataValue.float(round(result.load_seconds, 3)),
         "seconds": dg.MetadataValue.float(round(result.seconds, 3)),
         "peak_rss_mb": dg.MetadataValue.float(round(result.peak_rss_mb, 1)),
+        # the run process's RSS once the object is done: flat across a batch when nothing is held over
+        "rss_after_mb": dg.MetadataValue.float(round(rss_mb(), 1)),
         "dlt_load_ids": dg.MetadataValue.json(result.load_ids),
         "destination_table": dg.MetadataValue.text(f"{result.dataset}.{result.table}"),
         "mode": dg.MetadataValue.text(result.mode),
@@ -95,9 +122,7 @@ def _metadata(result: SyncResult, description: str) -> dict[str, object]:
     }
 
 
-def build_object_asset(
-    entry: CatalogObject, catalog: Catalog, settings: AutomationSettings | None = None
-) -> dg.AssetsDefinition:
+def build_object_asset(entry: CatalogObject, catalog: Catalog) -> dg.AssetsDefinition:
     key = asset_key(entry.name)
     partitioned = entry.cursor_field is not None
     translator = ObjectTranslator(
@@ -123,8 +148,8 @@ def build_object_asset(
         tags=dict(spec.tags),
         partitions_def=partitions_def(catalog) if partitioned else None,
         backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
-        automation_condition=resync_condition(catalog, settings or AutomationSettings()) if partitioned else None,
         pool=POOL,
+        op_tags={PRIORITY_TAG: str(max(1, int(entry.weight)))},
         check_specs=check_specs(key),
         metadata={"salesforce/weight": entry.weight},
     )
@@ -138,8 +163,7 @@ def build_object_asset(
         since = until = None
         full_refresh = config.full_refresh or not partitioned
         if partitioned and not full_refresh:
-            window = context.partition_time_window
-            since, until = window.start, window.end
+            since, until = load_window(entry, config, context.partition_time_window)
         description = "full refresh" if full_refresh else f"{since.isoformat()} .. {until.isoformat()}"
         context.log.info(f"[{entry.name}] {description}")
         target = warehouse.warehouse()
@@ -166,14 +190,20 @@ def build_object_asset(
         # dagster-dlt names the table after dlt's schema, not the dataset: name it as the warehouse does
         metadata["dagster/table_name"] = dg.MetadataValue.text(f"{result.dataset}.{result.table}")
         metadata["dagster/row_count"] = dg.MetadataValue.int(target.count_rows(result.table))
-        if partitioned and not full_refresh and len(context.partition_keys) == 1:
+        keys = context.partition_keys if partitioned else []
+        if len(keys) == 1 and not full_refresh:
+            part = context.partition_time_window
             metadata["dagster/partition_row_count"] = dg.MetadataValue.int(
-                target.count_rows(result.table, entry.cursor_field, since, until)
+                target.count_rows(result.table, entry.cursor_field, part.start, part.end)
             )
+        if len(keys) > 1:
+            # one materialization per partition is Dagster's rule; only the last carries the full record
+            context.add_asset_metadata(metadata, partition_key=keys[-1])
+            metadata = {k: v for k, v in metadata.items() if k in LIGHT_METADATA}
         return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
     return _object_asset
 
 
-def build_assets(catalog: Catalog, settings: AutomationSettings | None = None) -> list[dg.AssetsDefinition]:
-    return [build_object_asset(entry, catalog, settings) for entry in catalog.objects]
+def build_assets(catalog: Catalog) -> list[dg.AssetsDefinition]:
+    return [build_object_asset(entry, catalog) for entry in catalog.objects]

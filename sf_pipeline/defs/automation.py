@@ -24,21 +24,24 @@ PENDING_STATUSES = [
 
 @dataclass(frozen=True)
 class AutomationSettings:
-    """How often the change sensor looks, how far back it looks the first time, how many trailing partitions
-    the weekly re-sync reloads, and the share of the org's daily API budget automation never spends."""
+    """How often the change sensor looks, how far back it looks the first time, how many trailing days the
+    weekly re-sync reloads, the share of the org's daily API budget automation never spends, and how many
+    objects one run loads."""
 
     sensor_interval_seconds: int = 300
     first_lookback_hours: int = 24
-    resync_partitions: int = 7
+    resync_days: int = 7  # the weekly re-sync reloads the partitions holding the last N days
     resync_cron: str = "0 4 * * 0"  # the weekly re-sync backfill: Sundays 04:00 UTC
     api_budget_floor: float = 0.10  # skip objects while less than 10% of the daily API requests remain
+    batch_objects: int = 100  # objects a sensor or schedule run loads, one after another (batches.py)
 
     ENV = {
         "sensor_interval_seconds": "SF_PIPELINE_SENSOR_INTERVAL_SECONDS",
         "first_lookback_hours": "SF_PIPELINE_SENSOR_LOOKBACK_HOURS",
-        "resync_partitions": "SF_PIPELINE_RESYNC_PARTITIONS",
+        "resync_days": "SF_PIPELINE_RESYNC_DAYS",
         "resync_cron": "SF_PIPELINE_RESYNC_CRON",
         "api_budget_floor": "SF_PIPELINE_API_BUDGET_FLOOR",
+        "batch_objects": "SF_PIPELINE_BATCH_OBJECTS",
     }
 
     @classmethod
@@ -61,7 +64,7 @@ class AutomationSettings:
             )
         if not is_valid_cron_string(settings.resync_cron):
             raise SettingsError(f"{cls.ENV['resync_cron']} is not a cron schedule: {settings.resync_cron!r}")
-        for name in ("sensor_interval_seconds", "first_lookback_hours", "resync_partitions"):
+        for name in ("sensor_interval_seconds", "first_lookback_hours", "resync_days", "batch_objects"):
             if getattr(settings, name) < 1:
                 raise SettingsError(f"{cls.ENV[name]} must be at least 1, got {getattr(settings, name)}")
         return settings

@@ -1,6 +1,6 @@
 """The object-load jobs (one for partitioned objects, one for objects without a cursor), whose runs
 carry the tag that dagster.yaml limits to one run at a time, and the queue priority that makes heavier
-objects go first. Each run selects a single object's asset."""
+objects go first. A run selects one object (a UI launch) or a batch of them (batches.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from ..catalog import Catalog, CatalogObject
-from .assets import ID_SWEEP_CHECK, asset_key
+from .assets import ID_SWEEP_CHECK, PRIORITY_TAG, asset_key
 
 CONCURRENCY_TAG = "sf_pipeline/object_load"  # dagster.yaml: tag_concurrency_limits on this key, limit 1
-PRIORITY_TAG = "dagster/priority"  # the QueuedRunCoordinator dequeues higher values first
 
 
 PARTITIONED_JOB = "salesforce_objects"
@@ -37,7 +36,7 @@ def build_jobs(catalog: Catalog) -> list[dg.UnresolvedAssetJobDefinition]:
                     selection=dg.AssetSelection.assets(*(asset_key(e.name) for e in members))
                     - dg.AssetSelection.checks(*(dg.AssetCheckKey(asset_key(e.name), ID_SWEEP_CHECK) for e in members)),
                     tags={CONCURRENCY_TAG: "object"},
-                    description="Salesforce object loads: launch with one object selected per run",
+                    description="Salesforce object loads: one object or a batch a run, one at a time, heaviest first",
                 )
             )
     return jobs

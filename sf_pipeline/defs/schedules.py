@@ -1,24 +1,26 @@
-"""Schedules: a daily run per object for its latest complete partition, a weekly full reload of the
+"""Schedules, each requesting batched runs (batches.py), heaviest first: every object's previous day daily
+(a window inside its partition), the weekly re-sync of the partitions holding the last days, a weekly full reload of the
 objects that keep formula fields (formula values change without SystemModstamp moving), and the weekly Id
 sweep that finds hard deletes. Every schedule skips objects while the org's API budget is under the floor,
-saying so in the tick's log. (The weekly re-sync of trailing partitions is a Dagster backfill: sensors.py.)"""
+saying so in the tick's log."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from datetime import UTC, datetime, time, timedelta
 
 import dagster as dg
 
 from ..catalog import Catalog, CatalogObject
-from .assets import asset_key, latest_complete_partition, partitions_def
+from .assets import asset_key, partitions_def
 from .automation import AutomationSettings, budget_reason
-from .jobs import FULL_REFRESH_JOB, PARTITIONED_JOB, PRIORITY_TAG, run_tags
+from .batches import ObjectLoad, batched_requests
+from .jobs import FULL_REFRESH_JOB, PARTITIONED_JOB, object_weight
 from .resources import SalesforceResource
-from .sweep import ID_SWEEP_CHECK, SWEEP_JOB
+from .sweep import SWEEP_JOB
 
 
-def _heaviest_first(instance: dg.DagsterInstance, entries: list[CatalogObject]) -> list[CatalogObject]:
-    return sorted(entries, key=lambda e: -int(run_tags(instance, e)[PRIORITY_TAG]))
+def _loads(instance: dg.DagsterInstance, entries: list[CatalogObject], **kwargs: object) -> list[ObjectLoad]:
+    return [ObjectLoad(e, object_weight(instance, e), **kwargs) for e in entries]  # type: ignore[arg-type]
 
 
 def _budget_allows(
@@ -52,7 +54,7 @@ def build_schedules(catalog: Catalog, jobs: list, settings: AutomationSettings) 
     partitioned = [e for e in catalog.objects if e.cursor_field]
     full = [e for e in catalog.objects if not e.cursor_field]
     by_name = {j.name: j for j in jobs}
-    floor = settings.api_budget_floor
+    floor, batch = settings.api_budget_floor, settings.batch_objects
     schedules = []
     if full:
 
@@ -61,19 +63,15 @@ def build_schedules(catalog: Catalog, jobs: list, settings: AutomationSettings) 
             cron_schedule="0 2 * * *",
             job=by_name[FULL_REFRESH_JOB],
             default_status=dg.DefaultScheduleStatus.STOPPED,
-            description="Objects without a cursor field, fully refreshed daily",
+            description="Objects without a cursor field, fully refreshed daily, in batches",
         )
         def salesforce_daily_full_refresh(
             context: dg.ScheduleEvaluationContext, salesforce: SalesforceResource
-        ) -> Iterator[dg.RunRequest]:
+        ) -> list[dg.RunRequest]:
             if not _budget_allows(context, salesforce, floor, full):
-                return
-            for entry in _heaviest_first(context.instance, full):
-                yield dg.RunRequest(
-                    run_key=f"{entry.name}:{context.scheduled_execution_time.date()}",
-                    asset_selection=[asset_key(entry.name)],
-                    tags=run_tags(context.instance, entry),
-                )
+                return []
+            day = context.scheduled_execution_time.date()
+            return batched_requests(_loads(context.instance, full), run_key=f"full:{day}", batch_objects=batch)
 
         schedules.append(salesforce_daily_full_refresh)
     if not partitioned:
@@ -84,21 +82,49 @@ def build_schedules(catalog: Catalog, jobs: list, settings: AutomationSettings) 
         cron_schedule="0 2 * * *",
         job=by_name[PARTITIONED_JOB],
         default_status=dg.DefaultScheduleStatus.STOPPED,
-        description="Every object's latest complete daily partition, heaviest first",
+        description="Every object's previous day (inside its partition), in batches, heaviest first",
     )
-    def salesforce_daily(
+    def salesforce_daily(context: dg.ScheduleEvaluationContext, salesforce: SalesforceResource) -> list[dg.RunRequest]:
+        until = datetime.combine(context.scheduled_execution_time.date(), time(), UTC)
+        since = until - timedelta(days=1)
+        if since < parts.start or not _budget_allows(context, salesforce, floor, partitioned):
+            return []
+        key = parts.get_partition_key_for_timestamp(since.timestamp())
+        return batched_requests(
+            _loads(context.instance, partitioned, since=since, until=until),
+            run_key=f"day:{since.date()}",
+            batch_objects=batch,
+            partition_key=key,
+        )
+
+    @dg.schedule(
+        name="salesforce_weekly_resync",
+        cron_schedule=settings.resync_cron,
+        job=by_name[PARTITIONED_JOB],
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description=(
+            f"Reloads the partitions holding the last {settings.resync_days} days of every object, in batches, "
+            "heaviest first: what a missed sensor tick left behind"
+        ),
+    )
+    def salesforce_weekly_resync(
         context: dg.ScheduleEvaluationContext, salesforce: SalesforceResource
-    ) -> Iterator[dg.RunRequest]:
-        latest = latest_complete_partition(parts, context.scheduled_execution_time)
-        if latest is None or not _budget_allows(context, salesforce, floor, partitioned):
-            return
-        for entry in _heaviest_first(context.instance, partitioned):
-            yield dg.RunRequest(
-                run_key=f"{entry.name}:{latest}",
-                asset_selection=[asset_key(entry.name)],
-                partition_key=latest,
-                tags=run_tags(context.instance, entry),
-            )
+    ) -> list[dg.RunRequest]:
+        now = context.scheduled_execution_time
+        start = max(now - timedelta(days=settings.resync_days), datetime.combine(catalog.partition_start, time(), UTC))
+        keys = (
+            parts.get_partition_key_for_timestamp(start.timestamp()),
+            parts.get_partition_key_for_timestamp(now.timestamp()),
+        )
+        if not _budget_allows(context, salesforce, floor, partitioned):
+            return []
+        context.log.info(f"re-sync of partitions {keys[0]}..{keys[1]}")
+        return batched_requests(
+            _loads(context.instance, partitioned),
+            run_key=f"resync:{now.date()}",
+            batch_objects=batch,
+            partition_range=keys,
+        )
 
     formula_objects = [e for e in partitioned if e.formula_fields == "include"]
 
@@ -114,21 +140,23 @@ def build_schedules(catalog: Catalog, jobs: list, settings: AutomationSettings) 
     )
     def salesforce_weekly_formula_reload(
         context: dg.ScheduleEvaluationContext, salesforce: SalesforceResource
-    ) -> Iterator[dg.RunRequest]:
+    ) -> list[dg.RunRequest]:
         keys = parts.get_partition_keys(current_time=context.scheduled_execution_time)
         if not keys or not _budget_allows(context, salesforce, floor, formula_objects):
-            return
-        for entry in _heaviest_first(context.instance, formula_objects):
+            return []
+        reload = []
+        for entry in formula_objects:
             if not _keeps_formulas(context.instance, entry):
                 context.log.info(f"{entry.name}: skipped: its last load saw no formula field")
                 continue
             context.log.info(f"{entry.name}: keeps formula fields: reloaded in full")
-            yield dg.RunRequest(
-                run_key=f"{entry.name}:full:{keys[-1]}",
-                asset_selection=[asset_key(entry.name)],
-                run_config={"ops": {asset_key(entry.name).to_python_identifier(): {"config": {"full_refresh": True}}}},
-                tags=run_tags(context.instance, entry, keys[0], keys[-1]),
-            )
+            reload.append(entry)
+        return batched_requests(
+            _loads(context.instance, reload, full_refresh=True),
+            run_key=f"formulas:{keys[-1]}",
+            batch_objects=batch,
+            partition_range=(keys[0], keys[-1]),
+        )
 
     @dg.schedule(
         name="salesforce_weekly_id_sweep",
@@ -139,14 +167,21 @@ def build_schedules(catalog: Catalog, jobs: list, settings: AutomationSettings) 
     )
     def salesforce_weekly_id_sweep(
         context: dg.ScheduleEvaluationContext, salesforce: SalesforceResource
-    ) -> Iterator[dg.RunRequest]:
+    ) -> list[dg.RunRequest]:
         if not _budget_allows(context, salesforce, floor, list(catalog.objects)):
-            return
-        for entry in _heaviest_first(context.instance, list(catalog.objects)):
-            yield dg.RunRequest(
-                run_key=f"{entry.name}:sweep:{context.scheduled_execution_time.date()}",
-                asset_check_keys=[dg.AssetCheckKey(asset_key(entry.name), ID_SWEEP_CHECK)],
-                tags=run_tags(context.instance, entry),
-            )
+            return []
+        return batched_requests(
+            _loads(context.instance, list(catalog.objects)),
+            run_key=f"sweep:{context.scheduled_execution_time.date()}",
+            batch_objects=batch,
+            checks="sweep",
+            job=SWEEP_JOB,
+        )
 
-    return [*schedules, salesforce_daily, salesforce_weekly_formula_reload, salesforce_weekly_id_sweep]
+    return [
+        *schedules,
+        salesforce_daily,
+        salesforce_weekly_resync,
+        salesforce_weekly_formula_reload,
+        salesforce_weekly_id_sweep,
+    ]

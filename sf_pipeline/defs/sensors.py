@@ -1,6 +1,7 @@
-"""The change sensor: asks each object cheaply (a REST ``COUNT()``) whether rows were created, edited or
-deleted after its cursor, and requests one run over the partitions that hold those changes, the open
-(current) partition included. Per object, its cursor is the end of the last window it counted.
+"""The change sensor: asks every object cheaply whether rows were created, edited or deleted after its cursor
+(``salesforce/changes.py``: a bounded number of API calls a tick), and requests runs for the changed ones,
+batched (``batches.py``): each object loads just the span it changed in, inside the partitions that hold it,
+the open (current) partition included. Per object, its cursor is the end of the last window it asked about.
 
 An object is skipped, with the reason in the tick's log, while a run of it is queued or in progress (the
 cursor stays, so the next tick counts the same changes again) or while the org's daily API budget is
@@ -14,10 +15,11 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from ..catalog import Catalog
-from ..salesforce.soql import count_query
+from ..salesforce.changes import ChangeAsk, count_changes
 from .assets import asset_key, partitions_def
 from .automation import AutomationSettings, budget_reason, pending_objects
-from .jobs import CONCURRENCY_TAG, job_name, run_tags
+from .batches import ObjectLoad, batched_requests, group_by_range
+from .jobs import object_weight
 from .resources import SalesforceResource
 
 SENSOR_NAME = "salesforce_change_sensor"
@@ -27,6 +29,7 @@ def build_change_sensor(catalog: Catalog, jobs: list, settings: AutomationSettin
     parts = partitions_def(catalog)
     objects = [e for e in catalog.objects if e.cursor_field]
     lookback = timedelta(hours=settings.first_lookback_hours)
+    by_name = {e.name: e for e in objects}
 
     @dg.sensor(
         name=SENSOR_NAME,
@@ -34,71 +37,115 @@ def build_change_sensor(catalog: Catalog, jobs: list, settings: AutomationSettin
         jobs=jobs,
         default_status=dg.DefaultSensorStatus.STOPPED,
         description=(
-            "Requests a run for each object whose rows changed in Salesforce since the last tick, over the "
-            f"partitions holding the changes (every {settings.sensor_interval_seconds} s)"
+            "Requests runs for the objects whose rows changed in Salesforce since the last tick, over the span "
+            f"that changed, in batches of up to {settings.batch_objects} objects (every "
+            f"{settings.sensor_interval_seconds} s)"
         ),
     )
     def salesforce_change_sensor(context: dg.SensorEvaluationContext, salesforce: SalesforceResource):
         cursor: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         pending = pending_objects(context.instance, {asset_key(e.name): e.name for e in objects})
-        requests = []
+        loads: list[tuple[tuple[str, str], ObjectLoad]] = []
         with salesforce.client() as client:
             usage, reason = budget_reason(client, settings.api_budget_floor)
             if reason:
                 for entry in objects:
                     context.log.info(f"{entry.name}: skipped: {reason}")
                 return dg.SkipReason(reason)
+            until = datetime.now(UTC)
+            asks = []
             for entry in objects:
                 if entry.name in pending:
                     context.log.info(f"{entry.name}: skipped: run {pending[entry.name]} is already queued or running")
                     continue
-                until = datetime.now(UTC)
                 since = datetime.fromisoformat(cursor[entry.name]) if entry.name in cursor else until - lookback
-                soql = count_query(entry.name, entry.cursor_field, since, until, entry.filter)
-                changed = client.query(soql, sobject=entry.name, include_deleted=entry.include_deleted)["totalSize"]
-                cursor[entry.name] = until.isoformat()
-                if not changed:
+                asks.append(
+                    ChangeAsk(entry.name, entry.cursor_field, since, until, entry.filter, entry.include_deleted)
+                )
+            for ask, changed in count_changes(client, asks, until).items():
+                entry, since, covered = by_name[ask.sobject], ask.since, changed.covered
+                cursor[entry.name] = covered.isoformat()
+                if not changed.rows:
                     context.log.info(
-                        f"{entry.name}: skipped: nothing changed in {since.isoformat()} .. {until.isoformat()}"
+                        f"{entry.name}: skipped: nothing changed in {since.isoformat()} .. {covered.isoformat()}"
                     )
                     continue
-                # the partitions holding [since, until]: from since's to the open one that holds now
-                keys = [parts.get_partition_key_for_timestamp(t.timestamp()) for t in (max(since, parts.start), until)]
-                requests.append(
-                    dg.RunRequest(
-                        run_key=f"{entry.name}:{since.isoformat()}:{until.isoformat()}",
-                        job_name=job_name(entry),
-                        asset_selection=[asset_key(entry.name)],
-                        tags=run_tags(context.instance, entry, keys[0], keys[-1]),
-                    )
-                )
+                # the partitions holding [since, covered]: from since's to the one holding covered (the open one)
+                since = max(since, parts.start)
+                keys = tuple(parts.get_partition_key_for_timestamp(t.timestamp()) for t in (since, covered))
+                loads.append((keys, ObjectLoad(entry, object_weight(context.instance, entry), since, covered)))
                 context.log.info(
-                    f"{entry.name}: {changed} row(s) created, edited or deleted in {since.isoformat()} .. "
-                    f"{until.isoformat()}: run requested for partitions {keys[0]}..{keys[-1]}"
+                    f"{entry.name}: {changed.rows} row(s) created, edited or deleted in {since.isoformat()} .. "
+                    f"{covered.isoformat()}: requested (partitions {keys[0]}..{keys[1]})"
                 )
-            context.log.info(f"org API usage after this tick: {client.api_usage or usage} ({client.api_calls} call(s))")
+            # the tick's whole cost, the budget check included: what the org's daily allowance pays for sensing
+            context.log.info(
+                f"{len(asks)} object(s) asked; this tick spent {client.api_calls} API call(s); org API usage "
+                f"after it: {client.api_usage or usage}"
+            )
+        requests = [
+            request
+            for key_range, group in group_by_range(loads).items()
+            for request in batched_requests(
+                group,
+                run_key=f"changes:{until.isoformat()}:{key_range[0]}",
+                batch_objects=settings.batch_objects,
+                partition_range=key_range,
+            )
+        ]
         if not requests:
             return dg.SensorResult(
                 skip_reason="no object changed, or each one has a run pending", cursor=json.dumps(cursor)
             )
+        context.log.info(f"{len(loads)} changed object(s) in {len(requests)} run(s)")
         return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
 
     return salesforce_change_sensor
 
 
-RESYNC_SENSOR_NAME = "salesforce_weekly_resync"
+INITIAL_LOAD_SENSOR = "salesforce_initial_load"
 
 
-def build_resync_sensor(catalog: Catalog) -> dg.AutomationConditionSensorDefinition:
-    """The weekly re-sync of every object's trailing partitions as one Dagster backfill (on the Backfills
-    page): Dagster's automation daemon evaluates each asset's ``resync_condition`` and, with
-    ``emit_backfills``, launches what it requests as a backfill. Its runs carry the object-load tag, and the
-    code location's queue limit keeps them one at a time."""
-    return dg.AutomationConditionSensorDefinition(
-        RESYNC_SENSOR_NAME,
-        target=dg.AssetSelection.assets(*(asset_key(e.name) for e in catalog.objects if e.cursor_field)),
-        emit_backfills=True,
-        run_tags={CONCURRENCY_TAG: "object"},
+def build_initial_load_sensor(catalog: Catalog, jobs: list, settings: AutomationSettings) -> dg.SensorDefinition:
+    """Turned on, it loads every object never loaded, full history, in batches heaviest first: a whole org's
+    first load without launching hundreds of runs by hand. It asks Salesforce nothing; each object is
+    requested once (its cursor lists them), so a failed object waits for a re-execution, not a new tick."""
+    parts = partitions_def(catalog)
+
+    @dg.sensor(
+        name=INITIAL_LOAD_SENSOR,
+        minimum_interval_seconds=30,
+        jobs=jobs,
         default_status=dg.DefaultSensorStatus.STOPPED,
-        description="Every Sunday 04:00 UTC: a backfill of the trailing partitions of every object",
+        description=(
+            "Loads the full history of every object not loaded yet, in batches of up to "
+            f"{settings.batch_objects} objects, heaviest first"
+        ),
     )
+    def salesforce_initial_load(context: dg.SensorEvaluationContext):
+        requested: set[str] = set(json.loads(context.cursor)) if context.cursor else set()
+        keys = {asset_key(e.name): e for e in catalog.objects if e.name not in requested}
+        loaded = {
+            r.asset_entry.asset_key
+            for r in context.instance.get_asset_records(list(keys))
+            if r.asset_entry.last_materialization_record
+        }
+        pending = pending_objects(context.instance, {k: e.name for k, e in keys.items()})
+        todo = [e for k, e in keys.items() if k not in loaded and e.name not in pending]
+        if not todo:
+            return dg.SkipReason("every object is loaded or was requested")
+        latest = parts.get_last_partition_key()
+        requests = batched_requests(
+            [ObjectLoad(e, object_weight(context.instance, e)) for e in todo if e.cursor_field],
+            run_key=f"initial:{len(requested)}",
+            batch_objects=settings.batch_objects,
+            partition_range=(parts.get_first_partition_key(), latest),
+        ) + batched_requests(
+            [ObjectLoad(e, object_weight(context.instance, e)) for e in todo if not e.cursor_field],
+            run_key=f"initial:{len(requested)}",
+            batch_objects=settings.batch_objects,
+        )
+        context.log.info(f"{len(todo)} object(s) never loaded: {len(requests)} run(s) requested, heaviest first")
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(sorted(requested | {e.name for e in todo})))
+
+    return salesforce_initial_load

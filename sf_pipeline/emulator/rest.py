@@ -69,6 +69,10 @@ class RestEndpoints:
                     "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000 - min(len(st.jobs), 10000)},
                 },
             )
+        if len(parts) == 3 and parts[0] == "sobjects" and parts[2] in ("updated", "deleted") and method == "GET":
+            return self._replicated(parts[1], parts[2], params)
+        if parts == ["composite"] and method == "POST":
+            return self._composite(token)
         if parts and parts[0] in ("query", "queryAll") and method == "GET":
             return self._rest_query(version, parts, params, token)
         if parts[:2] == ["jobs", "query"]:

@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,6 +20,7 @@ from .admin import AdminEndpoints
 from .auth import AuthEndpoints
 from .faults import Fault
 from .jobs import JobEndpoints
+from .replication import ReplicationEndpoints
 from .rest import RestEndpoints
 from .soql import SoqlError
 from .state import HTML_LOGIN_PAGE, VERSION_PATH, ApiError, EmulatorConfig, EmulatorState
@@ -26,13 +28,14 @@ from .state import HTML_LOGIN_PAGE, VERSION_PATH, ApiError, EmulatorConfig, Emul
 log = logging.getLogger(__name__)
 
 
-class Handler(AuthEndpoints, RestEndpoints, JobEndpoints, AdminEndpoints, BaseHTTPRequestHandler):
+class Handler(AuthEndpoints, RestEndpoints, ReplicationEndpoints, JobEndpoints, AdminEndpoints, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     server_version = "sf-pipeline-emulator/1.0"
     state: EmulatorState  # set on the subclass made by make_server
 
     _limit_info: str | None = None  # set for API calls: sent as Sforce-Limit-Info on the answer
+    _captured: list[tuple[int, bytes, dict[str, str]]] | None = None  # a composite's subrequest answers
 
     def end_headers(self) -> None:
         if self._limit_info:
@@ -53,6 +56,9 @@ class Handler(AuthEndpoints, RestEndpoints, JobEndpoints, AdminEndpoints, BaseHT
         content_type: str = "application/json;charset=UTF-8",
         headers: dict[str, str] | None = None,
     ) -> None:
+        if self._captured is not None:  # a composite subrequest: its answer goes into the composite's body
+            self._captured.append((status, body, dict(headers or {})))
+            return
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -67,6 +73,20 @@ class Handler(AuthEndpoints, RestEndpoints, JobEndpoints, AdminEndpoints, BaseHT
 
     def _error(self, err: ApiError) -> None:
         self._json(err.status, [{"errorCode": err.code, "message": err.message}], headers=err.headers)
+
+    def _captured_answer(self, call: Callable[[], None]) -> tuple[int, bytes, dict[str, str]]:
+        """What ``call`` answers (status, body, headers), kept instead of sent."""
+        self._captured = []
+        try:
+            try:
+                call()
+            except ApiError as err:
+                self._error(err)
+            except SoqlError as err:
+                self._error(ApiError(400, err.code, err.message))
+            return self._captured[0]
+        finally:
+            self._captured = None
 
     def do_GET(self) -> None:
         self._dispatch("GET")

@@ -1,0 +1,156 @@
+"""Which objects changed in a window: the change sensor's question to the org, for hundreds of objects in a
+bounded number of API calls.
+
+Objects are asked inside Composite requests (up to 25 subrequests, at most 5 of them queries, one API call
+each). An object whose cursor is ``SystemModstamp``/``LastModifiedDate`` and whose window starts within the
+last 14 days is asked with the replication resources ``sobjects/<name>/updated/`` and ``.../deleted/``
+(not queries, so 12 objects fit in one call); the answer covers whole minutes up to ``latestDateCovered``,
+which becomes the object's next cursor. Any other object (a ``CreatedDate`` cursor, a filter, an older
+window, an object that is not replicateable) is asked with a ``COUNT()`` over ``queryAll``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
+
+from .client import SalesforceClient
+from .errors import QueryError
+from .soql import count_query
+
+log = logging.getLogger(__name__)
+
+MAX_SUBREQUESTS = 25
+MAX_QUERIES = 5
+REPLICATION_FIELDS = ("SystemModstamp", "LastModifiedDate")  # what updated/ compares
+REPLICATION_DAYS = 14  # deleted/ answers for the last 15 days (the recycle bin), updated/ for 30
+
+
+@dataclass(frozen=True)
+class ChangeAsk:
+    sobject: str
+    cursor_field: str
+    since: datetime
+    until: datetime
+    where: str | None = None
+    include_deleted: bool = True
+
+
+@dataclass(frozen=True)
+class Changed:
+    rows: int  # records created, edited or deleted in [ask.since, covered)
+    covered: datetime  # where the answer ends (<= ask.until): the next cursor
+
+
+@dataclass(frozen=True)
+class _Sub:
+    ask: ChangeAsk
+    kind: str  # "updated", "deleted" or "count"
+    url: str
+
+    @property
+    def is_query(self) -> bool:
+        return self.kind == "count"
+
+
+def _minute(t: datetime) -> datetime:
+    return t.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def replicable(ask: ChangeAsk, now: datetime) -> bool:
+    return (
+        ask.cursor_field in REPLICATION_FIELDS and not ask.where and ask.since >= now - timedelta(days=REPLICATION_DAYS)
+    )
+
+
+def subrequests(client: SalesforceClient, ask: ChangeAsk, *, by_count: bool) -> list[_Sub]:
+    if by_count:
+        soql = count_query(ask.sobject, ask.cursor_field, ask.since, ask.until, ask.where)
+        endpoint = "queryAll" if ask.include_deleted else "query"
+        return [_Sub(ask, "count", client.data_path(endpoint) + "?" + urlencode({"q": soql}))]
+    window = urlencode({"start": _minute(ask.since).isoformat(), "end": _minute(ask.until).isoformat()})
+    kinds = ("updated", "deleted") if ask.include_deleted else ("updated",)
+    return [_Sub(ask, kind, client.data_path(f"sobjects/{ask.sobject}/{kind}/") + "?" + window) for kind in kinds]
+
+
+def pack(groups: Sequence[list[_Sub]]) -> list[list[_Sub]]:
+    """First fit: each object's subrequests together, at most 25 a request and 5 queries among them."""
+    requests: list[list[_Sub]] = []
+    for group in groups:
+        queries = sum(s.is_query for s in group)
+        for request in requests:
+            if (
+                len(request) + len(group) <= MAX_SUBREQUESTS
+                and sum(s.is_query for s in request) + queries <= MAX_QUERIES
+            ):
+                request.extend(group)
+                break
+        else:
+            requests.append(list(group))
+    return requests
+
+
+def _answer(sub: _Sub, answer: dict) -> tuple[int, datetime | None]:
+    body = answer.get("body")
+    if sub.kind == "count":
+        return int(body["totalSize"]), None
+    rows = len(body["ids"]) if sub.kind == "updated" else len(body["deletedRecords"])
+    return rows, datetime.strptime(body["latestDateCovered"], "%Y-%m-%dT%H:%M:%S.%f%z")
+
+
+def count_changes(
+    client: SalesforceClient, asks: Sequence[ChangeAsk], now: datetime | None = None
+) -> dict[ChangeAsk, Changed]:
+    """Rows changed in each ask's window, and where each answer ends. An object asked less than a minute
+    after its cursor (the replication resources see whole minutes) is not asked: 0 rows, cursor kept."""
+    now = now or datetime.now(UTC)
+    out: dict[ChangeAsk, Changed] = {}
+    groups = []
+    for ask in asks:
+        if replicable(ask, now) and _minute(ask.until) <= ask.since:
+            out[ask] = Changed(0, ask.since)
+        else:
+            groups.append(subrequests(client, ask, by_count=not replicable(ask, now)))
+    refused: list[ChangeAsk] = []
+    rows: dict[ChangeAsk, int] = {}
+    covered: dict[ChangeAsk, datetime] = {}
+    for round_ in range(2):  # the second round asks again, with COUNT(), the objects the first refused
+        for request in pack(groups):
+            body = {
+                "allOrNone": False,
+                "compositeRequest": [
+                    {"method": "GET", "url": s.url, "referenceId": f"r{k}"} for k, s in enumerate(request)
+                ],
+            }
+            answers = client.json("POST", client.data_path("composite"), json=body)["compositeResponse"]
+            for sub, answer in zip(request, answers, strict=True):
+                if answer["httpStatusCode"] >= 400:
+                    detail = (answer.get("body") or [{}])[0]
+                    if sub.is_query or round_:
+                        raise QueryError(
+                            f"{detail.get('errorCode')}: {detail.get('message')}",
+                            sobject=sub.ask.sobject,
+                            request=f"composite GET {sub.url.split('?')[0]}",
+                        )
+                    log.info(
+                        "%s: %s refused (%s): asked by COUNT()", sub.ask.sobject, sub.kind, detail.get("errorCode")
+                    )
+                    if sub.ask not in refused:
+                        refused.append(sub.ask)
+                    continue
+                n, end = _answer(sub, answer)
+                rows[sub.ask] = rows.get(sub.ask, 0) + n
+                if end is not None:
+                    covered[sub.ask] = min(covered.get(sub.ask, end), end)
+        groups = [subrequests(client, ask, by_count=True) for ask in refused]
+        for ask in refused:
+            rows.pop(ask, None)
+            covered.pop(ask, None)
+        refused = []
+        if not groups:
+            break
+    for ask, n in rows.items():
+        out[ask] = Changed(n, max(ask.since, min(covered.get(ask, ask.until), ask.until)))
+    return out
