@@ -48,6 +48,13 @@ def start_emulator(port: int, rows: str, page_records: int | None = None) -> sub
     raise RuntimeError("emulator did not start")
 
 
+def materialize_range_command(name: str, first: str, last: str) -> list[str]:
+    """`dagster asset materialize` of one object over a partition range, as a user types it."""
+    dagster = str(Path(sys.executable).parent / "dagster")
+    select = ["-m", "sf_pipeline.definitions", "--select", f"salesforce/{name}"]
+    return [dagster, "asset", "materialize", *select, "--partition-range", f"{first}...{last}"]
+
+
 def table(headers: list[str], rows: list[list[object]]) -> str:
     cells = [headers] + [[f"{c:.1f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]

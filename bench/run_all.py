@@ -28,9 +28,10 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
         ["--interval", "10", "--rounds", "2", "--rows", "20000"],
     ),
     "sweep_bench.py": (["--rows", "5000000"], ["--rows", "500000"]),
+    "history_bench.py": ([], ["--granularity", "monthly"]),
     "org_bench.py": (
-        ["--objects", "300", "--granularity", "monthly"],
-        ["--objects", "30", "--scale", "0.01", "--granularity", "monthly"],
+        ["--objects", "300"],
+        ["--objects", "30", "--scale", "0.01", "--edits", "10", "--idle-minutes", "1"],
     ),
 }
 

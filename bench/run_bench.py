@@ -29,7 +29,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import OUT, ROOT, start_emulator, table  # noqa: E402
+from common import OUT, ROOT, materialize_range_command, start_emulator, table  # noqa: E402
 
 CGROUP_ROOT = Path("/sys/fs/cgroup/memory")
 
@@ -88,17 +88,7 @@ def main() -> None:
             "SF_PIPELINE_DUCKDB": str(home / "run.duckdb"),
             "SF_PIPELINE_WORK_DIR": str(home / "work"),
         }
-        cmd = [
-            str(Path(sys.executable).parent / "dagster"),
-            "asset",
-            "materialize",
-            "-m",
-            "sf_pipeline.definitions",
-            "--select",
-            "salesforce/Account",
-            "--partition-range",
-            f"{keys[0]}...{keys[-1]}",
-        ]
+        cmd = materialize_range_command("Account", keys[0], keys[-1])
         alone = halves_alone(env, home, group) if args.alone else None
         packed = set(GZIP_DIR.glob("*.gz"))
         sampler = TreeSampler(group)

@@ -66,8 +66,10 @@ def _materialized_since(instance: dg.DagsterInstance, keys: dict[dg.AssetKey, st
     out = {}
     for record in instance.get_asset_records(list(keys)):
         event = record.asset_entry.last_materialization
-        if event is not None and event.timestamp > since and event.asset_materialization is not None:
-            meta = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+        materialization = event.asset_materialization if event is not None else None
+        # a range run writes its partitions' events one by one: the load has landed with the last, full one
+        if materialization is not None and event.timestamp > since and "columns" in materialization.metadata:
+            meta = {k: v.value for k, v in materialization.metadata.items()}
             out[keys[record.asset_entry.asset_key]] = {**meta, "run_id": event.run_id, "at": event.timestamp}
     return out
 

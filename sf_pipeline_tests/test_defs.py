@@ -22,7 +22,7 @@ from sf_pipeline.defs.checks import EMPTY_GUARD_CHECK, RECONCILE_CHECK
 from sf_pipeline.defs.jobs import CONCURRENCY_TAG, PRIORITY_TAG, build_jobs
 from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, WarehouseResource
 from sf_pipeline.defs.schedules import build_schedules
-from sf_pipeline.defs.sensors import build_change_sensor
+from sf_pipeline.defs.sensors import build_change_sensor, build_initial_load_sensor
 from sf_pipeline.defs.sweep import ID_SWEEP_CHECK, build_id_sweep
 from sf_pipeline.emulator.soql import epoch_ms
 from sf_pipeline.errors import SettingsError
@@ -349,3 +349,33 @@ def test_materializing_an_object_runs_its_cheap_checks_but_not_the_sweep(
         )
         swept = alone.execute_in_process(instance=instance, resources=resources)
         assert [e.check_name for e in swept.get_asset_check_evaluations()] == [ID_SWEEP_CHECK]
+
+
+def test_initial_load_requests_every_object_never_loaded_once_in_batches(live_instance: dg.DagsterInstance) -> None:
+    """Turned on, the initial-load sensor requests the full history of each object not loaded yet, batched,
+    heaviest first; an object already loaded or with a run pending is left out; nothing is requested twice."""
+    catalog = load_catalog()
+    sensor = build_initial_load_sensor(catalog, build_jobs(catalog), AutomationSettings(batch_objects=3))
+    parts = partitions_def(catalog)
+    with dg.instance_for_test() as instance:
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key("Lead"), partition="2025-01-01"))
+        create_run_for_test(
+            instance, job_name="__ASSET_JOB", asset_selection=frozenset({asset_key("Case")}), status=STARTED
+        )
+        with dg.build_sensor_context(instance=instance) as context:
+            first = sensor(context)
+        requested = [k.path[1] for r in first.run_requests for k in r.asset_selection]
+        assert sorted(requested) == sorted(set(catalog.names) - {"Lead", "Case"})
+        assert [len(r.asset_selection) for r in first.run_requests] == [3, 3]
+        weights = {e.name: max(1, int(e.weight)) for e in catalog.objects}
+        assert [weights[n] for n in requested] == sorted((weights[n] for n in requested), reverse=True)
+        for r in first.run_requests:
+            assert (r.tags[ASSET_PARTITION_RANGE_START_TAG], r.tags[ASSET_PARTITION_RANGE_END_TAG]) == (
+                parts.get_first_partition_key(),
+                parts.get_last_partition_key(),
+            )
+            assert not r.run_config, "whole partitions: the full history"
+        assert set(json.loads(first.cursor)) == set(requested)
+        with dg.build_sensor_context(instance=instance, cursor=first.cursor) as context:
+            again = sensor(context)
+    assert isinstance(again, dg.SkipReason) or not again.run_requests, "each object is requested once"
