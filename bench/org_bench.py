@@ -121,63 +121,61 @@ def tick_calls(instance: dg.DagsterInstance, tick) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def later_phases(stack: LocalDagster, instance: dg.DagsterInstance, catalog: Catalog, result: OrgRun, args) -> None:
-    """On the live stack after the initial load: the change sensor catching up with many objects edited at
-    once, the idle sensor's API cost, and the weekly re-sync's batched runs."""
-    home = stack.home
-    rows = []
-    # -- batch memory: RSS of the run process after each object of the largest batch, in the order they ran
+def batch_memory(result: OrgRun) -> None:
+    """RSS of the run process after each object of the largest batch, in the order the objects ran."""
     by_run = collections.defaultdict(list)
     for o in result.outcomes:
         if o.meta.get("run_id"):
             by_run[o.meta["run_id"]].append(o)
-    largest = max(by_run.values(), key=len)
-    rss = [o.meta.get("rss_after_mb") for o in largest]
+    rss = [o.meta["rss_after_mb"] for o in max(by_run.values(), key=len)]
     if len(rss) >= 2:
         k = min(100, len(rss))
         print(
             f"\nbatch memory: largest batch {len(rss)} objects; run RSS after object 1: {rss[0]:.0f} MB, after object "
             f"{k}: {rss[k - 1]:.0f} MB ({(rss[k - 1] / rss[0] - 1) * 100:+.1f}%), max {max(rss):.0f} MB"
         )
-    # -- sensor catch-up: edits to many objects at once
+
+
+def sensor_catch_up(stack: LocalDagster, instance: dg.DagsterInstance, catalog: Catalog, args) -> list[object]:
+    """One record edited in each of many objects at once, the change sensor on: edit -> load landed, then the
+    sensor's API calls a tick, busy and idle."""
     stack.start_sensor(SENSOR_NAME)
     wait(lambda: [t for t in sensor_ticks(instance) if t.is_completed], 300)
-    edit = [
-        e.name
-        for e in catalog.objects
-        if e.cursor_field == "SystemModstamp" and not e.filter and stack.emulator.state.org.get(e.name).rows > 0
-    ][: args.edits]
+    org = stack.emulator.state.org
+    edit = [e.name for e in catalog.objects if e.cursor_field == "SystemModstamp" and not e.filter]
+    edit = [name for name in edit if org.get(name).rows > 0][: args.edits]
     api0, t_edit, runs0 = stack.emulator.state.api_used, time.time(), {r.run_id for r in instance.get_runs()}
-    url = f"{stack.emulator.url}/__emulator__/records"
     for name in edit:
-        model = stack.emulator.state.org.get(name)
-        first_id = model.raw_value(model.by_name["id"], 0)
-        httpx.post(url, json={"object": name, "update": [{"Id": first_id}]}).raise_for_status()
+        first_id = org.get(name).raw_value(org.get(name).by_name["id"], 0)
+        change = {"object": name, "update": [{"Id": first_id}]}
+        httpx.post(f"{stack.emulator.url}/__emulator__/records", json=change).raise_for_status()
     print(f"\nedited one record in each of {len(edit)} objects at once; change sensor every {args.interval}s")
     outcomes = follow_objects(stack, instance, edit, t_edit, 3600, idle_s=args.interval + 120)
     latency = [o.meta["at"] - t_edit for o in outcomes if o.status == "SUCCESS"]
     wall = max(latency) if latency else float("nan")
     runs = [r.run_id for r in instance.get_runs() if r.run_id not in runs0]
-    row, events = phase_row(
-        "sensor catch-up", instance, home, runs, outcomes, wall, stack.emulator.state.api_used - api0
-    )
-    rows.append(row)
+    calls = stack.emulator.state.api_used - api0
+    row, _ = phase_row("sensor catch-up", instance, stack.home, runs, outcomes, wall, calls)
     print(
         f"edit -> in the warehouse: median {statistics.median(latency):.0f}s, max {wall:.0f}s for {len(latency)}/"
         f"{len(edit)} objects (target: interval {args.interval}s + 180s = {args.interval + 180}s)"
     )
-    # -- the idle sensor's cost a tick (nothing changed)
     t_idle = time.time()
     time.sleep(args.idle_minutes * 60)
     ticks = [t for t in sensor_ticks(instance) if t.timestamp > t_edit and t.is_completed]
-    calls = [c for c in (tick_calls(instance, t) for t in ticks) if c is not None]
-    idle = [c for t, c in zip(ticks, calls, strict=False) if t.timestamp > t_idle]
+    spent = [(t, c) for t in ticks if (c := tick_calls(instance, t)) is not None]
+    calls_a_tick = [c for _, c in spent]
+    idle = [c for t, c in spent if t.timestamp > t_idle]
     print(
-        f"change sensor over {len(catalog.objects)} objects: {len(calls)} ticks since the edits, "
-        f"{statistics.mean(calls):.1f} API calls a tick on average (max {max(calls)}); idle ticks "
+        f"change sensor over {len(catalog.objects)} objects: {len(spent)} ticks since the edits, "
+        f"{statistics.mean(calls_a_tick):.1f} API calls a tick on average (max {max(calls_a_tick)}); idle ticks "
         f"({len(idle)} in {args.idle_minutes} min): {statistics.mean(idle) if idle else float('nan'):.1f} a tick"
     )
-    # -- the weekly re-sync, as its schedule requests it (evaluated here, launched over GraphQL into the queue)
+    return row
+
+
+def weekly_resync(stack: LocalDagster, instance: dg.DagsterInstance, catalog: Catalog) -> list[object]:
+    """The weekly re-sync as its schedule requests it (evaluated here, launched over GraphQL into the queue)."""
     jobs = [*build_jobs(catalog), build_id_sweep(catalog)[1]]
     schedules = build_schedules(catalog, jobs, AutomationSettings.from_env())
     schedule = next(s for s in schedules if s.name == "salesforce_weekly_resync")
@@ -189,14 +187,22 @@ def later_phases(stack: LocalDagster, instance: dg.DagsterInstance, catalog: Cat
         requests = list(schedule(context))
     api0, t0 = stack.emulator.state.api_used, time.time()
     names = [k.path[1] for r in requests for k in r.asset_selection]
-    resync_runs = [stack.launch_request(r) for r in requests]
+    runs = [stack.launch_request(r) for r in requests]
     outcomes = follow_objects(stack, instance, names, t0, 3600)
     wall = max(o.meta["at"] for o in outcomes if o.meta) - t0
     row, _ = phase_row(
-        "weekly re-sync", instance, home, resync_runs, outcomes, wall, stack.emulator.state.api_used - api0
+        "weekly re-sync", instance, stack.home, runs, outcomes, wall, stack.emulator.state.api_used - api0
     )
-    rows.append(row)
-    later_phases.rows = rows  # type: ignore[attr-defined]
+    return row
+
+
+def later_phases(stack: LocalDagster, instance: dg.DagsterInstance, catalog: Catalog, result: OrgRun, args) -> None:
+    """On the live stack after the initial load: batch memory, the sensor's catch-up, the weekly re-sync."""
+    batch_memory(result)
+    later_phases.rows = [  # type: ignore[attr-defined]
+        sensor_catch_up(stack, instance, catalog, args),
+        weekly_resync(stack, instance, catalog),
+    ]
 
 
 def wait(predicate, timeout_s: float):

@@ -49,58 +49,62 @@ def _keeps_formulas(instance: dg.DagsterInstance, entry: CatalogObject) -> bool:
     )
 
 
-def build_schedules(catalog: Catalog, jobs: list, settings: AutomationSettings) -> list[dg.ScheduleDefinition]:
-    parts = partitions_def(catalog)
-    partitioned = [e for e in catalog.objects if e.cursor_field]
-    full = [e for e in catalog.objects if not e.cursor_field]
-    by_name = {j.name: j for j in jobs}
-    floor, batch = settings.api_budget_floor, settings.batch_objects
-    schedules = []
-    if full:
-
-        @dg.schedule(
-            name="salesforce_daily_full_refresh",
-            cron_schedule="0 2 * * *",
-            job=by_name[FULL_REFRESH_JOB],
-            default_status=dg.DefaultScheduleStatus.STOPPED,
-            description="Objects without a cursor field, fully refreshed daily, in batches",
+def _daily_full_refresh(entries: list[CatalogObject], job, settings: AutomationSettings) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name="salesforce_daily_full_refresh",
+        cron_schedule="0 2 * * *",
+        job=job,
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description="Objects without a cursor field, fully refreshed daily, in batches",
+    )
+    def salesforce_daily_full_refresh(
+        context: dg.ScheduleEvaluationContext, salesforce: SalesforceResource
+    ) -> list[dg.RunRequest]:
+        if not _budget_allows(context, salesforce, settings.api_budget_floor, entries):
+            return []
+        day = context.scheduled_execution_time.date()
+        return batched_requests(
+            _loads(context.instance, entries), run_key=f"full:{day}", batch_objects=settings.batch_objects
         )
-        def salesforce_daily_full_refresh(
-            context: dg.ScheduleEvaluationContext, salesforce: SalesforceResource
-        ) -> list[dg.RunRequest]:
-            if not _budget_allows(context, salesforce, floor, full):
-                return []
-            day = context.scheduled_execution_time.date()
-            return batched_requests(_loads(context.instance, full), run_key=f"full:{day}", batch_objects=batch)
 
-        schedules.append(salesforce_daily_full_refresh)
-    if not partitioned:
-        return schedules
+    return salesforce_daily_full_refresh
 
+
+def _daily(
+    parts: dg.TimeWindowPartitionsDefinition, entries: list[CatalogObject], job, settings: AutomationSettings
+) -> dg.ScheduleDefinition:
     @dg.schedule(
         name="salesforce_daily",
         cron_schedule="0 2 * * *",
-        job=by_name[PARTITIONED_JOB],
+        job=job,
         default_status=dg.DefaultScheduleStatus.STOPPED,
         description="Every object's previous day (inside its partition), in batches, heaviest first",
     )
     def salesforce_daily(context: dg.ScheduleEvaluationContext, salesforce: SalesforceResource) -> list[dg.RunRequest]:
         until = datetime.combine(context.scheduled_execution_time.date(), time(), UTC)
         since = until - timedelta(days=1)
-        if since < parts.start or not _budget_allows(context, salesforce, floor, partitioned):
+        if since < parts.start or not _budget_allows(context, salesforce, settings.api_budget_floor, entries):
             return []
-        key = parts.get_partition_key_for_timestamp(since.timestamp())
         return batched_requests(
-            _loads(context.instance, partitioned, since=since, until=until),
+            _loads(context.instance, entries, since=since, until=until),
             run_key=f"day:{since.date()}",
-            batch_objects=batch,
-            partition_key=key,
+            batch_objects=settings.batch_objects,
+            partition_key=parts.get_partition_key_for_timestamp(since.timestamp()),
         )
+
+    return salesforce_daily
+
+
+def _weekly_resync(
+    catalog: Catalog, entries: list[CatalogObject], job, settings: AutomationSettings
+) -> dg.ScheduleDefinition:
+    parts = partitions_def(catalog)
+    first_day = datetime.combine(catalog.partition_start, time(), UTC)
 
     @dg.schedule(
         name="salesforce_weekly_resync",
         cron_schedule=settings.resync_cron,
-        job=by_name[PARTITIONED_JOB],
+        job=job,
         default_status=dg.DefaultScheduleStatus.STOPPED,
         description=(
             f"Reloads the partitions holding the last {settings.resync_days} days of every object, in batches, "
@@ -111,27 +115,30 @@ def build_schedules(catalog: Catalog, jobs: list, settings: AutomationSettings) 
         context: dg.ScheduleEvaluationContext, salesforce: SalesforceResource
     ) -> list[dg.RunRequest]:
         now = context.scheduled_execution_time
-        start = max(now - timedelta(days=settings.resync_days), datetime.combine(catalog.partition_start, time(), UTC))
-        keys = (
-            parts.get_partition_key_for_timestamp(start.timestamp()),
-            parts.get_partition_key_for_timestamp(now.timestamp()),
-        )
-        if not _budget_allows(context, salesforce, floor, partitioned):
+        start = max(now - timedelta(days=settings.resync_days), first_day)
+        keys = tuple(parts.get_partition_key_for_timestamp(t.timestamp()) for t in (start, now))
+        if not _budget_allows(context, salesforce, settings.api_budget_floor, entries):
             return []
         context.log.info(f"re-sync of partitions {keys[0]}..{keys[1]}")
         return batched_requests(
-            _loads(context.instance, partitioned),
+            _loads(context.instance, entries),
             run_key=f"resync:{now.date()}",
-            batch_objects=batch,
+            batch_objects=settings.batch_objects,
             partition_range=keys,
         )
 
-    formula_objects = [e for e in partitioned if e.formula_fields == "include"]
+    return salesforce_weekly_resync
+
+
+def _formula_reload(
+    parts: dg.TimeWindowPartitionsDefinition, entries: list[CatalogObject], job, settings: AutomationSettings
+) -> dg.ScheduleDefinition:
+    formula_objects = [e for e in entries if e.formula_fields == "include"]
 
     @dg.schedule(
         name="salesforce_weekly_formula_reload",
         cron_schedule=settings.resync_cron,
-        job=by_name[PARTITIONED_JOB],
+        job=job,
         default_status=dg.DefaultScheduleStatus.STOPPED,
         description=(
             "Reloads in full each object whose catalog entry keeps formula fields (formula values change "
@@ -142,7 +149,7 @@ def build_schedules(catalog: Catalog, jobs: list, settings: AutomationSettings) 
         context: dg.ScheduleEvaluationContext, salesforce: SalesforceResource
     ) -> list[dg.RunRequest]:
         keys = parts.get_partition_keys(current_time=context.scheduled_execution_time)
-        if not keys or not _budget_allows(context, salesforce, floor, formula_objects):
+        if not keys or not _budget_allows(context, salesforce, settings.api_budget_floor, formula_objects):
             return []
         reload = []
         for entry in formula_objects:
@@ -154,34 +161,48 @@ def build_schedules(catalog: Catalog, jobs: list, settings: AutomationSettings) 
         return batched_requests(
             _loads(context.instance, reload, full_refresh=True),
             run_key=f"formulas:{keys[-1]}",
-            batch_objects=batch,
+            batch_objects=settings.batch_objects,
             partition_range=(keys[0], keys[-1]),
         )
 
+    return salesforce_weekly_formula_reload
+
+
+def _weekly_id_sweep(entries: list[CatalogObject], job, settings: AutomationSettings) -> dg.ScheduleDefinition:
     @dg.schedule(
         name="salesforce_weekly_id_sweep",
         cron_schedule="0 6 * * 0",
-        job=by_name[SWEEP_JOB],
+        job=job,
         default_status=dg.DefaultScheduleStatus.STOPPED,
         description="Finds rows Salesforce no longer has (hard deletes, purged recycle bin) and deletes or flags them",
     )
     def salesforce_weekly_id_sweep(
         context: dg.ScheduleEvaluationContext, salesforce: SalesforceResource
     ) -> list[dg.RunRequest]:
-        if not _budget_allows(context, salesforce, floor, list(catalog.objects)):
+        if not _budget_allows(context, salesforce, settings.api_budget_floor, entries):
             return []
         return batched_requests(
-            _loads(context.instance, list(catalog.objects)),
+            _loads(context.instance, entries),
             run_key=f"sweep:{context.scheduled_execution_time.date()}",
-            batch_objects=batch,
+            batch_objects=settings.batch_objects,
             checks="sweep",
             job=SWEEP_JOB,
         )
 
-    return [
-        *schedules,
-        salesforce_daily,
-        salesforce_weekly_resync,
-        salesforce_weekly_formula_reload,
-        salesforce_weekly_id_sweep,
-    ]
+    return salesforce_weekly_id_sweep
+
+
+def build_schedules(catalog: Catalog, jobs: list, settings: AutomationSettings) -> list[dg.ScheduleDefinition]:
+    parts = partitions_def(catalog)
+    partitioned = [e for e in catalog.objects if e.cursor_field]
+    full = [e for e in catalog.objects if not e.cursor_field]
+    by_name = {j.name: j for j in jobs}
+    schedules = [_daily_full_refresh(full, by_name[FULL_REFRESH_JOB], settings)] if full else []
+    if partitioned:
+        job = by_name[PARTITIONED_JOB]
+        schedules += [
+            _daily(parts, partitioned, job, settings),
+            _weekly_resync(catalog, partitioned, job, settings),
+            _formula_reload(parts, partitioned, job, settings),
+        ]
+    return [*schedules, _weekly_id_sweep(list(catalog.objects), by_name[SWEEP_JOB], settings)]

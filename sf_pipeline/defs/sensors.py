@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from ..catalog import Catalog
-from ..salesforce.changes import ChangeAsk, count_changes
+from ..catalog import Catalog, CatalogObject
+from ..salesforce.changes import ChangeAsk, Changed, count_changes
 from .assets import asset_key, partitions_def
 from .automation import AutomationSettings, budget_reason, pending_objects
 from .batches import ObjectLoad, batched_requests, group_by_range
@@ -23,6 +23,32 @@ from .jobs import object_weight
 from .resources import SalesforceResource
 
 SENSOR_NAME = "salesforce_change_sensor"
+
+
+def _changed_loads(
+    context: dg.SensorEvaluationContext,
+    changes: dict[ChangeAsk, Changed],
+    by_name: dict[str, CatalogObject],
+    parts: dg.TimeWindowPartitionsDefinition,
+    cursor: dict[str, str],
+) -> list[tuple[tuple[str, str], ObjectLoad]]:
+    """Each changed object's load over the span asked about, keyed by the partitions holding it (from the
+    cursor's to the one holding the answer's end: the open one); every cursor moves to its answer's end."""
+    loads = []
+    for ask, changed in changes.items():
+        entry, since, covered = by_name[ask.sobject], ask.since, changed.covered
+        cursor[entry.name] = covered.isoformat()
+        if not changed.rows:
+            context.log.info(f"{entry.name}: skipped: nothing changed in {since.isoformat()} .. {covered.isoformat()}")
+            continue
+        since = max(since, parts.start)
+        keys = tuple(parts.get_partition_key_for_timestamp(t.timestamp()) for t in (since, covered))
+        loads.append((keys, ObjectLoad(entry, object_weight(context.instance, entry), since, covered)))
+        context.log.info(
+            f"{entry.name}: {changed.rows} row(s) created, edited or deleted in {since.isoformat()} .. "
+            f"{covered.isoformat()}: requested (partitions {keys[0]}..{keys[1]})"
+        )
+    return loads
 
 
 def build_change_sensor(catalog: Catalog, jobs: list, settings: AutomationSettings) -> dg.SensorDefinition:
@@ -45,7 +71,6 @@ def build_change_sensor(catalog: Catalog, jobs: list, settings: AutomationSettin
     def salesforce_change_sensor(context: dg.SensorEvaluationContext, salesforce: SalesforceResource):
         cursor: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         pending = pending_objects(context.instance, {asset_key(e.name): e.name for e in objects})
-        loads: list[tuple[tuple[str, str], ObjectLoad]] = []
         with salesforce.client() as client:
             usage, reason = budget_reason(client, settings.api_budget_floor)
             if reason:
@@ -62,22 +87,7 @@ def build_change_sensor(catalog: Catalog, jobs: list, settings: AutomationSettin
                 asks.append(
                     ChangeAsk(entry.name, entry.cursor_field, since, until, entry.filter, entry.include_deleted)
                 )
-            for ask, changed in count_changes(client, asks, until).items():
-                entry, since, covered = by_name[ask.sobject], ask.since, changed.covered
-                cursor[entry.name] = covered.isoformat()
-                if not changed.rows:
-                    context.log.info(
-                        f"{entry.name}: skipped: nothing changed in {since.isoformat()} .. {covered.isoformat()}"
-                    )
-                    continue
-                # the partitions holding [since, covered]: from since's to the one holding covered (the open one)
-                since = max(since, parts.start)
-                keys = tuple(parts.get_partition_key_for_timestamp(t.timestamp()) for t in (since, covered))
-                loads.append((keys, ObjectLoad(entry, object_weight(context.instance, entry), since, covered)))
-                context.log.info(
-                    f"{entry.name}: {changed.rows} row(s) created, edited or deleted in {since.isoformat()} .. "
-                    f"{covered.isoformat()}: requested (partitions {keys[0]}..{keys[1]})"
-                )
+            loads = _changed_loads(context, count_changes(client, asks, until), by_name, parts, cursor)
             # the tick's whole cost, the budget check included: what the org's daily allowance pays for sensing
             context.log.info(
                 f"{len(asks)} object(s) asked; this tick spent {client.api_calls} API call(s); org API usage "
