@@ -63,7 +63,6 @@ def batched_requests(
     partition_key: str | None = None,
     checks: str = "cheap",
     job: str | None = None,
-    extra_tags: dict[str, str] | None = None,
 ) -> list[dg.RunRequest]:
     """RunRequests of at most ``batch_objects`` objects each, heaviest batch first, one job per request.
 
@@ -81,7 +80,6 @@ def batched_requests(
                 CONCURRENCY_TAG: "object",
                 PRIORITY_TAG: str(batch[0].weight),
                 BATCH_TAG: batch[0].entry.name + (f" +{len(batch) - 1}" if len(batch) > 1 else ""),
-                **(extra_tags or {}),
             }
             if partition_range:
                 tags[ASSET_PARTITION_RANGE_START_TAG], tags[ASSET_PARTITION_RANGE_END_TAG] = partition_range
