@@ -46,7 +46,7 @@ from sf_pipeline.defs.sweep import build_id_sweep
 from sf_pipeline.demo import OrgRun, follow_objects, print_summary, run_org
 from sf_pipeline.discovery import refresh
 from sf_pipeline.emulator import EmulatorConfig, make_server
-from sf_pipeline.local_dagster import LocalDagster
+from sf_pipeline.local_dagster import LocalDagster, instigator_ticks, tick_log
 from sf_pipeline.salesforce import SalesforceClient, SalesforceSettings
 
 
@@ -107,17 +107,12 @@ def phase_row(
 
 
 def sensor_ticks(instance: dg.DagsterInstance) -> list:
-    state = next(s for s in instance.all_instigator_state() if s.name == SENSOR_NAME)
-    return list(reversed(instance.get_ticks(state.instigator_origin_id, state.selector_id)))
+    return instigator_ticks(instance, SENSOR_NAME)
 
 
 def tick_calls(instance: dg.DagsterInstance, tick) -> int | None:
     """The API calls a change-sensor tick spent, from the line it logs."""
-    if not tick.log_key:
-        return None
-    data = instance.compute_log_manager.get_log_data(tick.log_key)
-    text = b"".join(part or b"" for part in (data.stdout, data.stderr)).decode()
-    m = re.search(r"this tick spent (\d+) API call", text)
+    m = re.search(r"this tick spent (\d+) API call", tick_log(instance, tick))
     return int(m.group(1)) if m else None
 
 

@@ -266,3 +266,17 @@ class LocalDagster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def instigator_ticks(instance: dg.DagsterInstance, name: str) -> list:
+    """A sensor's or schedule's ticks, oldest first."""
+    state = next(s for s in instance.all_instigator_state() if s.name == name)
+    return list(reversed(instance.get_ticks(state.instigator_origin_id, state.selector_id)))
+
+
+def tick_log(instance: dg.DagsterInstance, tick) -> str:
+    """What the tick logged, as the UI shows it in the tick's details."""
+    if not tick.log_key:
+        return ""
+    data = instance.compute_log_manager.get_log_data(tick.log_key)
+    return b"".join(part or b"" for part in (data.stdout, data.stderr)).decode()

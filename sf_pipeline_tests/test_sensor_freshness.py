@@ -19,7 +19,7 @@ from sf_pipeline.defs.jobs import CONCURRENCY_TAG, run_tags
 from sf_pipeline.defs.sensors import SENSOR_NAME
 from sf_pipeline.defs.sweep import ID_SWEEP_CHECK, SWEEP_JOB
 from sf_pipeline.emulator import EmulatorConfig
-from sf_pipeline.local_dagster import LocalDagster
+from sf_pipeline.local_dagster import LocalDagster, instigator_ticks, tick_log
 from sf_pipeline.salesforce import SalesforceClient
 from sf_pipeline.sync import sync_object
 from sf_pipeline.warehouse import Warehouse
@@ -31,16 +31,7 @@ INTERVAL_S = 10  # SF_PIPELINE_SENSOR_INTERVAL_SECONDS for the test (the default
 
 def sensor_ticks(instance: dg.DagsterInstance) -> list:
     """The change sensor's ticks, oldest first."""
-    state = next(s for s in instance.all_instigator_state() if s.name == SENSOR_NAME)
-    return list(reversed(instance.get_ticks(state.instigator_origin_id, state.selector_id)))
-
-
-def tick_log(instance: dg.DagsterInstance, tick) -> str:
-    """What the tick logged, as the UI shows it in the tick's details."""
-    if not tick.log_key:
-        return ""
-    data = instance.compute_log_manager.get_log_data(tick.log_key)
-    return b"".join(part or b"" for part in (data.stdout, data.stderr)).decode()
+    return instigator_ticks(instance, SENSOR_NAME)
 
 
 def wait_for(predicate, timeout_s: float, what: str):

@@ -52,6 +52,11 @@ LIGHT_METADATA = (
 )
 
 
+def weight_hint(entry: CatalogObject) -> int:
+    """The catalog's size hint as a priority (at least 1): what orders objects before their first load."""
+    return max(1, int(entry.weight))
+
+
 def asset_key(name: str) -> dg.AssetKey:
     return dg.AssetKey(["salesforce", name])
 
@@ -122,6 +127,23 @@ def _metadata(result: SyncResult, description: str) -> dict[str, object]:
     }
 
 
+def _per_partition(
+    context: dg.AssetExecutionContext, metadata: dict[str, object], target, table: str, cursor_field: str | None
+) -> dict[str, object]:
+    """A one-partition window run (``cursor_field`` given) records the partition's row count; a range run (one
+    materialization per partition is Dagster's rule) puts the full record on its last partition and light
+    metadata on every partition."""
+    keys = context.partition_keys
+    if len(keys) == 1:
+        if cursor_field is None:
+            return metadata
+        part = context.partition_time_window
+        rows = target.count_rows(table, cursor_field, part.start, part.end)
+        return {**metadata, "dagster/partition_row_count": dg.MetadataValue.int(rows)}
+    context.add_asset_metadata(metadata, partition_key=keys[-1])
+    return {k: v for k, v in metadata.items() if k in LIGHT_METADATA}
+
+
 def build_object_asset(entry: CatalogObject, catalog: Catalog) -> dg.AssetsDefinition:
     key = asset_key(entry.name)
     partitioned = entry.cursor_field is not None
@@ -149,7 +171,7 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog) -> dg.AssetsDefin
         partitions_def=partitions_def(catalog) if partitioned else None,
         backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
         pool=POOL,
-        op_tags={PRIORITY_TAG: str(max(1, int(entry.weight)))},
+        op_tags={PRIORITY_TAG: str(weight_hint(entry))},
         check_specs=check_specs(key),
         metadata={"salesforce/weight": entry.weight},
     )
@@ -190,16 +212,10 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog) -> dg.AssetsDefin
         # dagster-dlt names the table after dlt's schema, not the dataset: name it as the warehouse does
         metadata["dagster/table_name"] = dg.MetadataValue.text(f"{result.dataset}.{result.table}")
         metadata["dagster/row_count"] = dg.MetadataValue.int(target.count_rows(result.table))
-        keys = context.partition_keys if partitioned else []
-        if len(keys) == 1 and not full_refresh:
-            part = context.partition_time_window
-            metadata["dagster/partition_row_count"] = dg.MetadataValue.int(
-                target.count_rows(result.table, entry.cursor_field, part.start, part.end)
+        if partitioned:
+            metadata = _per_partition(
+                context, metadata, target, result.table, None if full_refresh else entry.cursor_field
             )
-        if len(keys) > 1:
-            # one materialization per partition is Dagster's rule; only the last carries the full record
-            context.add_asset_metadata(metadata, partition_key=keys[-1])
-            metadata = {k: v for k, v in metadata.items() if k in LIGHT_METADATA}
         return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
     return _object_asset

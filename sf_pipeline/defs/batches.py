@@ -83,7 +83,7 @@ def batched_requests(
             }
             if partition_range:
                 tags[ASSET_PARTITION_RANGE_START_TAG], tags[ASSET_PARTITION_RANGE_END_TAG] = partition_range
-            ops = {op_name(load.entry): {"config": load.op_config()} for load in batch if load.op_config()}
+            ops = {op_name(load.entry): {"config": config} for load in batch if (config := load.op_config())}
             if checks == "sweep":
                 selection: dict[str, object] = {
                     "asset_check_keys": [dg.AssetCheckKey(asset_key(load.entry.name), ID_SWEEP_CHECK) for load in batch]

@@ -8,7 +8,7 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from ..catalog import Catalog, CatalogObject
-from .assets import ID_SWEEP_CHECK, PRIORITY_TAG, asset_key
+from .assets import ID_SWEEP_CHECK, PRIORITY_TAG, asset_key, weight_hint
 
 CONCURRENCY_TAG = "sf_pipeline/object_load"  # dagster.yaml: tag_concurrency_limits on this key, limit 1
 
@@ -49,7 +49,7 @@ def object_weight(instance: dg.DagsterInstance | None, entry: CatalogObject) -> 
         materialization = event.asset_materialization if event else None
         if materialization is not None and "bytes" in materialization.metadata:
             return max(1, int(materialization.metadata["bytes"].value // 1_000_000))
-    return max(1, int(entry.weight))
+    return weight_hint(entry)
 
 
 def run_tags(

@@ -16,7 +16,7 @@ import dagster as dg
 
 from ..catalog import Catalog, CatalogObject
 from ..salesforce.changes import ChangeAsk, Changed, count_changes
-from .assets import asset_key, partitions_def
+from .assets import asset_key, partitions_def, weight_hint
 from .automation import AutomationSettings, budget_reason, pending_objects
 from .batches import ObjectLoad, batched_requests, group_by_range
 from .jobs import object_weight
@@ -145,13 +145,14 @@ def build_initial_load_sensor(catalog: Catalog, jobs: list, settings: Automation
         if not todo:
             return dg.SkipReason("every object is loaded or was requested")
         latest = parts.get_last_partition_key()
+        # never loaded: the catalog's hint is all there is to weigh them by
         requests = batched_requests(
-            [ObjectLoad(e, object_weight(context.instance, e)) for e in todo if e.cursor_field],
+            [ObjectLoad(e, weight_hint(e)) for e in todo if e.cursor_field],
             run_key=f"initial:{len(requested)}",
             batch_objects=settings.batch_objects,
             partition_range=(parts.get_first_partition_key(), latest),
         ) + batched_requests(
-            [ObjectLoad(e, object_weight(context.instance, e)) for e in todo if not e.cursor_field],
+            [ObjectLoad(e, weight_hint(e)) for e in todo if not e.cursor_field],
             run_key=f"initial:{len(requested)}",
             batch_objects=settings.batch_objects,
         )
