@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -87,7 +88,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     settings = SalesforceSettings.from_env()
     given = {"max_records": args.max_records, "concurrency": args.concurrency}
     options = ExtractOptions(gzip=not args.no_gzip, **{k: v for k, v in given.items() if v is not None})
-    with PeakRss() as rss, SalesforceClient(settings, max_connections=options.concurrency + 2) as client:
+    with PeakRss() as rss, SalesforceClient(settings, max_connections=options.pages_in_flight + 2) as client:
         result, _ = extract_object(
             client,
             args.object,
@@ -127,9 +128,11 @@ def cmd_split(args: argparse.Namespace) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
+    """CSV files into DuckDB, sized like a sync by the memory the process has (and the same settings)."""
     from .load import ObjectLoader
     from .salesforce.soql import UNQUERYABLE_TYPES
-    from .warehouse import count_rows, duckdb_connection, duckdb_destination
+    from .sizing import SizeSettings, size_load
+    from .warehouse import Warehouse
 
     source = Path(args.csv_or_dir)
     files = sorted(source.glob("*.csv")) if source.is_dir() else [source]
@@ -140,12 +143,17 @@ def cmd_load(args: argparse.Namespace) -> int:
     if args.describe:
         describe = json.loads(Path(args.describe).read_text())
         fields = [f for f in describe["fields"] if f.get("type") not in UNQUERYABLE_TYPES]
-    loader = ObjectLoader(args.object, duckdb_destination(Path(args.duckdb)))
-    into_empty = False
-    if args.mode == "merge":  # as a sync does: a merge into an empty table appends
-        with duckdb_connection(Path(args.duckdb)) as conn:
-            into_empty = count_rows(conn, "duckdb", loader.dataset_name, loader.table) == 0
-    result = loader.load_files(files, fields, args.mode, options=_split_options(args), into_empty=into_empty)
+    split = _split_options(args)
+    given = SizeSettings.from_env()
+    sizes = size_load(args.object, dataclasses.replace(given, chunk_bytes=split.target_bytes or given.chunk_bytes))
+    cap, threads = sizes.duckdb_memory_limit, sizes.duckdb_threads
+    warehouse = Warehouse(duckdb_path=Path(args.duckdb), duckdb_memory_limit=cap, duckdb_threads=threads)
+    with warehouse.load_destination() as destination:
+        loader = ObjectLoader(args.object, destination, read_block=sizes.read_block, read_ahead=sizes.read_ahead)
+        # as a sync does: a merge into an empty table appends
+        into_empty = args.mode == "merge" and warehouse.count_rows(loader.table) == 0
+        split = dataclasses.replace(split, target_bytes=sizes.chunk_bytes)
+        result = loader.load_files(files, fields, args.mode, options=split, into_empty=into_empty)
     print(
         f"{result.sobject} -> {Path(args.duckdb)}:{result.dataset}.{result.table}: rows {result.rows}, "
         f"chunks {result.chunks}, seconds {result.seconds:.1f}, peak RSS {result.peak_rss_mb:.0f} MB"

@@ -132,8 +132,10 @@ def arrow_batches(
     delimiter: str = ",",
     stats: BatchStats | None = None,
     column_names: dict[str, str] | None = None,
+    block_size: int = READ_BLOCK,
 ) -> Iterator[pa.RecordBatch]:
-    """Typed record batches from CSV files, streamed block by block (never a whole file in memory).
+    """Typed record batches from CSV files, streamed ``block_size`` bytes of CSV at a time (never a whole
+    file in memory).
 
     ``column_names`` (API name -> column, from ``naming.assign_columns``) renames the fields whose column is
     not what dlt would make of their API name: the second of two names that normalize alike."""
@@ -165,7 +167,7 @@ def arrow_batches(
         try:
             reader = pacsv.open_csv(
                 path,
-                read_options=pacsv.ReadOptions(block_size=READ_BLOCK, use_threads=True),
+                read_options=pacsv.ReadOptions(block_size=block_size, use_threads=True),
                 parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
                 convert_options=pacsv.ConvertOptions(
                     column_types=column_types,
@@ -263,15 +265,15 @@ class _Part:
     remove: Callable[[], None] = lambda: None
 
 
-def _runs(batches: Iterator[pa.RecordBatch], size: int, files: list[Path]) -> Iterator[_Part]:
-    """One stream of batches as consecutive runs of ``size`` batches, each a chunk; a run is handed out only
-    once its first batch is there, so no chunk is empty."""
+def _runs(batches: Iterator[pa.RecordBatch], size: int, files: list[Path], block_size: int) -> Iterator[_Part]:
+    """One stream of batches (each ``block_size`` bytes of CSV) as consecutive runs of ``size`` batches, each
+    a chunk; a run is handed out only once its first batch is there, so no chunk is empty."""
     for first in batches:
         part = _Part(iter(()), files, 0)
 
         def run(part: _Part = part, first: pa.RecordBatch = first) -> Iterator[pa.RecordBatch]:
             for batch in itertools.chain([first], itertools.islice(batches, size - 1)):
-                part.bytes += READ_BLOCK
+                part.bytes += block_size
                 yield batch
 
         part.batches = run()
@@ -309,7 +311,11 @@ class ObjectLoader:
         pipeline_name: str | None = None,
         table: str | None = None,
         run_chunk: ChunkRunner | None = None,
+        read_block: int = READ_BLOCK,
+        read_ahead: int = READ_AHEAD,
     ) -> None:
+        self.read_block = read_block  # bytes of CSV per Arrow batch
+        self.read_ahead = read_ahead  # batches parsed ahead of the one dlt is writing
         self.sobject = check_identifier(sobject, "sObject")
         self.table = table or table_name(sobject)
         self.destination = destination
@@ -344,8 +350,10 @@ class ObjectLoader:
 
         def parts() -> Iterator[_Part]:
             for chunk in chunks:
-                batches = arrow_batches(chunk.files, fields, self.sobject, delimiter, stats, column_names)
-                yield _Part(read_ahead(batches), chunk.files, chunk.bytes, chunk.remove)
+                batches = arrow_batches(
+                    chunk.files, fields, self.sobject, delimiter, stats, column_names, self.read_block
+                )
+                yield _Part(read_ahead(batches, self.read_ahead), chunk.files, chunk.bytes, chunk.remove)
 
         return self._load_parts(parts(), known, fields, mode, stats, into_empty)
 
@@ -361,20 +369,22 @@ class ObjectLoader:
         """CSV files read once, as one stream of Arrow batches cut into chunks at batch boundaries: no chunk
         file is written and nothing is counted first. The cut follows ``SplitOptions``: one chunk when the
         files hold at most ``min_rows`` records (estimated from the first batch), else about
-        ``target_bytes`` a chunk, at most ``max_chunks``. A batch is one ``READ_BLOCK`` of CSV."""
+        ``target_bytes`` a chunk, at most ``max_chunks``. A batch is one ``read_block`` of CSV."""
         options = options or SplitOptions()
         stats = BatchStats()
         lean_arrow_allocator()  # before the reader is opened: its buffers come from the pool in use then
+        column_names = self._column_names(fields, None)
         batches = read_ahead(
-            arrow_batches(files, fields, self.sobject, delimiter, stats, self._column_names(fields, None))
+            arrow_batches(files, fields, self.sobject, delimiter, stats, column_names, self.read_block),
+            self.read_ahead,
         )
         first = next(batches, None)
         if first is None:
             return self._load_parts(iter(()), None, fields, mode, stats)
         sizes = [f.stat().st_size for f in files]
-        blocks = sum(math.ceil(size / READ_BLOCK) for size in sizes)
+        blocks = sum(math.ceil(size / self.read_block) for size in sizes)
         n = options.chunk_count(first.num_rows * blocks, sum(sizes))
-        runs = _runs(itertools.chain([first], batches), math.ceil(blocks / n), files)
+        runs = _runs(itertools.chain([first], batches), math.ceil(blocks / n), files, self.read_block)
         result = self._load_parts(runs, None, fields, mode, stats, into_empty)
         result.bytes = sum(sizes)  # the runs count whole blocks; the files' own size is exact
         return result

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .catalog import CatalogObject
-from .load import DltSettings, ObjectLoader, table_name
+from .load import DltSettings, table_name
 from .memory import PeakRss
 from .salesforce import ExtractOptions, SalesforceClient
 from .salesforce.bulk import extract_object
 from .split import SplitOptions, plan_chunks
-from .sync import object_workspace, work_root
+from .sync import object_workspace, sized_load, work_root
 from .warehouse import IdComparison, Warehouse
 
 log = logging.getLogger(__name__)
@@ -55,31 +55,36 @@ def sweep_ids(
     extract_options: ExtractOptions | None = None,
     split_options: SplitOptions | None = None,
     dlt_settings: DltSettings | None = None,
+    memory_limit_mb: int | None = None,
 ) -> SweepResult:
     """Compare ``entry``'s table with the Ids Salesforce holds now; delete or flag (``entry.hard_deletes``)
     the rows it no longer has."""
     table = table_name(entry.name)
     calls_before = client.api_calls
     started = time.monotonic()
-    with object_workspace(work_root(work_dir), entry.name, "ids") as work, PeakRss() as rss:
+    sized = sized_load(entry.name, warehouse, extract_options, split_options, memory_limit_mb)
+    warehouse = sized.warehouse
+    with (
+        object_workspace(work_root(work_dir), entry.name, "ids") as work,
+        PeakRss() as rss,
+        warehouse.load_destination() as destination,
+    ):
         result, describe = extract_object(
             client,
             entry.name,
             work / "extract",
             fields=["Id"],
             cursor_field=None,
-            options=extract_options,
+            options=sized.extract,
             route=entry.route,
             where=entry.filter,
         )
         id_field = next(f for f in describe["fields"] if f["name"] == "Id")
-        chunks = plan_chunks(result.files, work / "chunks", split_options, rows=result.page_records)
-        loader = ObjectLoader(
+        chunks = plan_chunks(result.files, work / "chunks", sized.split, rows=result.page_records)
+        loader = sized.loader(
             entry.name,
-            warehouse.dlt_destination(),
-            dataset_name=warehouse.dataset,
-            staging=warehouse.staging,
-            pipelines_dir=warehouse.staging.local_dir or work,
+            destination,
+            work,
             settings=dlt_settings,
             pipeline_name=f"sf_{table}{IDS_SUFFIX}",
             table=table + IDS_SUFFIX,

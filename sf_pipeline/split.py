@@ -26,17 +26,22 @@ class SplitOptions:
     take theirs from here)."""
 
     min_rows: int = 500_000  # chunk only above this many data rows
-    target_bytes: int = 500 * 2**20  # aim for chunks of about this size
+    target_bytes: int | None = None  # aim for chunks of about this size; None: from the pod's memory (sizing)
     max_chunks: int = 16
 
     @property
-    def target_mb(self) -> float:
-        return self.target_bytes / 2**20
+    def target(self) -> int:
+        """The chunk size aimed at: the one given, else the one ``sizing`` derives for this process."""
+        if self.target_bytes is not None:
+            return self.target_bytes
+        from .sizing import current_sizes
+
+        return current_sizes().chunk_bytes
 
     def __post_init__(self) -> None:
         if self.min_rows < 0:
             raise SettingsError(f"min_rows must be >= 0, got {self.min_rows}")
-        if self.target_bytes < 1:
+        if self.target_bytes is not None and self.target_bytes < 1:
             raise SettingsError(f"target_bytes must be >= 1, got {self.target_bytes}")
         if self.max_chunks < 1:
             raise SettingsError(f"max_chunks must be >= 1, got {self.max_chunks}")
@@ -44,7 +49,7 @@ class SplitOptions:
     def chunk_count(self, rows: int, body_bytes: int) -> int:
         if rows <= self.min_rows:
             return 1
-        return max(2, min(self.max_chunks, math.ceil(body_bytes / self.target_bytes)))
+        return max(2, min(self.max_chunks, math.ceil(body_bytes / self.target)))
 
 
 @dataclass
@@ -124,7 +129,7 @@ def split_csv(
     size = path.stat().st_size
     if size == 0:
         return [Chunk([path], 0, 0)]
-    if rows is None and size <= 2 * options.target_bytes:
+    if rows is None and size <= 2 * options.target:
         rows = count_data_rows(path)  # small: count first, so a file under the threshold is never copied
     header, header_len = _read_header(path)
     # big and uncounted: one pass that splits and counts; undone below if it stays under min_rows
@@ -260,7 +265,7 @@ def plan_chunks(
     files: list[Path], out_dir: Path, options: SplitOptions | None = None, rows: list[int] | None = None
 ) -> list[Chunk]:
     """Group an extract's page files into load chunks: one chunk when the object is small, else up to
-    ``max_chunks`` chunks of about ``target_bytes`` each, splitting any page bigger than a chunk."""
+    ``max_chunks`` chunks of about ``target`` bytes each, splitting any page bigger than a chunk."""
     options = options or SplitOptions()
     files = [Path(f) for f in files]
     counts = rows if rows is not None else [count_data_rows(f) for f in files]

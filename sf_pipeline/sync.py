@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -37,6 +37,7 @@ from .memory import PeakRss
 from .naming import ColumnPlan, plan_columns
 from .salesforce import ExtractOptions, ExtractResult, SalesforceClient, select_fields
 from .salesforce.bulk import check_cursor_field, extract_object
+from .sizing import LoadSizes, SizeSettings, size_load
 from .split import Chunk, ChunkStream, SplitOptions
 from .warehouse import Warehouse
 
@@ -217,6 +218,49 @@ class ExtractStopped(SfPipelineError):
     """Raised in the extract's thread when the loader has given up; never reaches the caller."""
 
 
+@dataclass(frozen=True)
+class SizedLoad:
+    """One load's options with the sizes chosen for it as it starts (``sizing.size_load``, logged): the
+    warehouse's DuckDB cap and threads, the pages in flight, the chunk size, the CSV blocks read ahead."""
+
+    sizes: LoadSizes
+    warehouse: Warehouse
+    extract: ExtractOptions
+    split: SplitOptions
+
+    def loader(self, sobject: str, destination: object, work: Path, **kwargs: object) -> ObjectLoader:
+        warehouse = self.warehouse
+        return ObjectLoader(
+            sobject,
+            destination,
+            dataset_name=warehouse.dataset,
+            staging=warehouse.staging,
+            pipelines_dir=warehouse.staging.local_dir or work,
+            read_block=self.sizes.read_block,
+            read_ahead=self.sizes.read_ahead,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+
+def sized_load(
+    sobject: str,
+    warehouse: Warehouse,
+    extract: ExtractOptions | None,
+    split: SplitOptions | None,
+    memory_limit_mb: int | None,
+) -> SizedLoad:
+    """The sizes for a load of ``sobject`` starting now; what the options or the warehouse set explicitly wins."""
+    extract, split = extract or ExtractOptions(), split or SplitOptions()
+    given = SizeSettings(memory_limit_mb, warehouse.duckdb_memory_limit, split.target_bytes, extract.concurrency)
+    sizes = size_load(sobject, given)
+    return SizedLoad(
+        sizes,
+        replace(warehouse, duckdb_memory_limit=sizes.duckdb_memory_limit, duckdb_threads=sizes.duckdb_threads),
+        replace(extract, concurrency=sizes.pages_in_flight),
+        replace(split, target_bytes=sizes.chunk_bytes),
+    )
+
+
 def _plan_columns(warehouse: Warehouse, sobject: str, fields: list[dict]) -> ColumnPlan:
     """Each field's column (the one an earlier load gave it, or a new one) and what changed since, recorded
     before loading so that a rerun after a crash makes the same choices."""
@@ -241,11 +285,19 @@ def sync_object(
     split_options: SplitOptions | None = None,
     dlt_settings: DltSettings | None = None,
     run_chunk: ChunkRunner | None = None,
+    memory_limit_mb: int | None = None,
 ) -> SyncResult:
-    """Extract, split and load one object for one window (or all of it, replacing, on full refresh)."""
+    """Extract, split and load one object for one window (or all of it, replacing, on full refresh), sized
+    by the memory the process has (``memory_limit_mb`` overrides the cgroup's limit)."""
     window = "full" if full_refresh else window_name(since, until)
     calls_before = client.api_calls
-    with object_workspace(work_root(work_dir), entry.name, window) as work, PeakRss() as rss:
+    sized = sized_load(entry.name, warehouse, extract_options, split_options, memory_limit_mb)
+    warehouse = sized.warehouse
+    with (
+        object_workspace(work_root(work_dir), entry.name, window) as work,
+        PeakRss() as rss,
+        warehouse.load_destination() as destination,
+    ):
         include_deleted = entry.include_deleted and not full_refresh
         t0 = time.monotonic()
         describe = client.describe(entry.name)
@@ -258,12 +310,10 @@ def sync_object(
         fields = [by_name[name] for name in selection.names]
         skipped = {f["name"]: f["type"] for f in describe["fields"] if f["name"] not in set(selection.names)}
         table = table_name(entry.name)
-        loader = ObjectLoader(
+        loader = sized.loader(
             entry.name,
-            warehouse.dlt_destination(),
-            dataset_name=warehouse.dataset,
-            staging=warehouse.staging,
-            pipelines_dir=warehouse.staging.local_dir or work,
+            destination,
+            work,
             settings=dlt_settings,
             table=table + REFRESH_SUFFIX if full_refresh else table,
             run_chunk=run_chunk,
@@ -282,7 +332,7 @@ def sync_object(
                 include_deleted=include_deleted,
                 cursor_field=entry.cursor_field,
                 fields=selection.names,
-                options=extract_options,
+                options=sized.extract,
                 describe=describe,
                 on_page=on_page,
                 route=entry.route,
@@ -290,7 +340,7 @@ def sync_object(
             )
             return result
 
-        overlap = OverlappedExtract(entry.name, extract, ChunkStream(work / "chunks", split_options))
+        overlap = OverlappedExtract(entry.name, extract, ChunkStream(work / "chunks", sized.split))
         # closing: a load that fails mid-way stops and joins the extract before the error goes on
         with contextlib.closing(overlap.chunks()) as chunks:
             mode = "replace" if full_refresh else "merge"

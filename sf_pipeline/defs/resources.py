@@ -23,7 +23,7 @@ from ..salesforce import ExtractOptions, RetryPolicy, SalesforceClient, Salesfor
 from ..salesforce.settings import ENV as SALESFORCE_ENV
 from ..split import SplitOptions
 from ..sync import SyncResult, sync_object
-from ..warehouse import DUCKDB_MEMORY_LIMIT, SnowflakeSettings, StagingSettings, Warehouse, WarehouseConfigError
+from ..warehouse import SnowflakeSettings, StagingSettings, Warehouse, WarehouseConfigError
 
 
 class SalesforceResource(dg.ConfigurableResource):
@@ -40,7 +40,9 @@ class SalesforceResource(dg.ConfigurableResource):
     api_version: str = SalesforceSettings.api_version
     max_retries: int = RetryPolicy.max_attempts
     max_records_per_page: int = ExtractOptions.max_records or 0
-    download_concurrency: int = ExtractOptions.concurrency
+    download_concurrency: int = Field(
+        default=0, description="result pages downloaded at once; 0: from the pod's memory"
+    )
 
     def settings(self) -> SalesforceSettings:
         return SalesforceSettings(
@@ -57,10 +59,10 @@ class SalesforceResource(dg.ConfigurableResource):
         )
 
     def client(self) -> SalesforceClient:
-        return SalesforceClient(self.settings(), max_connections=self.download_concurrency + 2)
+        return SalesforceClient(self.settings(), max_connections=max(self.download_concurrency, 4) + 2)
 
     def extract_options(self) -> ExtractOptions:
-        return ExtractOptions(max_records=self.max_records_per_page, concurrency=self.download_concurrency)
+        return ExtractOptions(max_records=self.max_records_per_page, concurrency=self.download_concurrency or None)
 
 
 def snowflake_resource(settings: SnowflakeSettings, schema: str) -> Any:
@@ -90,7 +92,9 @@ class WarehouseResource(dg.ConfigurableResource):
     destination: str = Field(default="duckdb", description="duckdb or snowflake")
     dataset: str = Field(default="salesforce", description="the schema tables are loaded into")
     duckdb_path: str = "data/sf_pipeline.duckdb"
-    duckdb_memory_limit: str = DUCKDB_MEMORY_LIMIT
+    duckdb_memory_limit: str = Field(
+        default="", description="DuckDB's cap, e.g. \"192MB\"; empty: from the pod's memory"
+    )
     snowflake_account: str | None = None
     snowflake_user: str | None = None
     snowflake_password: str | None = None
@@ -136,7 +140,7 @@ class WarehouseResource(dg.ConfigurableResource):
             kind=self.destination,
             dataset=self.dataset,  # type: ignore[arg-type]
             duckdb_path=Path(self.duckdb_path),
-            duckdb_memory_limit=self.duckdb_memory_limit,
+            duckdb_memory_limit=self.duckdb_memory_limit or None,
             snowflake=snowflake,
             staging=staging,
             snowflake_connection=lambda: snowflake_resource(snowflake, self.dataset).get_connection(),
@@ -153,13 +157,14 @@ class PipelineSettings(dg.ConfigurableResource):
 
     work_dir: str | None = None
     chunk_min_rows: int = SplitOptions.min_rows
-    chunk_target_mb: int = int(SplitOptions().target_mb)
+    chunk_target_mb: int = Field(default=0, description="chunk size aimed at; 0: from the pod's memory")
+    memory_limit_mb: int = Field(default=0, description="the memory a load sizes itself by; 0: the cgroup's limit")
     max_chunks: int = SplitOptions.max_chunks
     dlt_log_level: str = Field(default=DltSettings.log_level, description="dlt runtime log level: INFO or WARNING")
 
     def split_options(self) -> SplitOptions:
         return SplitOptions(
-            min_rows=self.chunk_min_rows, target_bytes=self.chunk_target_mb * 2**20, max_chunks=self.max_chunks
+            min_rows=self.chunk_min_rows, target_bytes=self.chunk_target_mb * 2**20 or None, max_chunks=self.max_chunks
         )
 
     def dlt_settings(self, loader_file_format: str = "parquet") -> DltSettings:
@@ -205,6 +210,7 @@ def sync_with(
             split_options=split,
             dlt_settings=settings.dlt_settings(warehouse.staging_file_format),
             run_chunk=run_chunk,
+            memory_limit_mb=settings.memory_limit_mb or None,
         )
 
 
@@ -225,6 +231,7 @@ def sweep_with(
             extract_options=salesforce.extract_options(),
             split_options=settings.split_options(),
             dlt_settings=settings.dlt_settings(file_format),
+            memory_limit_mb=settings.memory_limit_mb or None,
         )
 
 
@@ -268,7 +275,7 @@ def warehouse_from_env() -> WarehouseResource:
         destination=_env("SF_PIPELINE_DESTINATION", WarehouseResource.model_fields["destination"].default),
         dataset=_env("SF_PIPELINE_DATASET", "salesforce"),
         duckdb_path=_env("SF_PIPELINE_DUCKDB", "data/sf_pipeline.duckdb"),
-        duckdb_memory_limit=_env("SF_PIPELINE_DUCKDB_MEMORY_LIMIT", DUCKDB_MEMORY_LIMIT),
+        duckdb_memory_limit=_env("SF_PIPELINE_DUCKDB_MEMORY_LIMIT", ""),
         staging=_env("SF_PIPELINE_STAGING", "none"),
         staging_file_format=_env("SF_PIPELINE_STAGING_FORMAT", "parquet"),
         **{f"snowflake_{k}": _env(f"SF_PIPELINE_SNOWFLAKE_{k.upper()}") for k in SNOWFLAKE_ENV},
@@ -281,12 +288,14 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         "salesforce": SalesforceResource(
             **{name: _env(var, SalesforceResource.model_fields[name].default) for name, var in SALESFORCE_ENV.items()},
             max_records_per_page=_int_env("SF_PIPELINE_PAGE_RECORDS", ExtractOptions.max_records or 0),
+            download_concurrency=_int_env("SF_PIPELINE_DOWNLOAD_CONCURRENCY", 0),
         ),
         "warehouse": warehouse_from_env(),
         "pipeline_settings": PipelineSettings(
             work_dir=_env("SF_PIPELINE_WORK_DIR"),
             dlt_log_level=_env("SF_PIPELINE_DLT_LOG_LEVEL", DltSettings.log_level),
             chunk_min_rows=_int_env("SF_PIPELINE_CHUNK_MIN_ROWS", SplitOptions.min_rows),
-            chunk_target_mb=_int_env("SF_PIPELINE_CHUNK_TARGET_MB", int(SplitOptions().target_mb)),
+            chunk_target_mb=_int_env("SF_PIPELINE_CHUNK_TARGET_MB", 0),
+            memory_limit_mb=_int_env("SF_PIPELINE_MEMORY_LIMIT_MB", 0),
         ),
     }

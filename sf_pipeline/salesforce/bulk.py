@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -44,12 +44,20 @@ class ExtractOptions:
     resource and the CLI take theirs from here)."""
 
     max_records: int | None = 250_000  # records per result page (the server may send fewer)
-    concurrency: int = 4  # pages downloaded at once
+    concurrency: int | None = None  # pages downloaded at once; None: from the pod's memory (sizing)
     gzip: bool = True
     poll_initial_s: float = 0.2
     poll_max_s: float = 10.0
     job_timeout_s: float = 6 * 3600
     delete_job: bool = True  # delete the job from Salesforce once every page is on disk
+
+    @property
+    def pages_in_flight(self) -> int:
+        if self.concurrency:
+            return self.concurrency
+        from ..sizing import current_sizes
+
+        return current_sizes().pages_in_flight
 
 
 @dataclass
@@ -367,20 +375,33 @@ class BulkExtract:
         return f"{self.sobject}.{index:05d}.csv"
 
     def _download_parallel(self, manifest: _Manifest, urls, names: list[str]) -> None:
-        with ThreadPoolExecutor(max_workers=self.options.concurrency, thread_name_prefix=f"sf-{self.sobject}") as pool:
-            futures: list[Future] = []
-            for index, url in enumerate(urls):
-                name = self._page_name(index)
-                names.append(name)
-                if name in manifest.pages and (self.out_dir / name).exists():
-                    self._announce(name, manifest.pages[name])  # resumed from a dead run
-                    continue
-                futures.append(pool.submit(self._download_and_record, manifest, url, name))
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            for f in pending:
-                f.cancel()
-            for f in done:
-                f.result()
+        """The pages not already on disk, ``pages_in_flight`` at a time once ramped up: the first page
+        downloads alone and each page done lets one more start, so the first chunk is on disk (and loading)
+        early instead of every page finishing together at the end (bench/README, the overlap)."""
+        todo: list[tuple[str, str]] = []
+        for index, url in enumerate(urls):
+            name = self._page_name(index)
+            names.append(name)
+            if name in manifest.pages and (self.out_dir / name).exists():
+                self._announce(name, manifest.pages[name])  # resumed from a dead run
+            else:
+                todo.append((url, name))
+        limit, waiting, finished = self.options.pages_in_flight, iter(todo), 0
+        running: set[Future] = set()
+        with ThreadPoolExecutor(max_workers=limit, thread_name_prefix=f"sf-{self.sobject}") as pool:
+            try:
+                while True:
+                    while len(running) < min(limit, 1 + finished) and (page := next(waiting, None)):
+                        running.add(pool.submit(self._download_and_record, manifest, *page))
+                    if not running:
+                        return
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        future.result()  # the first error goes on; the pages in flight finish, no new one starts
+                        finished += 1
+            finally:
+                for future in running:
+                    future.cancel()
 
     def _download_and_record(self, manifest: _Manifest, url: str, name: str) -> None:
         records, _ = self._download(url, name)

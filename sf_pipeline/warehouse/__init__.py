@@ -41,43 +41,49 @@ from .ddl import (
 from .settings import FILE_FORMATS, DestinationKind, FileFormat, SnowflakeSettings, StagingSettings
 from .staging import StagedFiles
 
-# DuckDB's share of a run's memory. Measured (bench/run_bench.py, a 5 GB object): with 192MB the run process
-# peaked at 491-518 MiB (256MB: 538) at the same speed (a lone 700 MB merge: ~10-20% slower); 128MB fails a merge.
-DUCKDB_MEMORY_LIMIT = "192MB"
 
-
-def duckdb_config(memory_limit: str | None) -> dict[str, Any]:
-    """What every DuckDB connection of ours sets. Insertion order is not kept: a table has no order, and
-    keeping it makes a capped DuckDB buffer a load's rows before writing them (bench/README: a 1 GB
-    Parquet insert under the 192MB cap, 11.3 s kept, 5.2 s not)."""
+def duckdb_config(memory_limit: str | None, threads: int | None = None) -> dict[str, Any]:
+    """What every DuckDB connection of ours sets: the cap (DuckDB's own default is 80% of the machine's RAM,
+    which on a small pod is the kernel's OOM line; ``sizing`` derives it from the pod's limit) and the
+    threads. Insertion order is not kept: a table has no order, and keeping it makes a capped DuckDB buffer
+    a load's rows before writing them (bench/README: a 1 GB Parquet insert under a 192MB cap, 11.3 s kept,
+    5.2 s not)."""
     config: dict[str, Any] = {"preserve_insertion_order": False}
     if memory_limit:
         config["memory_limit"] = memory_limit
+    if threads:
+        config["threads"] = threads
     return config
 
 
-def duckdb_destination(path: Path | str, memory_limit: str | None = DUCKDB_MEMORY_LIMIT) -> Any:
-    """The embedded warehouse: a DuckDB file. DuckDB's own default memory limit is 80% of the machine's
-    RAM, which on a small pod is the kernel's OOM line, so it is capped here (configurable)."""
+def duckdb_destination(path: Path | str, memory_limit: str | None = None, threads: int | None = None) -> Any:
+    """The embedded warehouse: a DuckDB file, each of dlt's connections capped; ``memory_limit`` None takes
+    the cap ``sizing`` derives for this process now."""
     from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     credentials = DuckDbCredentials(str(path))
-    credentials.global_config = duckdb_config(memory_limit)
+    credentials.global_config = duckdb_config(memory_limit or _sized_cap(), threads)
     return dlt.destinations.duckdb(credentials)
 
 
 @contextlib.contextmanager
-def duckdb_connection(path: Path | str, memory_limit: str | None = None) -> Iterator[Any]:
-    """A connection for the pipeline's own SQL, capped like dlt's (DuckDB would take 80% of the machine)."""
+def duckdb_connection(path: Path | str, memory_limit: str | None = None, threads: int | None = None) -> Iterator[Any]:
+    """A connection for the pipeline's own SQL, capped like dlt's."""
     import duckdb
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = duckdb.connect(str(path), config=duckdb_config(memory_limit))
+    conn = duckdb.connect(str(path), config=duckdb_config(memory_limit or _sized_cap(), threads))
     try:
         yield conn
     finally:
         conn.close()
+
+
+def _sized_cap() -> str:
+    from ..sizing import current_sizes
+
+    return current_sizes().duckdb_memory_limit
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,8 @@ class Warehouse:
     kind: DestinationKind = "duckdb"
     dataset: str = "salesforce"
     duckdb_path: Path = Path("data/sf_pipeline.duckdb")
-    duckdb_memory_limit: str | None = DUCKDB_MEMORY_LIMIT
+    duckdb_memory_limit: str | None = None  # None: derived from the memory the process has (sizing)
+    duckdb_threads: int | None = None  # None: DuckDB's own (the cores)
     snowflake: SnowflakeSettings = SnowflakeSettings()
     staging: StagingSettings = StagingSettings()
     snowflake_connection: Callable[[], AbstractContextManager[Any]] | None = field(default=None, compare=False)
@@ -104,7 +111,7 @@ class Warehouse:
     def dlt_destination(self) -> Any:
         self.validate()
         if self.kind == "duckdb":
-            return duckdb_destination(self.duckdb_path, self.duckdb_memory_limit)
+            return duckdb_destination(self.duckdb_path, self.duckdb_memory_limit, self.duckdb_threads)
         kwargs: dict[str, Any] = {"credentials": self.snowflake.dlt_credentials()}
         if self.snowflake.stage:
             kwargs["stage_name"] = self.snowflake.stage
@@ -112,10 +119,23 @@ class Warehouse:
         return dlt.destinations.snowflake(keep_staged_files=False, **kwargs)
 
     @contextlib.contextmanager
+    def load_destination(self) -> Iterator[Any]:
+        """The dlt destination for one object's load, whatever number of chunks (pipelines) it takes. On
+        DuckDB every chunk's pipeline shares one connection, closed here: the file is checkpointed once a
+        load rather than once a chunk (bench/README: 2.3 s of a 1 GB load's 16.4 s for each checkpoint)."""
+        if self.kind != "duckdb":
+            yield self.dlt_destination()
+            return
+        from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+        with self.connection() as conn:
+            yield dlt.destinations.duckdb(DuckDbCredentials(conn))
+
+    @contextlib.contextmanager
     def connection(self) -> Iterator[Any]:
         self.validate()
         if self.kind == "duckdb":
-            with duckdb_connection(self.duckdb_path, self.duckdb_memory_limit) as conn:
+            with duckdb_connection(self.duckdb_path, self.duckdb_memory_limit, self.duckdb_threads) as conn:
                 yield conn
         else:
             with (self.snowflake_connection or self.snowflake.connect)() as conn:

@@ -1,0 +1,214 @@
+"""The memory this process may use, and the sizes a load derives from it.
+
+The limit is the process's own memory cgroup's (cgroup v2 ``memory.max`` or v1 ``memory.limit_in_bytes``,
+the smallest along its path: a pod's limit may sit on a parent group), else the machine's RAM;
+``SF_PIPELINE_MEMORY_LIMIT_MB`` overrides what is found. From what is left of it (the limit less what the
+process already holds, less a margin for the page cache the kernel must keep and for memory outside the
+caps) a load takes DuckDB's cap, its thread count, the chunk size, the CSV block size, how many blocks are
+parsed ahead and how many result pages download at once. Any of them set explicitly wins.
+
+``plan_sizes`` is pure (tested on figures); ``find_memory_limit`` reads the cgroup files (tested on a fake
+tree for v2 and in a real v1 cgroup); ``size_load`` does both for this process and logs the outcome.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import psutil
+
+from .errors import SettingsError
+
+log = logging.getLogger(__name__)
+
+MiB = 2**20
+# cgroup v1 writes "no limit" as the largest page-aligned 64-bit number; anything this large is no limit
+UNLIMITED = 2**60
+
+
+@dataclass(frozen=True)
+class MemoryLimit:
+    bytes: int
+    source: str  # where it was found: a cgroup file, a setting, or the machine's RAM
+
+    @property
+    def mib(self) -> float:
+        return self.bytes / MiB
+
+
+def _mounts(mountinfo: str) -> list[tuple[str, str, str, set[str]]]:
+    """(root, mount point, fs type, super options) of each cgroup mount in /proc/<pid>/mountinfo."""
+    mounts = []
+    for line in mountinfo.splitlines():
+        head, _, tail = line.partition(" - ")
+        fields, after = head.split(), tail.split()
+        if len(fields) >= 5 and len(after) >= 3 and after[0] in ("cgroup", "cgroup2"):
+            mounts.append((fields[3], fields[4], after[0], set(after[2].split(","))))
+    return mounts
+
+
+def _read_limit(path: Path) -> int | None:
+    """A limit file's value; None for "max", an absurdly large value, or a file that is not there."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    if text == "max" or not text.isdigit() or int(text) >= UNLIMITED:
+        return None
+    return int(text)
+
+
+def cgroup_memory_limit(proc: Path = Path("/proc/self")) -> MemoryLimit | None:
+    """The tightest memory limit on the process's own cgroup and its ancestors, or None if none is set.
+
+    A v1 memory controller is used where one is mounted (hybrid hosts mount both), else the v2 hierarchy.
+    Inside a cgroup namespace the process's path is relative to the mount's root, as read here."""
+    try:
+        groups = (proc / "cgroup").read_text().splitlines()
+        mounts = _mounts((proc / "mountinfo").read_text())
+    except OSError:
+        return None
+    v1 = next((line.split(":", 2)[2] for line in groups if "memory" in line.split(":")[1].split(",")), None)
+    v2 = next((line.split(":", 2)[2] for line in groups if line.startswith("0::")), None)
+    if v1 is not None:
+        mount = next((m for m in mounts if m[2] == "cgroup" and "memory" in m[3]), None)
+        path, filename, version = v1, "memory.limit_in_bytes", "v1"
+    else:
+        mount = next((m for m in mounts if m[2] == "cgroup2"), None)
+        path, filename, version = v2, "memory.max", "v2"
+    if mount is None or path is None:
+        return None
+    root, mount_point = mount[0], Path(mount[1])
+    relative = os.path.relpath(path, root) if path.startswith(root) else path.lstrip("/")
+    group = (mount_point / relative).resolve() if relative != "." else mount_point
+    best: MemoryLimit | None = None
+    while True:
+        value = _read_limit(group / filename)
+        if value is not None and (best is None or value < best.bytes):
+            best = MemoryLimit(value, f"cgroup {version} {group / filename}")
+        if group == mount_point or mount_point not in group.parents:
+            return best
+        group = group.parent
+
+
+def find_memory_limit(setting_mb: int | None = None, proc: Path = Path("/proc/self")) -> MemoryLimit:
+    """The limit a load sizes itself by: the setting, else the cgroup's, else the machine's RAM."""
+    ram = MemoryLimit(psutil.virtual_memory().total, "the machine's RAM (no cgroup limit found)")
+    if setting_mb:
+        return MemoryLimit(setting_mb * MiB, "SF_PIPELINE_MEMORY_LIMIT_MB")
+    found = cgroup_memory_limit(proc)
+    return found if found is not None and found.bytes < ram.bytes else ram
+
+
+@dataclass(frozen=True)
+class SizeSettings:
+    """What a user set explicitly; None (the default) for each size derived from the limit."""
+
+    memory_limit_mb: int | None = None  # SF_PIPELINE_MEMORY_LIMIT_MB: overrides the limit found
+    duckdb_memory_limit: str | None = None  # SF_PIPELINE_DUCKDB_MEMORY_LIMIT, e.g. "192MB"
+    chunk_bytes: int | None = None  # SF_PIPELINE_CHUNK_TARGET_MB
+    download_concurrency: int | None = None  # SF_PIPELINE_DOWNLOAD_CONCURRENCY: pages in flight
+
+    @classmethod
+    def from_env(cls) -> SizeSettings:
+        """The same variables the code location's resources read (``sf-pipeline load`` has no Dagster)."""
+
+        def number(name: str) -> int | None:
+            value = os.environ.get(name, "").strip()
+            try:
+                return int(value) if value else None
+            except ValueError:
+                raise SettingsError(f"{name} must be a whole number, got {value!r}") from None
+
+        chunk_mb = number("SF_PIPELINE_CHUNK_TARGET_MB")
+        return cls(
+            memory_limit_mb=number("SF_PIPELINE_MEMORY_LIMIT_MB"),
+            duckdb_memory_limit=os.environ.get("SF_PIPELINE_DUCKDB_MEMORY_LIMIT") or None,
+            chunk_bytes=chunk_mb * MiB if chunk_mb else None,
+            download_concurrency=number("SF_PIPELINE_DOWNLOAD_CONCURRENCY"),
+        )
+
+
+@dataclass(frozen=True)
+class LoadSizes:
+    """The sizes one load runs with, and where they came from."""
+
+    limit: MemoryLimit
+    in_use_mb: float  # what the process held when the load started
+    spare_mb: float  # what the sizes below were cut from
+    duckdb_memory_limit: str  # DuckDB's cap, as DuckDB reads it ("160MB")
+    duckdb_threads: int
+    chunk_bytes: int  # the chunk size aimed at
+    read_block: int  # bytes of CSV per Arrow batch
+    read_ahead: int  # batches parsed ahead of the one being written
+    pages_in_flight: int  # result pages downloading at once
+    explicit: tuple[str, ...] = ()  # which of them a setting gave
+
+    def describe(self) -> str:
+        given = f"; set explicitly: {', '.join(self.explicit)}" if self.explicit else ""
+        return (
+            f"memory limit {self.limit.mib:.0f} MiB ({self.limit.source}), {self.in_use_mb:.0f} MiB in use, "
+            f"{self.spare_mb:.0f} MiB to size by: DuckDB {self.duckdb_memory_limit} with {self.duckdb_threads} "
+            f"thread(s), chunks of {self.chunk_bytes / MiB:.0f} MiB, {self.read_block // 1024} KiB CSV blocks "
+            f"{self.read_ahead} ahead, {self.pages_in_flight} page(s) in flight{given}"
+        )
+
+
+# The shape of the plan, each share measured in bench/ (bench/README "Fitting the pod"):
+MARGIN_SHARE = 0.15  # of the limit: page cache the kernel must keep (dirty pages of files written), allocator slack
+MARGIN_MIN_MB = 32
+DUCKDB_SHARE = 0.45  # of the spare memory
+DUCKDB_MIN_MB, DUCKDB_MAX_MB = 48, 1024
+CHUNK_PER_DUCKDB_MB = 2.5  # chunk MiB per MiB of DuckDB cap (a merge's join spills to disk beyond it)
+CHUNK_MIN_MB, CHUNK_MAX_MB = 64, 1024
+BLOCK_SMALL, BLOCK_LARGE = 1 * MiB, 2 * MiB
+LARGE_AT_MB = 256  # spare memory from which blocks are 2 MiB and parsed two ahead
+
+
+def plan_sizes(limit: MemoryLimit, in_use_bytes: int, cpus: int, given: SizeSettings | None = None) -> LoadSizes:
+    """The sizes for a load that starts with ``in_use_bytes`` held, under ``limit``, on ``cpus`` cores."""
+    given = given or SizeSettings()
+    margin = max(MARGIN_MIN_MB, limit.mib * MARGIN_SHARE)
+    in_use = in_use_bytes / MiB
+    spare = max(0.0, limit.mib - in_use - margin)
+    duckdb_mb = int(min(DUCKDB_MAX_MB, max(DUCKDB_MIN_MB, spare * DUCKDB_SHARE)))
+    large = spare >= LARGE_AT_MB
+    sizes = LoadSizes(
+        limit=limit,
+        in_use_mb=in_use,
+        spare_mb=spare,
+        duckdb_memory_limit=f"{duckdb_mb}MB",
+        duckdb_threads=max(1, min(cpus, 4)) if large else 1,
+        chunk_bytes=int(min(CHUNK_MAX_MB, max(CHUNK_MIN_MB, duckdb_mb * CHUNK_PER_DUCKDB_MB)) * MiB),
+        read_block=BLOCK_LARGE if large else BLOCK_SMALL,
+        read_ahead=2 if large else 1,
+        pages_in_flight=4 if large else 2,
+    )
+    explicit = {
+        "duckdb_memory_limit": given.duckdb_memory_limit,
+        "chunk_bytes": given.chunk_bytes,
+        "pages_in_flight": given.download_concurrency,
+    }
+    explicit = {k: v for k, v in explicit.items() if v}
+    return replace(sizes, **explicit, explicit=tuple(explicit))
+
+
+def size_load(sobject: str, given: SizeSettings | None = None) -> LoadSizes:
+    """The sizes for a load starting now in this process, logged with the limit they come from."""
+    given = given or SizeSettings()
+    limit = find_memory_limit(given.memory_limit_mb)
+    sizes = plan_sizes(limit, psutil.Process().memory_info().rss, os.cpu_count() or 1, given)
+    log.info("[%s] %s", sobject, sizes.describe())
+    return sizes
+
+
+@functools.cache
+def current_sizes() -> LoadSizes:
+    """The sizes for work outside a load (the pipeline's own SQL, a loader built without sizes): computed
+    once a process, so that every DuckDB connection it opens on a file agrees on the cap (DuckDB refuses a
+    second connection to a file with another configuration)."""
+    return plan_sizes(find_memory_limit(), psutil.Process().memory_info().rss, os.cpu_count() or 1)
