@@ -49,7 +49,7 @@ class SplitOptions:
     def chunk_count(self, rows: int, body_bytes: int) -> int:
         if rows <= self.min_rows:
             return 1
-        return max(2, min(self.max_chunks, math.ceil(body_bytes / self.target)))
+        return max(1, min(self.max_chunks, math.ceil(body_bytes / self.target)))
 
 
 @dataclass
@@ -309,13 +309,16 @@ class ChunkStream:
     """Cuts pages into load chunks while the extract is still downloading, so chunk k loads while later
     pages arrive. The rules are ``plan_chunks``'s: one chunk when the job holds at most ``min_rows``
     records (cut at the end); else chunks of about the total / ``chunk_count``, the total estimated from the
-    job's record count and the first page's bytes per record, each cut as soon as its pages are on disk."""
+    job's record count and the first page's bytes per record, each cut as soon as its pages are on disk.
+    The first chunk is cut as soon as the first page is there, however small: the load starts while the
+    other pages download instead of waiting for a whole chunk's worth (bench/README, the overlap)."""
 
     def __init__(self, out_dir: Path, options: SplitOptions | None = None) -> None:
         self.out_dir = out_dir
         self.options = options or SplitOptions()
         self.per_chunk: int | None = None  # bytes, once known; None while everything goes in one chunk
         self._pending: list[tuple[Path, int, int]] = []
+        self._cut_one = False
 
     def add(self, path: Path, records: int, job_records: int) -> list[Chunk]:
         """A page complete on disk; returns the chunks it completes (often none)."""
@@ -327,8 +330,9 @@ class ChunkStream:
             estimate = math.ceil(job_records * size / max(records, 1))
             self.per_chunk = math.ceil(estimate / self.options.chunk_count(job_records, estimate))
         # pages come in whole: cut once most of a chunk is there rather than wait for a page that may overshoot
-        if sum(p[2] for p in self._pending) < self.per_chunk * 0.8:
+        if self._cut_one and sum(p[2] for p in self._pending) < self.per_chunk * 0.8:
             return []
+        self._cut_one = True
         return self._cut()
 
     def finish(self) -> list[Chunk]:
