@@ -1,6 +1,8 @@
 """A small pod, for real: `sf-pipeline load` of a big CSV inside a memory cgroup (v1) with a hard limit.
 
-Usage (root): python bench/pod_bench.py [--mb 1024] [--shape account|short|long] [--limit-mb 320 384 ...]
+Usage (root): python bench/pod_bench.py [--mb 1024] [--shape account|short|long] [--limit-mb 320 384 ...] [--merge]
+--merge: the file is first loaded outside the cgroup, then merged into that full table inside it (every row
+matches: DuckDB deletes and inserts them all), the heaviest thing a window load asks of DuckDB.
 Over the limit the kernel SIGKILLs the process (exit 137), the field failure this project prevents.
 No setting is given: the load sizes itself from the cgroup's limit. Prints, for each limit, the exit code,
 seconds, the cgroup's peak usage (memory.max_usage_in_bytes, page cache included), the process's own peak
@@ -29,14 +31,15 @@ def main() -> None:
     ap.add_argument("--mb", type=int, default=1024)
     ap.add_argument("--shape", choices=SHAPES, default="short")
     ap.add_argument("--limit-mb", type=int, nargs="+", default=[320])
+    ap.add_argument("--merge", action="store_true", help="merge into a full table (loaded first, outside the pod)")
     args = ap.parse_args()
     src = OUT / f"{args.shape}-{args.mb}mb.csv"
     describe = make_csv(src, args.mb, shape=args.shape, crlf=True)
     for limit_mb in args.limit_mb:
-        run(src, describe, limit_mb)
+        run(src, describe, limit_mb, args.merge)
 
 
-def run(src: Path, describe: Path, limit_mb: int) -> None:
+def run(src: Path, describe: Path, limit_mb: int, merge: bool = False) -> None:
     group = CGROUP_ROOT / f"sf_pipeline_pod_{os.getpid()}"
     group.mkdir()
     try:
@@ -57,6 +60,9 @@ def run(src: Path, describe: Path, limit_mb: int) -> None:
                 "--duckdb",
                 f"{tmp}/pod.duckdb",
             ]
+            if merge:  # the full table, loaded outside the pod first
+                subprocess.run(cmd, check=True, capture_output=True)
+                cmd += ["--mode", "merge"]
             started = time.monotonic()
             proc = subprocess.Popen(
                 cmd,
@@ -72,7 +78,8 @@ def run(src: Path, describe: Path, limit_mb: int) -> None:
         sized = next((line.split("] ", 1)[-1] for line in lines if "sf_pipeline.sizing" in line), "(no sizes logged)")
         result = next((line for line in lines if " -> " in line), lines[-1] if lines else "")
         print(
-            f"{src.name} ({src.stat().st_size / 1e6:.0f} MB), limit {limit_mb} MiB: exit {proc.returncode}"
+            f"{src.name} ({src.stat().st_size / 1e6:.0f} MB){' merged into a full table' if merge else ''}, "
+            f"limit {limit_mb} MiB: exit {proc.returncode}"
             f"{' (SIGKILL: OOM)' if proc.returncode in (137, -9) else ''}, {seconds:.1f}s, cgroup peak "
             f"{peak:.0f} MiB (page cache included)\n  sizes: {sized}\n  {result}"
         )

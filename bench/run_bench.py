@@ -2,7 +2,8 @@
 Account over its full partition range, from the emulator (its own process, outside the pod) into DuckDB,
 inside a memory cgroup (v1) with a hard limit. Needs root.
 
-Usage: python bench/run_bench.py [--rows 3800000] [--limit-mb 768] [--alone]
+Usage: python bench/run_bench.py [--rows 3800000] [--limit-mb 384] [--alone]
+No size setting is given: the run sizes itself from the cgroup's limit (its log line is printed).
 Prints the exit code (137 = OOM-killed), seconds, the run's peak RSS (every process of the run summed,
 sampled every 50 ms, and the largest single process), the cgroup's peak (page cache included) and the
 split of the run's time between extract and load as the run reported it.
@@ -62,7 +63,7 @@ class TreeSampler(threading.Thread):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=3_800_000, help="Account records in the org (~1.3 KB each)")
-    ap.add_argument("--limit-mb", type=int, default=768)
+    ap.add_argument("--limit-mb", type=int, default=384)
     ap.add_argument("--port", type=int, default=8771)
     ap.add_argument("--alone", action="store_true", help="also time extract alone and load alone")
     args = ap.parse_args()
@@ -147,6 +148,8 @@ def main() -> None:
         step = re.search(r"\] (\d+) rows loaded in ([\d.]+)s", out)
         for name, peak in sorted(sampler.peaks.items(), key=lambda item: -item[1]):
             print(f"process peak {peak / 2**20:6.0f} MiB: ...{name}")
+        sized = next((line.split("] ", 1)[-1] for line in out.splitlines() if "] memory limit " in line), None)
+        print(f"sizes the run chose: {sized or '(none logged)'}")
         print(
             f"pages the emulator compressed during the run (0: every page served from its kept gzip): "
             f"{len(set(GZIP_DIR.glob('*.gz')) - packed)}"
