@@ -20,8 +20,8 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "extract_bench.py": (["--rows", "1000000"], ["--rows", "100000"]),
     "load_bench.py": (["--mb", "1024"], ["--mb", "128"]),
     "dlt_steps.py": (["--mb", "1024"], ["--mb", "128"]),
-    "pod_bench.py": (["--mb", "1024", "--limit-mb", "1024"], ["--mb", "256", "--limit-mb", "512"]),
-    "run_bench.py": (["--rows", "3800000", "--limit-mb", "768"], ["--rows", "200000", "--limit-mb", "768"]),
+    "pod_bench.py": (["--mb", "1024", "--limit-mb", "320", "256"], ["--mb", "128", "--limit-mb", "256"]),
+    "run_bench.py": (["--rows", "3800000", "--limit-mb", "384"], ["--rows", "200000", "--limit-mb", "384"]),
     "kill_bench.py": (["--kills", "10"], ["--kills", "2", "--rows", "20000"]),
     "freshness_bench.py": (
         ["--interval", "30", "--rounds", "3"],

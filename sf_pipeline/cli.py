@@ -146,8 +146,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     split = _split_options(args)
     given = SizeSettings.from_env()
     sizes = size_load(args.object, dataclasses.replace(given, chunk_bytes=split.target_bytes or given.chunk_bytes))
-    cap, threads = sizes.duckdb_memory_limit, sizes.duckdb_threads
-    warehouse = Warehouse(duckdb_path=Path(args.duckdb), duckdb_memory_limit=cap, duckdb_threads=threads)
+    warehouse = Warehouse(duckdb_path=Path(args.duckdb)).sized(sizes)
     with warehouse.load_destination() as destination:
         loader = ObjectLoader(args.object, destination, read_block=sizes.read_block, read_ahead=sizes.read_ahead)
         # as a sync does: a merge into an empty table appends

@@ -255,7 +255,7 @@ def sized_load(
     sizes = size_load(sobject, given)
     return SizedLoad(
         sizes,
-        replace(warehouse, duckdb_memory_limit=sizes.duckdb_memory_limit, duckdb_threads=sizes.duckdb_threads),
+        warehouse.sized(sizes),
         replace(extract, concurrency=sizes.pages_in_flight),
         replace(split, target_bytes=sizes.chunk_bytes),
     )

@@ -15,10 +15,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dlt
 
@@ -40,6 +40,9 @@ from .ddl import (
 )
 from .settings import FILE_FORMATS, DestinationKind, FileFormat, SnowflakeSettings, StagingSettings
 from .staging import StagedFiles
+
+if TYPE_CHECKING:
+    from ..sizing import LoadSizes
 
 
 def duckdb_config(memory_limit: str | None, threads: int | None = None) -> dict[str, Any]:
@@ -100,6 +103,10 @@ class Warehouse:
     snowflake: SnowflakeSettings = SnowflakeSettings()
     staging: StagingSettings = StagingSettings()
     snowflake_connection: Callable[[], AbstractContextManager[Any]] | None = field(default=None, compare=False)
+
+    def sized(self, sizes: LoadSizes) -> Warehouse:
+        """This warehouse with DuckDB's cap and threads as a load's sizes say (``sizing``)."""
+        return replace(self, duckdb_memory_limit=sizes.duckdb_memory_limit, duckdb_threads=sizes.duckdb_threads)
 
     def validate(self) -> None:
         if self.kind not in ("duckdb", "snowflake"):
