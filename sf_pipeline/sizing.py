@@ -99,9 +99,18 @@ def find_memory_limit(setting_mb: int | None = None, proc: Path = Path("/proc/se
     """The limit a load sizes itself by: the setting, else the cgroup's, else the machine's RAM."""
     ram = MemoryLimit(psutil.virtual_memory().total, "the machine's RAM (no cgroup limit found)")
     if setting_mb:
-        return MemoryLimit(setting_mb * MiB, "SF_PIPELINE_MEMORY_LIMIT_MB")
+        return MemoryLimit(setting_mb * MiB, ENV["memory_limit_mb"])
     found = cgroup_memory_limit(proc)
     return found if found is not None and found.bytes < ram.bytes else ram
+
+
+# The variables of the sizes a user may set: read here for `sf-pipeline load`, by the resources for Dagster
+ENV = {
+    "memory_limit_mb": "SF_PIPELINE_MEMORY_LIMIT_MB",
+    "duckdb_memory_limit": "SF_PIPELINE_DUCKDB_MEMORY_LIMIT",
+    "chunk_target_mb": "SF_PIPELINE_CHUNK_TARGET_MB",
+    "download_concurrency": "SF_PIPELINE_DOWNLOAD_CONCURRENCY",
+}
 
 
 @dataclass(frozen=True)
@@ -124,12 +133,12 @@ class SizeSettings:
             except ValueError:
                 raise SettingsError(f"{name} must be a whole number, got {value!r}") from None
 
-        chunk_mb = number("SF_PIPELINE_CHUNK_TARGET_MB")
+        chunk_mb = number(ENV["chunk_target_mb"])
         return cls(
-            memory_limit_mb=number("SF_PIPELINE_MEMORY_LIMIT_MB"),
-            duckdb_memory_limit=os.environ.get("SF_PIPELINE_DUCKDB_MEMORY_LIMIT") or None,
+            memory_limit_mb=number(ENV["memory_limit_mb"]),
+            duckdb_memory_limit=os.environ.get(ENV["duckdb_memory_limit"]) or None,
             chunk_bytes=chunk_mb * MiB if chunk_mb else None,
-            download_concurrency=number("SF_PIPELINE_DOWNLOAD_CONCURRENCY"),
+            download_concurrency=number(ENV["download_concurrency"]),
         )
 
 

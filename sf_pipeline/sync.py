@@ -261,6 +261,30 @@ def sized_load(
     )
 
 
+@dataclass(frozen=True)
+class _Fields:
+    """The fields a sync queries (in order, with their describe entries), those it leaves out, and the
+    object's formula fields."""
+
+    fields: list[dict]
+    skipped: dict[str, str]  # name -> type
+    formulas: list[str]
+
+    @property
+    def names(self) -> list[str]:
+        return [f["name"] for f in self.fields]
+
+
+def _choose_fields(entry: CatalogObject, describe: dict) -> _Fields:
+    """The catalog entry's exclusions (and its formula fields when it excludes them) applied to describe."""
+    formulas = [f["name"] for f in describe["fields"] if f.get("calculated")]
+    left_out = [*entry.exclude_fields, *(formulas if entry.formula_fields == "exclude" else [])]
+    names = select_fields(describe, None, left_out).names
+    by_name = {f["name"]: f for f in describe["fields"]}
+    skipped = {f["name"]: f["type"] for f in describe["fields"] if f["name"] not in set(names)}
+    return _Fields([by_name[name] for name in names], skipped, formulas)
+
+
 def _plan_columns(warehouse: Warehouse, sobject: str, fields: list[dict]) -> ColumnPlan:
     """Each field's column (the one an earlier load gave it, or a new one) and what changed since, recorded
     before loading so that a rerun after a crash makes the same choices."""
@@ -301,14 +325,10 @@ def sync_object(
         include_deleted = entry.include_deleted and not full_refresh
         t0 = time.monotonic()
         describe = client.describe(entry.name)
-        formulas = [f["name"] for f in describe["fields"] if f.get("calculated")]
-        left_out = [*entry.exclude_fields, *(formulas if entry.formula_fields == "exclude" else [])]
-        selection = select_fields(describe, None, left_out)
+        chosen = _choose_fields(entry, describe)
         if not full_refresh and (since or until):
-            check_cursor_field(entry.name, entry.cursor_field, selection.names)  # before anything is created
-        by_name = {f["name"]: f for f in describe["fields"]}
-        fields = [by_name[name] for name in selection.names]
-        skipped = {f["name"]: f["type"] for f in describe["fields"] if f["name"] not in set(selection.names)}
+            check_cursor_field(entry.name, entry.cursor_field, chosen.names)  # before anything is created
+        fields = chosen.fields
         table = table_name(entry.name)
         loader = sized.loader(
             entry.name,
@@ -331,7 +351,7 @@ def sync_object(
                 until=None if full_refresh else until,
                 include_deleted=include_deleted,
                 cursor_field=entry.cursor_field,
-                fields=selection.names,
+                fields=chosen.names,
                 options=sized.extract,
                 describe=describe,
                 on_page=on_page,
@@ -382,9 +402,9 @@ def sync_object(
         columns=plan.columns,
         schema_changes=plan.changes,
         field_info={f["name"]: (f.get("type", ""), f.get("label") or "") for f in fields},
-        skipped_fields=skipped,
+        skipped_fields=chosen.skipped,
         resumed_pages=result.resumed_pages,
-        formula_fields=formulas,
+        formula_fields=chosen.formulas,
         formula_fields_loaded=entry.formula_fields == "include",
         api_calls=client.api_calls - calls_before,
         api_usage=str(client.api_usage or ""),

@@ -21,6 +21,7 @@ from ..load import ChunkRunner, DltSettings
 from ..reconcile import SweepResult, sweep_ids
 from ..salesforce import ExtractOptions, RetryPolicy, SalesforceClient, SalesforceSettings
 from ..salesforce.settings import ENV as SALESFORCE_ENV
+from ..sizing import ENV as SIZE_ENV
 from ..split import SplitOptions
 from ..sync import SyncResult, sync_object
 from ..warehouse import SnowflakeSettings, StagingSettings, Warehouse, WarehouseConfigError
@@ -275,7 +276,7 @@ def warehouse_from_env() -> WarehouseResource:
         destination=_env("SF_PIPELINE_DESTINATION", WarehouseResource.model_fields["destination"].default),
         dataset=_env("SF_PIPELINE_DATASET", "salesforce"),
         duckdb_path=_env("SF_PIPELINE_DUCKDB", "data/sf_pipeline.duckdb"),
-        duckdb_memory_limit=_env("SF_PIPELINE_DUCKDB_MEMORY_LIMIT", ""),
+        duckdb_memory_limit=_env(SIZE_ENV["duckdb_memory_limit"], ""),
         staging=_env("SF_PIPELINE_STAGING", "none"),
         staging_file_format=_env("SF_PIPELINE_STAGING_FORMAT", "parquet"),
         **{f"snowflake_{k}": _env(f"SF_PIPELINE_SNOWFLAKE_{k.upper()}") for k in SNOWFLAKE_ENV},
@@ -288,14 +289,14 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         "salesforce": SalesforceResource(
             **{name: _env(var, SalesforceResource.model_fields[name].default) for name, var in SALESFORCE_ENV.items()},
             max_records_per_page=_int_env("SF_PIPELINE_PAGE_RECORDS", ExtractOptions.max_records or 0),
-            download_concurrency=_int_env("SF_PIPELINE_DOWNLOAD_CONCURRENCY", 0),
+            download_concurrency=_int_env(SIZE_ENV["download_concurrency"], 0),
         ),
         "warehouse": warehouse_from_env(),
         "pipeline_settings": PipelineSettings(
             work_dir=_env("SF_PIPELINE_WORK_DIR"),
             dlt_log_level=_env("SF_PIPELINE_DLT_LOG_LEVEL", DltSettings.log_level),
             chunk_min_rows=_int_env("SF_PIPELINE_CHUNK_MIN_ROWS", SplitOptions.min_rows),
-            chunk_target_mb=_int_env("SF_PIPELINE_CHUNK_TARGET_MB", 0),
-            memory_limit_mb=_int_env("SF_PIPELINE_MEMORY_LIMIT_MB", 0),
+            chunk_target_mb=_int_env(SIZE_ENV["chunk_target_mb"], 0),
+            memory_limit_mb=_int_env(SIZE_ENV["memory_limit_mb"], 0),
         ),
     }
