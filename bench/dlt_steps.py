@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import OUT  # noqa: E402
 from make_csv import SHAPES, make_csv  # noqa: E402
 
-from sf_pipeline.load import DltSettings, arrow_batches  # noqa: E402
-from sf_pipeline.memory import lean_arrow_allocator  # noqa: E402
-from sf_pipeline.sizing import current_sizes  # noqa: E402
+from sf_pipeline.common.memory import lean_arrow_allocator  # noqa: E402
+from sf_pipeline.common.sizing import current_sizes  # noqa: E402
+from sf_pipeline.datapath.load import DltSettings, arrow_batches  # noqa: E402
 from sf_pipeline.warehouse import Warehouse  # noqa: E402
 
 

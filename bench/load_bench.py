@@ -23,7 +23,7 @@ from make_csv import SHAPES, make_csv  # noqa: E402
 
 STEPS = {
     "split": """
-from sf_pipeline.split import split_csv, SplitOptions
+from sf_pipeline.datapath.split import split_csv, SplitOptions
 chunks = split_csv(SRC, WORK / "chunks")
 rows = sum(c.rows for c in chunks)
 for c in chunks: c.remove()
@@ -31,7 +31,7 @@ extra = {"chunks": len(chunks)}
 """,
     "pyarrow": """
 import pyarrow.csv as pacsv
-from sf_pipeline.load import arrow_batches
+from sf_pipeline.datapath.load import arrow_batches
 rows = sum(b.num_rows for b in arrow_batches([SRC], FIELDS, "Account"))
 extra = {}
 """,
@@ -47,8 +47,8 @@ rows = int(line.split("rows ")[1].split(",")[0])
 extra = {"chunks": int(line.split("chunks ")[1].split(",")[0])}
 """,
     "split+load": """
-from sf_pipeline.split import split_csv
-from sf_pipeline.load import ObjectLoader
+from sf_pipeline.datapath.split import split_csv
+from sf_pipeline.datapath.load import ObjectLoader
 from sf_pipeline.warehouse import duckdb_destination
 chunks = split_csv(SRC, WORK / "chunks")
 res = ObjectLoader("Account", duckdb_destination(WORK / "ours.duckdb")).load(chunks, FIELDS, mode="replace")
@@ -65,7 +65,7 @@ extra = {}
 """,
     "duckdb-capped": """
 import duckdb
-from sf_pipeline.sizing import current_sizes
+from sf_pipeline.common.sizing import current_sizes
 from sf_pipeline.warehouse import duckdb_config
 sizes = current_sizes()
 con = duckdb.connect(str(WORK / "duck.duckdb"), config=duckdb_config(sizes.duckdb_memory_limit, sizes.duckdb_threads))
@@ -110,10 +110,10 @@ import gc, json, sys, tempfile
 from pathlib import Path
 from sf_pipeline.emulator.org import Org
 from sf_pipeline.emulator.results import base_fields, header_line
-from sf_pipeline.load import ObjectLoader
+from sf_pipeline.datapath.load import ObjectLoader
 from sf_pipeline.warehouse import duckdb_destination
-from sf_pipeline.memory import rss_mb
-from sf_pipeline.split import Chunk
+from sf_pipeline.common.memory import rss_mb
+from sf_pipeline.datapath.split import Chunk
 n = int(sys.argv[1]); work = Path(sys.argv[2])
 obj = Org(seed=3, rows={"Account": 20000}).objects["Account"]
 fields = base_fields(obj)

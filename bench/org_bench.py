@@ -37,17 +37,17 @@ from common import table
 from dagster._core.instance.ref import InstanceRef
 
 from sf_pipeline.catalog import DEFAULT_CATALOG, Catalog
+from sf_pipeline.cli.demo import OrgRun, follow_objects, print_summary, run_org
 from sf_pipeline.defs.automation import AutomationSettings
 from sf_pipeline.defs.jobs import build_jobs
 from sf_pipeline.defs.resources import SalesforceResource
 from sf_pipeline.defs.schedules import build_schedules
 from sf_pipeline.defs.sensors import INITIAL_LOAD_SENSOR, SENSOR_NAME
 from sf_pipeline.defs.sweep import build_id_sweep
-from sf_pipeline.demo import OrgRun, follow_objects, print_summary, run_org
-from sf_pipeline.discovery import refresh
+from sf_pipeline.deployment.local import LocalDagster, instigator_ticks, tick_log
 from sf_pipeline.emulator import EmulatorConfig, make_server
-from sf_pipeline.local_dagster import LocalDagster, instigator_ticks, tick_log
 from sf_pipeline.salesforce import SalesforceClient, SalesforceSettings
+from sf_pipeline.salesforce.discovery import refresh
 
 
 def discovery_phase(objects: int, work: Path) -> tuple[list[list[object]], list[str]]:

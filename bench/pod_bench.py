@@ -75,7 +75,9 @@ def run(src: Path, describe: Path, limit_mb: int, merge: bool = False) -> None:
             seconds = time.monotonic() - started
         peak = int((group / "memory.max_usage_in_bytes").read_text()) / 2**20
         lines = out.strip().splitlines()
-        sized = next((line.split("] ", 1)[-1] for line in lines if "sf_pipeline.sizing" in line), "(no sizes logged)")
+        sized = next(
+            (line.split("] ", 1)[-1] for line in lines if "sf_pipeline.common.sizing" in line), "(no sizes logged)"
+        )
         result = next((line for line in lines if " -> " in line), lines[-1] if lines else "")
         print(
             f"{src.name} ({src.stat().st_size / 1e6:.0f} MB){' merged into a full table' if merge else ''}, "

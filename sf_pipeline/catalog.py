@@ -17,8 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from .discovery import FILTER_REASON, ROUTES, DiscoveredObject, object_kind, read_discovery
 from .errors import CatalogError
+from .salesforce.discovery import FILTER_REASON, ROUTES, DiscoveredObject, object_kind, read_discovery
 from .salesforce.soql import check_identifier
 
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")

@@ -12,15 +12,15 @@ import duckdb
 import pytest
 
 from sf_pipeline.catalog import CatalogObject, load_catalog
+from sf_pipeline.datapath.load import LoadError, ObjectLoader
+from sf_pipeline.datapath.split import Chunk, MalformedCsvError, plan_chunks
+from sf_pipeline.datapath.sync import sync_object
 from sf_pipeline.defs.assets import partitions_def
 from sf_pipeline.defs.checks import EMPTY_GUARD_CHECK, SHRINK_CHECK
 from sf_pipeline.emulator.soql import epoch_ms
 from sf_pipeline.errors import CatalogError
-from sf_pipeline.load import LoadError, ObjectLoader
 from sf_pipeline.salesforce import SalesforceClient, SalesforceError
 from sf_pipeline.salesforce.soql import InvalidIdentifierError, build_query, select_fields
-from sf_pipeline.split import Chunk, MalformedCsvError, plan_chunks
-from sf_pipeline.sync import sync_object
 from sf_pipeline.warehouse import Warehouse, duckdb_destination
 
 from .helpers import Emulator, materialize_object

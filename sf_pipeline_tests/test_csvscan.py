@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from sf_pipeline.csvscan import RecordScanner
+from sf_pipeline.common.csvscan import RecordScanner
 
 PIECES = [b'"', b'""', b'"""', b"\n", b"\r\n", b",", b"a", b'"\n"', b'""\n']
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from sf_pipeline.defs.jobs import CONCURRENCY_TAG
-from sf_pipeline.run_launcher import ProcessCheckingRunLauncher
+from sf_pipeline.deployment.run_launcher import ProcessCheckingRunLauncher
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,7 +62,7 @@ def test_a_pid_counts_only_while_it_is_the_process_that_was_named(tmp_path: Path
     import sys
     import time
 
-    from sf_pipeline.run_launcher import alive
+    from sf_pipeline.deployment.run_launcher import alive
 
     now = time.time()
     assert alive(os.getpid(), now)

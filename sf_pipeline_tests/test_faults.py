@@ -17,14 +17,14 @@ import duckdb
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from sf_pipeline import faultpoints
 from sf_pipeline.catalog import Catalog, load_catalog
+from sf_pipeline.common import faultpoints
+from sf_pipeline.datapath.split import SplitOptions
+from sf_pipeline.datapath.sync import sync_object
 from sf_pipeline.defs.assets import asset_key, build_assets, partitions_def
 from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, WarehouseResource
 from sf_pipeline.emulator.soql import epoch_ms
 from sf_pipeline.salesforce import SalesforceClient
-from sf_pipeline.split import SplitOptions
-from sf_pipeline.sync import sync_object
 from sf_pipeline.warehouse import Warehouse
 
 from .helpers import Emulator

@@ -11,12 +11,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from sf_pipeline.datapath.load import READ_BLOCK, LoadError, ObjectLoader, read_ahead, table_name
+from sf_pipeline.datapath.split import Chunk, SplitOptions, plan_chunks
 from sf_pipeline.errors import InvalidIdentifierError
-from sf_pipeline.load import READ_BLOCK, LoadError, ObjectLoader, read_ahead, table_name
 from sf_pipeline.salesforce import ExtractOptions, SalesforceClient
 from sf_pipeline.salesforce.bulk import extract_object
 from sf_pipeline.salesforce.soql import select_fields
-from sf_pipeline.split import Chunk, SplitOptions, plan_chunks
 from sf_pipeline.warehouse import duckdb_destination
 
 from .helpers import Emulator

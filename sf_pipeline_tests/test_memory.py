@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from sf_pipeline.memory import release_freed_memory, rss_mb
+from sf_pipeline.common.memory import release_freed_memory, rss_mb
 
 
 def test_release_freed_memory_returns_freed_heap_to_the_os() -> None:

@@ -11,8 +11,8 @@ import dagster as dg
 import pytest
 from dagster._core.instance.ref import InstanceRef
 
+from sf_pipeline.cli.demo import print_summary, run_org
 from sf_pipeline.defs.assets import asset_key
-from sf_pipeline.demo import print_summary, run_org
 
 
 def test_a_discovered_org_loads_every_object_through_the_daemon(

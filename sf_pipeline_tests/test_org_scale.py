@@ -13,13 +13,13 @@ import httpx
 import pytest
 
 from sf_pipeline.catalog import load_catalog
-from sf_pipeline.discovery import FILTER_REASON, discover, read_discovery, refresh, write_discovery
+from sf_pipeline.datapath.sync import sync_object
 from sf_pipeline.emulator import EmulatorConfig
 from sf_pipeline.emulator.org import Org
 from sf_pipeline.errors import CatalogError
 from sf_pipeline.salesforce import QueryError, SalesforceClient
+from sf_pipeline.salesforce.discovery import FILTER_REASON, discover, read_discovery, refresh, write_discovery
 from sf_pipeline.salesforce.soql import count_query
-from sf_pipeline.sync import sync_object
 from sf_pipeline.warehouse import Warehouse
 
 from .helpers import Emulator, running_emulator
@@ -301,7 +301,7 @@ def test_a_bulk_refusal_at_run_time_demotes_the_object_to_rest(big_org: Emulator
 
 def test_the_id_sweep_follows_the_route_and_takes_an_empty_object(big_org: Emulator, tmp_path: Path) -> None:
     from sf_pipeline.catalog import CatalogObject
-    from sf_pipeline.reconcile import sweep_ids
+    from sf_pipeline.datapath.reconcile import sweep_ids
 
     db, work = tmp_path / "db.duckdb", tmp_path / "w"
     for name, route in (("ContactTag", "bulk"), ("CaseStatus", "rest")):

@@ -10,11 +10,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from sf_pipeline import faultpoints
 from sf_pipeline.catalog import load_catalog
+from sf_pipeline.common import faultpoints
+from sf_pipeline.datapath.split import SplitOptions
+from sf_pipeline.datapath.sync import sync_object
 from sf_pipeline.salesforce import ExtractOptions, SalesforceClient
-from sf_pipeline.split import SplitOptions
-from sf_pipeline.sync import sync_object
 from sf_pipeline.warehouse import Warehouse
 
 from .helpers import Emulator

@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from sf_pipeline.progress import Ended, RichProgress, RunProgress
+from sf_pipeline.cli.progress import Ended, RichProgress, RunProgress
 
 
 def test_plain_lines_say_what_loads_what_ended_and_what_is_left() -> None:

@@ -13,12 +13,12 @@ import duckdb
 import pytest
 
 from sf_pipeline.catalog import CatalogObject
+from sf_pipeline.datapath.sync import sync_object
 from sf_pipeline.emulator import EmulatorConfig
 from sf_pipeline.emulator.org import java_double
-from sf_pipeline.naming import assign_columns, column_name, table_name
 from sf_pipeline.salesforce import SalesforceClient
-from sf_pipeline.sync import sync_object
 from sf_pipeline.warehouse import Warehouse
+from sf_pipeline.warehouse.naming import assign_columns, column_name, table_name
 
 from .helpers import ODD_TEXT, Emulator, assert_text_round_trips, running_emulator
 

@@ -21,8 +21,8 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from sf_pipeline.catalog import load_catalog
 from sf_pipeline.defs.assets import partitions_def
 from sf_pipeline.defs.checks import SCHEMA_CHECK
+from sf_pipeline.deployment.local import free_port
 from sf_pipeline.emulator import EmulatorConfig
-from sf_pipeline.local_dagster import free_port
 from sf_pipeline.salesforce import SalesforceClient, SalesforceSettings
 
 from .helpers import Emulator, materialize_object, running_emulator

@@ -14,14 +14,14 @@ from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.tags import SCHEDULED_EXECUTION_TIME_TAG
 
 from sf_pipeline.catalog import load_catalog
+from sf_pipeline.datapath.sync import sync_object
 from sf_pipeline.defs.assets import asset_key
 from sf_pipeline.defs.jobs import CONCURRENCY_TAG, run_tags
 from sf_pipeline.defs.sensors import SENSOR_NAME
 from sf_pipeline.defs.sweep import ID_SWEEP_CHECK, SWEEP_JOB
+from sf_pipeline.deployment.local import LocalDagster, instigator_ticks, tick_log
 from sf_pipeline.emulator import EmulatorConfig
-from sf_pipeline.local_dagster import LocalDagster, instigator_ticks, tick_log
 from sf_pipeline.salesforce import SalesforceClient
-from sf_pipeline.sync import sync_object
 from sf_pipeline.warehouse import Warehouse
 
 from .helpers import TEST_ROWS, Emulator

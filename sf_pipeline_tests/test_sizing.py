@@ -16,8 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from sf_pipeline.errors import SettingsError
-from sf_pipeline.sizing import (
+from sf_pipeline.common.sizing import (
     MemoryLimit,
     MiB,
     SizeSettings,
@@ -25,6 +24,7 @@ from sf_pipeline.sizing import (
     find_memory_limit,
     plan_sizes,
 )
+from sf_pipeline.errors import SettingsError
 
 from .helpers import Emulator
 
@@ -164,7 +164,7 @@ def test_a_load_inside_a_small_cgroup_sizes_itself_and_passes(tmp_path: Path) ->
     assert proc.returncode == 0, (
         f"exit {proc.returncode} (137: OOM-killed), cgroup peak {peak / MiB:.0f} MiB\n{proc.stderr}"
     )
-    sized = next(line for line in proc.stderr.splitlines() if "sf_pipeline.sizing" in line)
+    sized = next(line for line in proc.stderr.splitlines() if "sf_pipeline.common.sizing" in line)
     assert f"memory limit 256 MiB (cgroup v1 {group}/memory.limit_in_bytes)" in sized, sized
     assert "1 thread(s)" in sized and "1024 KiB CSV blocks 1 ahead" in sized, sized
     with duckdb.connect(str(db), read_only=True) as con:
@@ -176,8 +176,8 @@ def test_a_load_inside_a_small_cgroup_sizes_itself_and_passes(tmp_path: Path) ->
 
 def test_every_load_logs_the_limit_it_found(org: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from sf_pipeline.catalog import load_catalog
+    from sf_pipeline.datapath.sync import sync_object
     from sf_pipeline.salesforce import SalesforceClient
-    from sf_pipeline.sync import sync_object
     from sf_pipeline.warehouse import Warehouse
 
     caplog.set_level(logging.INFO, logger="sf_pipeline")
@@ -192,7 +192,7 @@ def test_every_load_logs_the_limit_it_found(org: Emulator, tmp_path: Path, caplo
             work_dir=tmp_path,
             memory_limit_mb=300,
         )
-    lines = [r.getMessage() for r in caplog.records if r.name == "sf_pipeline.sizing"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "sf_pipeline.common.sizing"]
     assert len(lines) == 2 and all(line.startswith("[User] memory limit ") for line in lines), lines
     assert "(SF_PIPELINE_MEMORY_LIMIT_MB)" in lines[1] and "DuckDB 64MB" in lines[1], lines[1]
     assert "set explicitly: duckdb_memory_limit" in lines[1]

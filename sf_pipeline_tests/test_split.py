@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sf_pipeline.csvscan import RecordScanner
-from sf_pipeline.errors import SettingsError
-from sf_pipeline.split import (
+from sf_pipeline.common.csvscan import RecordScanner
+from sf_pipeline.datapath.split import (
     BLOCK,
     Chunk,
     ChunkStream,
@@ -21,6 +20,7 @@ from sf_pipeline.split import (
     plan_chunks,
     split_csv,
 )
+from sf_pipeline.errors import SettingsError
 
 TRICKY = [
     "plain",

@@ -20,14 +20,14 @@ import dagster as dg
 import pytest
 
 from sf_pipeline.catalog import CatalogObject, load_catalog
-from sf_pipeline.connections import check_staging, check_warehouse
+from sf_pipeline.cli.connections import check_staging, check_warehouse
+from sf_pipeline.datapath.load import DltSettings
+from sf_pipeline.datapath.split import SplitOptions
+from sf_pipeline.datapath.sync import sync_object
 from sf_pipeline.defs.assets import asset_key, build_assets
 from sf_pipeline.defs.checks import WAREHOUSE_COUNT_CHECK
 from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, WarehouseResource
-from sf_pipeline.load import DltSettings
 from sf_pipeline.salesforce import SalesforceClient
-from sf_pipeline.split import SplitOptions
-from sf_pipeline.sync import sync_object
 from sf_pipeline.warehouse import SnowflakeSettings, StagingSettings, Warehouse, WarehouseConfigError
 
 from .helpers import ODD_TEXT, Emulator, assert_text_round_trips

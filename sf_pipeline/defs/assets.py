@@ -10,9 +10,9 @@ from datetime import datetime
 import dagster as dg
 
 from ..catalog import Catalog, CatalogObject
-from ..load import table_name
-from ..memory import rss_mb
-from ..sync import SyncResult
+from ..common.memory import rss_mb
+from ..datapath.load import table_name
+from ..datapath.sync import SyncResult
 from .checks import check_specs, evaluate_checks
 from .dlt_runs import DagsterDltChunks, ObjectTranslator
 from .resources import PipelineSettings, SalesforceResource, WarehouseResource, destination_from_env, sync_with

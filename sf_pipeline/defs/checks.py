@@ -8,8 +8,8 @@ from datetime import datetime
 import dagster as dg
 
 from ..catalog import CatalogObject
+from ..datapath.sync import SyncResult
 from ..salesforce.soql import count_query
-from ..sync import SyncResult
 from ..warehouse import Warehouse
 from .resources import SalesforceResource
 

@@ -7,7 +7,7 @@ import os
 import dagster as dg
 
 from ..catalog import DISCOVERED_ENV
-from ..discovery import refresh
+from ..salesforce.discovery import refresh
 from .resources import SalesforceResource
 
 DISCOVERY_JOB = "salesforce_discovery"

@@ -12,7 +12,7 @@ from dagster_dlt import DagsterDltResource, DagsterDltTranslator
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from ..catalog import CatalogObject
-from ..naming import table_name
+from ..warehouse.naming import table_name
 
 
 class ObjectTranslator(DagsterDltTranslator):

@@ -16,14 +16,14 @@ import dagster as dg
 from pydantic import Field
 
 from ..catalog import CatalogObject
+from ..common.sizing import ENV as SIZE_ENV
+from ..datapath.load import ChunkRunner, DltSettings
+from ..datapath.reconcile import SweepResult, sweep_ids
+from ..datapath.split import SplitOptions
+from ..datapath.sync import SyncResult, sync_object
 from ..errors import SettingsError
-from ..load import ChunkRunner, DltSettings
-from ..reconcile import SweepResult, sweep_ids
 from ..salesforce import ExtractOptions, RetryPolicy, SalesforceClient, SalesforceSettings
 from ..salesforce.settings import ENV as SALESFORCE_ENV
-from ..sizing import ENV as SIZE_ENV
-from ..split import SplitOptions
-from ..sync import SyncResult, sync_object
 from ..warehouse import SnowflakeSettings, StagingSettings, Warehouse, WarehouseConfigError
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from ..catalog import Catalog
-from ..reconcile import SweepResult
+from ..datapath.reconcile import SweepResult
 from .assets import ID_SWEEP_CHECK, POOL, asset_key
 from .jobs import CONCURRENCY_TAG
 from .resources import PipelineSettings, SalesforceResource, WarehouseResource, sweep_with

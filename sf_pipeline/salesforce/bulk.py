@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from ..csvscan import RecordScanner
-from ..faultpoints import faultpoint
-from ..memory import peak_rss_mb
+from ..common.csvscan import RecordScanner
+from ..common.faultpoints import faultpoint
+from ..common.memory import peak_rss_mb
 from .client import SalesforceClient, html_error, is_html
 from .denylists import is_bulk_refusal
 from .errors import JobFailedError, QueryError, SalesforceError, UnexpectedResponseError
@@ -55,7 +55,7 @@ class ExtractOptions:
     def pages_in_flight(self) -> int:
         if self.concurrency:
             return self.concurrency
-        from ..sizing import current_sizes
+        from ..common.sizing import current_sizes
 
         return current_sizes().pages_in_flight
 

@@ -1,192 +1,30 @@
-"""The warehouse side of a load: which dlt destination and staging area it uses, the DDL the pipeline
-owns (a full refresh drops only catalog objects' tables), row counts for checks, and the cleanup of
-staged files once they are loaded. Plain Python, no Dagster.
+"""DESTINATION: the warehouse side of a load - the dlt destination and staging area it uses, the DDL the
+pipeline owns (a full refresh drops only catalog objects' tables), row counts for checks, Id comparisons,
+table and column names, and the cleanup of staged files once loaded. Plain Python, no Dagster.
 
-Destinations: ``duckdb`` (the embedded default, a local file) or ``snowflake``. Staging: none, a
-local folder (where dlt writes its load files; Snowflake then receives them by ``PUT`` into the
-table's internal stage), or an ``az://container/prefix`` bucket through adlfs, from which Snowflake
-runs ``COPY INTO``.
+May import ``errors``, ``common`` and (for identifier checks only) ``salesforce.soql``; never ``datapath``,
+``defs`` or dagster.
 
-settings.py: the settings; staging.py: staged files; ddl.py: DDL and counts; here: ``Warehouse``.
+Destinations: ``duckdb`` (the embedded default, a local file) or ``snowflake``. Staging: none, a local folder
+(Snowflake then receives files by ``PUT`` into the table's internal stage), or ``az://container/prefix``
+through adlfs, from which Snowflake runs ``COPY INTO``.
+
+client.py: ``Warehouse``; settings.py: the settings; staging.py: staged files; ddl.py: DDL and counts;
+naming.py: Salesforce names to table and column names.
 """
 
-from __future__ import annotations
-
-import contextlib
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, replace
-from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import dlt
-
 from ..errors import WarehouseConfigError
-from ..naming import ColumnRecord
-from .ddl import (
-    HARD_DELETED_COLUMN,
-    IdComparison,
-    count_rows,
-    drop_object_table,
-    forget_dlt_schema,
-    normalize,
-    qualified,
-    read_column_map,
-    reconcile_ids,
-    swap_in,
-    table_exists,
-    write_column_map,
-)
+from .client import Warehouse, duckdb_config, duckdb_connection, duckdb_destination
+from .ddl import HARD_DELETED_COLUMN, IdComparison, count_rows, drop_object_table, normalize, qualified, table_exists
 from .settings import FILE_FORMATS, DestinationKind, FileFormat, SnowflakeSettings, StagingSettings
 from .staging import StagedFiles
-
-if TYPE_CHECKING:
-    from ..sizing import LoadSizes
-
-
-def duckdb_config(memory_limit: str | None, threads: int | None = None) -> dict[str, Any]:
-    """What every DuckDB connection of ours sets: the cap (DuckDB's own default is 80% of the machine's RAM,
-    which on a small pod is the kernel's OOM line; ``sizing`` derives it from the pod's limit) and the
-    threads. Insertion order is not kept: a table has no order, and keeping it makes a capped DuckDB buffer
-    a load's rows before writing them (bench/README: a 1 GB Parquet insert under a 192MB cap, 11.3 s kept,
-    5.2 s not)."""
-    config: dict[str, Any] = {"preserve_insertion_order": False}
-    if memory_limit:
-        config["memory_limit"] = memory_limit
-    if threads:
-        config["threads"] = threads
-    return config
-
-
-def duckdb_destination(path: Path | str, memory_limit: str | None = None, threads: int | None = None) -> Any:
-    """The embedded warehouse: a DuckDB file, each of dlt's connections capped; ``memory_limit`` None takes
-    the cap ``sizing`` derives for this process now."""
-    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    credentials = DuckDbCredentials(str(path))
-    credentials.global_config = duckdb_config(memory_limit or _sized_cap(), threads)
-    return dlt.destinations.duckdb(credentials)
-
-
-@contextlib.contextmanager
-def duckdb_connection(path: Path | str, memory_limit: str | None = None, threads: int | None = None) -> Iterator[Any]:
-    """A connection for the pipeline's own SQL, capped like dlt's."""
-    import duckdb
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = duckdb.connect(str(path), config=duckdb_config(memory_limit or _sized_cap(), threads))
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
-def _sized_cap() -> str:
-    from ..sizing import current_sizes
-
-    return current_sizes().duckdb_memory_limit
-
-
-@dataclass(frozen=True)
-class Warehouse:
-    """One configured warehouse: the dlt destination and staging for loads, a connection for the DDL
-    and counts the pipeline owns (DuckDB directly; Snowflake through ``snowflake_connection`` when the
-    caller gives one, as the Dagster resource does with dagster-snowflake's, else the connector itself)."""
-
-    kind: DestinationKind = "duckdb"
-    dataset: str = "salesforce"
-    duckdb_path: Path = Path("data/sf_pipeline.duckdb")
-    duckdb_memory_limit: str | None = None  # None: derived from the memory the process has (sizing)
-    duckdb_threads: int | None = None  # None: DuckDB's own (the cores)
-    snowflake: SnowflakeSettings = SnowflakeSettings()
-    staging: StagingSettings = StagingSettings()
-    snowflake_connection: Callable[[], AbstractContextManager[Any]] | None = field(default=None, compare=False)
-
-    def sized(self, sizes: LoadSizes) -> Warehouse:
-        """This warehouse with DuckDB's cap and threads as a load's sizes say (``sizing``)."""
-        return replace(self, duckdb_memory_limit=sizes.duckdb_memory_limit, duckdb_threads=sizes.duckdb_threads)
-
-    def validate(self) -> None:
-        if self.kind not in ("duckdb", "snowflake"):
-            raise WarehouseConfigError(f"SF_PIPELINE_DESTINATION must be duckdb or snowflake, got {self.kind!r}")
-        if self.kind == "snowflake":
-            self.snowflake.validate()
-        self.staging.validate(self.kind)
-
-    def dlt_destination(self) -> Any:
-        self.validate()
-        if self.kind == "duckdb":
-            return duckdb_destination(self.duckdb_path, self.duckdb_memory_limit, self.duckdb_threads)
-        kwargs: dict[str, Any] = {"credentials": self.snowflake.dlt_credentials()}
-        if self.snowflake.stage:
-            kwargs["stage_name"] = self.snowflake.stage
-        # files PUT into a table stage are removed after COPY, like files staged in a bucket
-        return dlt.destinations.snowflake(keep_staged_files=False, **kwargs)
-
-    @contextlib.contextmanager
-    def load_destination(self) -> Iterator[Any]:
-        """The dlt destination for one object's load, whatever number of chunks (pipelines) it takes. On
-        DuckDB every chunk's pipeline shares one connection, closed here: the file is checkpointed once a
-        load rather than once a chunk (bench/README: 2.3 s of a 1 GB load's 16.4 s for each checkpoint)."""
-        if self.kind != "duckdb":
-            yield self.dlt_destination()
-            return
-        from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
-
-        with self.connection() as conn:
-            yield dlt.destinations.duckdb(DuckDbCredentials(conn))
-
-    @contextlib.contextmanager
-    def connection(self) -> Iterator[Any]:
-        self.validate()
-        if self.kind == "duckdb":
-            with duckdb_connection(self.duckdb_path, self.duckdb_memory_limit, self.duckdb_threads) as conn:
-                yield conn
-        else:
-            with (self.snowflake_connection or self.snowflake.connect)() as conn:
-                yield conn
-
-    def drop_object_table(self, table: str, dlt_schema: str) -> bool:
-        with self.connection() as conn:
-            return drop_object_table(conn, self.kind, self.dataset, table, dlt_schema)
-
-    def swap_in(self, loaded: str, table: str, dlt_schema: str) -> None:
-        with self.connection() as conn:
-            swap_in(conn, self.kind, self.dataset, loaded, table, dlt_schema)
-
-    def column_map(self, sobject: str) -> dict[str, ColumnRecord]:
-        """The current column record of every field of ``sobject`` an earlier load gave a column."""
-        with self.connection() as conn:
-            return read_column_map(conn, self.kind, self.dataset, sobject)
-
-    def record_columns(self, sobject: str, records: dict[str, ColumnRecord]) -> None:
-        with self.connection() as conn:
-            write_column_map(conn, self.kind, self.dataset, sobject, records)
-
-    def forget_pipeline(self, dlt_schema: str) -> None:
-        """Forget dlt's stored schema of a pipeline whose table the pipeline itself dropped (the Id sweep's)."""
-        with self.connection() as conn:
-            forget_dlt_schema(conn, self.kind, self.dataset, dlt_schema)
-
-    def reconcile_ids(self, table: str, ids_table: str, id_column: str, mode: str) -> IdComparison:
-        with self.connection() as conn:
-            return reconcile_ids(conn, self.kind, self.dataset, table, ids_table, id_column, mode)
-
-    def count_rows(
-        self, table: str, cursor_field: str | None = None, since: datetime | None = None, until: datetime | None = None
-    ) -> int:
-        with self.connection() as conn:
-            return count_rows(conn, self.kind, self.dataset, table, cursor_field, since, until)
-
 
 __all__ = [
     "FILE_FORMATS",
     "HARD_DELETED_COLUMN",
-    "IdComparison",
     "DestinationKind",
     "FileFormat",
+    "IdComparison",
     "SnowflakeSettings",
     "StagedFiles",
     "StagingSettings",
@@ -194,6 +32,7 @@ __all__ = [
     "WarehouseConfigError",
     "count_rows",
     "drop_object_table",
+    "duckdb_config",
     "duckdb_connection",
     "duckdb_destination",
     "normalize",

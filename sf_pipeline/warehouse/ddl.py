@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..naming import ColumnRecord, column_name
+from .naming import ColumnRecord, column_name
 from .settings import DestinationKind
 
 log = logging.getLogger(__name__)

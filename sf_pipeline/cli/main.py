@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .split import SplitOptions
+    from ..datapath.split import SplitOptions
 
 log = logging.getLogger("sf_pipeline")
 
@@ -42,7 +42,7 @@ def _usage(text: str) -> tuple[int, int]:
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
-    from .emulator import EmulatorConfig, Fault, make_server
+    from ..emulator import EmulatorConfig, Fault, make_server
 
     config = EmulatorConfig(
         host=args.host,
@@ -81,9 +81,9 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from .memory import PeakRss
-    from .salesforce import ExtractOptions, SalesforceClient, SalesforceSettings
-    from .salesforce.bulk import extract_object
+    from ..common.memory import PeakRss
+    from ..salesforce import ExtractOptions, SalesforceClient, SalesforceSettings
+    from ..salesforce.bulk import extract_object
 
     settings = SalesforceSettings.from_env()
     given = {"max_records": args.max_records, "concurrency": args.concurrency}
@@ -111,8 +111,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
 def cmd_split(args: argparse.Namespace) -> int:
     import time
 
-    from .memory import PeakRss
-    from .split import split_csv
+    from ..common.memory import PeakRss
+    from ..datapath.split import split_csv
 
     options = _split_options(args)
     started = time.monotonic()
@@ -129,10 +129,10 @@ def cmd_split(args: argparse.Namespace) -> int:
 
 def cmd_load(args: argparse.Namespace) -> int:
     """CSV files into DuckDB, sized like a sync by the memory the process has (and the same settings)."""
-    from .load import ObjectLoader
-    from .salesforce.soql import UNQUERYABLE_TYPES
-    from .sizing import SizeSettings, size_load
-    from .warehouse import Warehouse
+    from ..common.sizing import SizeSettings, size_load
+    from ..datapath.load import ObjectLoader
+    from ..salesforce.soql import UNQUERYABLE_TYPES
+    from ..warehouse import Warehouse
 
     source = Path(args.csv_or_dir)
     files = sorted(source.glob("*.csv")) if source.is_dir() else [source]
@@ -171,8 +171,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     """One object and one window end to end, with the settings the code location reads (no Dagster run)."""
     import dagster as dg
 
-    from .catalog import load_catalog
-    from .defs.resources import default_resources, sync_with
+    from ..catalog import load_catalog
+    from ..defs.resources import default_resources, sync_with
 
     entry = load_catalog().get(args.object)
     if not args.full_refresh and not (args.since and args.until):
@@ -216,9 +216,9 @@ def cmd_discover(args: argparse.Namespace) -> int:
     """Discover the org's objects into a catalog file (only what changed since the file's last discovery)."""
     import dagster as dg
 
-    from .catalog import DISCOVERED_ENV
-    from .defs.resources import default_resources
-    from .discovery import refresh
+    from ..catalog import DISCOVERED_ENV
+    from ..defs.resources import default_resources
+    from ..salesforce.discovery import refresh
 
     out = args.out or os.environ.get(DISCOVERED_ENV)
     if not out:
@@ -241,8 +241,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     """The Id sweep of one catalog object (as its ``ids_match_salesforce`` check runs it), no Dagster run."""
     import dagster as dg
 
-    from .catalog import load_catalog
-    from .defs.resources import default_resources, sweep_with
+    from ..catalog import load_catalog
+    from ..defs.resources import default_resources, sweep_with
 
     entry = load_catalog().get(args.object)
     with dg.build_resources(default_resources()) as resources:
@@ -277,9 +277,9 @@ def cmd_check_connections(args: argparse.Namespace) -> int:
     """Reads the settings the code location reads (environment variables through its resources)."""
     import dagster as dg
 
-    from .catalog import load_catalog
+    from ..catalog import load_catalog
+    from ..defs.resources import default_resources
     from .connections import check_all, format_checks
-    from .defs.resources import default_resources
 
     with dg.build_resources(default_resources()) as resources:
         checks = check_all(resources.salesforce.settings(), resources.warehouse.warehouse(), load_catalog().names)
@@ -292,7 +292,7 @@ def cmd_free_slots(args: argparse.Namespace) -> int:
     ``free_slots_after_run_end_seconds``; this is for an instance without run monitoring)."""
     import dagster as dg
 
-    from .errors import SettingsError
+    from ..errors import SettingsError
 
     with dg.DagsterInstance.get() as instance:
         run = instance.get_run_by_id(args.run_id)
@@ -317,7 +317,7 @@ def _split_arguments(p: argparse.ArgumentParser) -> None:
 
 def _split_options(args: argparse.Namespace) -> SplitOptions:
     """The pipeline's split defaults with what the command line gave."""
-    from .split import SplitOptions
+    from ..datapath.split import SplitOptions
 
     given = {
         "min_rows": args.min_rows,
@@ -437,14 +437,10 @@ def main(argv: list[str] | None = None) -> int:
         "snowflake.connector",
     ):  # a line per request / per migration drowns the useful ones
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from .errors import SfPipelineError
+    from ..errors import SfPipelineError
 
     try:
         return args.func(args)
     except SfPipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -28,18 +28,18 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+from ..catalog import CatalogObject
+from ..common.faultpoints import faultpoint
+from ..common.memory import PeakRss
+from ..common.sizing import LoadSizes, SizeSettings, size_load
+from ..errors import ObjectBusyError, SfPipelineError
+from ..salesforce import ExtractOptions, ExtractResult, SalesforceClient, select_fields
+from ..salesforce.bulk import check_cursor_field, extract_object
+from ..warehouse import Warehouse
+from ..warehouse.naming import ColumnPlan, plan_columns
 from .arrow_types import arrow_type
-from .catalog import CatalogObject
-from .errors import ObjectBusyError, SfPipelineError
-from .faultpoints import faultpoint
 from .load import REFRESH_SUFFIX, ChunkRunner, DltSettings, ObjectLoader, table_name
-from .memory import PeakRss
-from .naming import ColumnPlan, plan_columns
-from .salesforce import ExtractOptions, ExtractResult, SalesforceClient, select_fields
-from .salesforce.bulk import check_cursor_field, extract_object
-from .sizing import LoadSizes, SizeSettings, size_load
 from .split import Chunk, ChunkStream, SplitOptions
-from .warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 

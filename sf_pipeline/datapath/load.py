@@ -37,14 +37,14 @@ import pyarrow.csv as pacsv
 from dlt.common.schema.utils import normalize_schema_name
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from ..common.faultpoints import faultpoint
+from ..common.memory import PeakRss, lean_arrow_allocator, peak_rss_mb, release_freed_memory
+from ..errors import LoadError, SettingsError
+from ..salesforce.soql import check_identifier
+from ..warehouse import FILE_FORMATS, StagedFiles, StagingSettings
+from ..warehouse.naming import assign_columns, column_name, table_name
 from .arrow_types import csv_column_types, decimal_columns, finish_batch, time_columns
-from .errors import LoadError, SettingsError
-from .faultpoints import faultpoint
-from .memory import PeakRss, lean_arrow_allocator, peak_rss_mb, release_freed_memory
-from .naming import assign_columns, column_name, table_name
-from .salesforce.soql import check_identifier
 from .split import Chunk, SplitOptions
-from .warehouse import FILE_FORMATS, StagedFiles, StagingSettings
 
 log = logging.getLogger(__name__)
 

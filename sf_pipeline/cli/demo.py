@@ -13,18 +13,18 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.instance.ref import InstanceRef
 
-from .catalog import DISCOVERED_ENV, Catalog, load_catalog
-from .defs.assets import asset_key
-from .defs.automation import PENDING_STATUSES, AutomationSettings
-from .defs.sensors import INITIAL_LOAD_SENSOR
-from .discovery import DiscoveryStats, refresh
-from .emulator import EmulatorConfig
-from .load import table_name
-from .local_dagster import LocalDagster
+from ..catalog import DISCOVERED_ENV, Catalog, load_catalog
+from ..datapath.load import table_name
+from ..defs.assets import asset_key
+from ..defs.automation import PENDING_STATUSES, AutomationSettings
+from ..defs.sensors import INITIAL_LOAD_SENSOR
+from ..deployment.local import LocalDagster
+from ..emulator import EmulatorConfig
+from ..salesforce import SalesforceClient, SalesforceError, SalesforceSettings
+from ..salesforce.discovery import DiscoveryStats, refresh
+from ..salesforce.soql import count_query
+from ..warehouse import Warehouse
 from .progress import Ended, RunProgress
-from .salesforce import SalesforceClient, SalesforceError, SalesforceSettings
-from .salesforce.soql import count_query
-from .warehouse import Warehouse
 
 
 @dataclass

@@ -21,7 +21,7 @@ from pathlib import Path
 import dagster as dg
 import httpx
 
-from .emulator import EmulatorConfig, EmulatorServer, make_server
+from ..emulator import EmulatorConfig, EmulatorServer, make_server
 
 ROOT = Path(__file__).resolve().parent.parent
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}

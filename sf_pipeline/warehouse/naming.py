@@ -21,7 +21,7 @@ def _naming():  # noqa: ANN202 - dlt's NamingConvention, imported late (the spli
 
 def table_name(sobject: str) -> str:
     """The destination table of an object: dlt's snake_case of its API name (Invoice__c -> invoice_c)."""
-    from .salesforce.soql import check_identifier
+    from ..salesforce.soql import check_identifier
 
     return _naming().normalize_table_identifier(check_identifier(sobject, "sObject"))
 

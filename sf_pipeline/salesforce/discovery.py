@@ -19,9 +19,9 @@ from pathlib import Path
 
 import yaml
 
-from .errors import CatalogError
-from .salesforce import SalesforceClient, SalesforceError
-from .salesforce.denylists import NEEDS_FILTER, NO_CURSOR_FILTER, NOT_BULK, name_reason
+from ..errors import CatalogError
+from . import SalesforceClient, SalesforceError
+from .denylists import NEEDS_FILTER, NO_CURSOR_FILTER, NOT_BULK, name_reason
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .csvscan import QUOTE, RecordScanner
-from .errors import MalformedCsvError, SettingsError
-from .faultpoints import faultpoint
+from ..common.csvscan import QUOTE, RecordScanner
+from ..common.faultpoints import faultpoint
+from ..errors import MalformedCsvError, SettingsError
 
 BLOCK = 1 << 20
 
@@ -34,7 +34,7 @@ class SplitOptions:
         """The chunk size aimed at: the one given, else the one ``sizing`` derives for this process."""
         if self.target_bytes is not None:
             return self.target_bytes
-        from .sizing import current_sizes
+        from ..common.sizing import current_sizes
 
         return current_sizes().chunk_bytes
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from .errors import SettingsError
+from ..errors import SettingsError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import os
 import signal
 from collections import Counter
 
-from .errors import InjectedFault, SettingsError
+from ..errors import InjectedFault, SettingsError
 
 ENV = "SF_PIPELINE_FAULTPOINTS"
 ONCE_ENV = "SF_PIPELINE_FAULTPOINTS_ONCE"

@@ -10,8 +10,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .salesforce import SalesforceClient, SalesforceError, SalesforceSettings
-from .warehouse import StagingSettings, Warehouse, WarehouseConfigError
+from ..salesforce import SalesforceClient, SalesforceError, SalesforceSettings
+from ..warehouse import StagingSettings, Warehouse, WarehouseConfigError
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .catalog import CatalogObject
+from ..catalog import CatalogObject
+from ..common.memory import PeakRss
+from ..salesforce import ExtractOptions, SalesforceClient
+from ..salesforce.bulk import extract_object
+from ..warehouse import IdComparison, Warehouse
 from .load import DltSettings, table_name
-from .memory import PeakRss
-from .salesforce import ExtractOptions, SalesforceClient
-from .salesforce.bulk import extract_object
 from .split import SplitOptions, plan_chunks
 from .sync import object_workspace, sized_load, work_root
-from .warehouse import IdComparison, Warehouse
 
 log = logging.getLogger(__name__)
 

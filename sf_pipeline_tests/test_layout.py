@@ -1,0 +1,95 @@
+"""The package layout is the architecture: each package imports only those before it in the flow, and the
+plain-Python parts never load Dagster. Read statically from every import statement (lazy ones included)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parents[1] / "sf_pipeline"
+
+# What each part of sf_pipeline may import of sf_pipeline (besides itself), in the flow's order.
+ALLOWED: dict[str, set[str]] = {
+    "errors": set(),
+    "common": {"errors"},
+    "salesforce": {"errors", "common"},
+    "warehouse": {"errors", "common", "salesforce"},
+    "catalog": {"errors", "common", "salesforce"},
+    "datapath": {"errors", "common", "salesforce", "warehouse", "catalog"},
+    "defs": {"errors", "common", "salesforce", "warehouse", "catalog", "datapath"},
+    "definitions": {"catalog", "defs"},
+    "deployment": {"emulator"},
+    "cli": {"errors", "common", "salesforce", "warehouse", "catalog", "datapath", "defs", "deployment", "emulator"},
+    "emulator": set(),
+}
+# Third-party packages a part must never import.
+NEVER: dict[str, set[str]] = {
+    "errors": {"dagster", "dlt", "pyarrow", "duckdb", "httpx"},
+    "common": {"dagster", "dlt", "duckdb", "httpx"},  # memory.lean_arrow_allocator tunes pyarrow, lazily
+    "salesforce": {"dagster", "dlt", "pyarrow", "duckdb"},
+    "warehouse": {"dagster"},
+    "catalog": {"dagster", "dlt", "pyarrow"},
+    "datapath": {"dagster", "dagster_dlt"},
+    "emulator": {"dagster", "dlt", "pyarrow", "duckdb"},
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Absolute names of every module a file imports, relative imports resolved."""
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    package = parts if parts[-1] == "__init__" else parts[:-1]
+    package = [p for p in package if p != "__init__"]
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                names.add(".".join(base + ([node.module] if node.module else [])))
+            else:
+                names.add(node.module or "")
+    return names
+
+
+def part_of(path: Path) -> str:
+    return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+
+
+def test_every_file_belongs_to_a_known_part() -> None:
+    parts = {part_of(p) for p in PACKAGE.rglob("*.py")} - {"__init__"}
+    assert parts == set(ALLOWED), "a new top-level module or package needs its place in ALLOWED"
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_run_one_way(path: Path) -> None:
+    part = part_of(path)
+    if part == "__init__":
+        return
+    wrong = []
+    for name in imported_modules(path):
+        top, _, rest = name.partition(".")
+        if top == "sf_pipeline":
+            other = rest.split(".")[0]
+            if other and other != part and other not in ALLOWED[part]:
+                wrong.append(name)
+        elif top in NEVER.get(part, set()):
+            wrong.append(name)
+    assert not wrong, f"{path.relative_to(PACKAGE)} ({part}) imports {sorted(wrong)} against the flow"
+
+
+def test_the_data_path_runs_without_dagster() -> None:
+    code = "import sys, sf_pipeline.datapath; print(sorted(m for m in sys.modules if m.split('.')[0] == 'dagster'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_every_package_says_what_it_owns_and_may_import() -> None:
+    for init in sorted(PACKAGE.glob("*/__init__.py")):
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        assert len(doc) > 60, f"{init.relative_to(PACKAGE)} needs a docstring saying what the package owns"
+        assert "import" in doc or init.parent.name == "emulator", f"{init.relative_to(PACKAGE)}: say what it may import"
