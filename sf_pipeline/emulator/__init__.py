@@ -1,4 +1,6 @@
-"""A local Salesforce org speaking the Bulk API 2.0 query protocol, for tests, benchmarks and the demo."""
+"""A local Salesforce org speaking OAuth, REST and the Bulk API 2.0 query protocol, for tests, benchmarks
+and the demo. Imports nothing else of sf_pipeline (it stands in for the org, so it shares no code with the
+client it tests); never dlt, pyarrow or dagster."""
 
 from .faults import Fault
 from .org import Org

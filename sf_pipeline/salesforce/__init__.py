@@ -1,4 +1,6 @@
-"""Salesforce access over httpx: OAuth, REST metadata, and Bulk API 2.0 query extracts to CSV files."""
+"""SOURCE: Salesforce over httpx - OAuth, REST metadata and limits, object discovery, change counts, and
+Bulk API 2.0 query extracts streamed to CSV files (``bulk.py``; REST for objects Bulk cannot query).
+May import ``errors`` and ``common``; never dlt, pyarrow, duckdb or dagster."""
 
 from .bulk import BulkExtract, ExtractOptions, ExtractResult
 from .client import SalesforceClient
