@@ -22,7 +22,8 @@ from make_csv import SHAPES, make_csv  # noqa: E402
 
 from sf_pipeline.common.memory import lean_arrow_allocator  # noqa: E402
 from sf_pipeline.common.sizing import current_sizes  # noqa: E402
-from sf_pipeline.datapath.load import DltSettings, arrow_batches  # noqa: E402
+from sf_pipeline.datapath.load import DltSettings  # noqa: E402
+from sf_pipeline.datapath.read import arrow_batches  # noqa: E402
 from sf_pipeline.warehouse import Warehouse  # noqa: E402
 
 

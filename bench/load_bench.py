@@ -31,7 +31,7 @@ extra = {"chunks": len(chunks)}
 """,
     "pyarrow": """
 import pyarrow.csv as pacsv
-from sf_pipeline.datapath.load import arrow_batches
+from sf_pipeline.datapath.read import arrow_batches
 rows = sum(b.num_rows for b in arrow_batches([SRC], FIELDS, "Account"))
 extra = {}
 """,

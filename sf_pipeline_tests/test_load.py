@@ -11,7 +11,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from sf_pipeline.datapath.load import READ_BLOCK, LoadError, ObjectLoader, read_ahead, table_name
+from sf_pipeline.datapath.load import LoadError, ObjectLoader, table_name
+from sf_pipeline.datapath.read import READ_BLOCK, read_ahead
 from sf_pipeline.datapath.split import Chunk, SplitOptions, plan_chunks
 from sf_pipeline.errors import InvalidIdentifierError
 from sf_pipeline.salesforce import ExtractOptions, SalesforceClient

@@ -6,7 +6,7 @@ asset runs it through dagster-dlt); finished load packages and temporary chunk f
 as they are loaded, and the pipeline is dropped (``del`` + ``gc``) with its folder, so memory is bounded
 by one chunk's batches, not by the number of objects or chunks. No row is ever a dict.
 
-A thread parses the next CSV block while dlt writes the current batch to Parquet (``read_ahead``). Files
+A thread parses the next CSV block while dlt writes the current batch to Parquet (``read.read_ahead``). Files
 too big for one chunk (``load_files``, what ``sf-pipeline load`` runs) are read once and cut into chunks at
 batch boundaries, never copied into chunk files first.
 """
@@ -14,26 +14,21 @@ batch boundaries, never copied into chunk files first.
 from __future__ import annotations
 
 import contextlib
-import csv
 import gc
 import itertools
 import logging
 import math
 import os
-import queue
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import dlt
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 from dlt.common.schema.utils import normalize_schema_name
 from dlt.pipeline.exceptions import PipelineStepFailed
 
@@ -42,17 +37,14 @@ from ..common.memory import PeakRss, lean_arrow_allocator, peak_rss_mb, release_
 from ..errors import LoadError, SettingsError
 from ..salesforce.soql import check_identifier
 from ..warehouse import FILE_FORMATS, StagedFiles, StagingSettings
-from ..warehouse.naming import assign_columns, column_name, table_name
-from .arrow_types import csv_column_types, decimal_columns, finish_batch, time_columns
+from ..warehouse.naming import assign_columns, table_name
+from .read import READ_AHEAD, READ_BLOCK, BatchStats, arrow_batches, read_ahead, without_deleted
 from .split import Chunk, SplitOptions
 
 log = logging.getLogger(__name__)
 
 WriteMode = Literal["replace", "merge", "append"]
 REFRESH_SUFFIX = "__sf_refresh"  # a full refresh loads into <table>__sf_refresh, then swaps it in
-# A batch is one block of CSV. Measured on a 1 GB file (bench/README): 2 MB loads as fast as 4 MB and, when one
-# reader spans chunks (load_files), holds half as much read-ahead while DuckDB loads a chunk; 16 MB is slower.
-READ_BLOCK = 2 << 20
 
 
 LOG_LEVELS = ("INFO", "WARNING")
@@ -112,146 +104,6 @@ class LoadResult:
     seconds: float
     peak_rss_mb: float
     load_ids: list[str] = field(default_factory=list)
-
-
-def read_header(path: Path, delimiter: str = ",") -> list[str]:
-    with open(path, newline="", encoding="utf-8") as f:
-        return next(csv.reader(f, delimiter=delimiter), [])
-
-
-@dataclass
-class BatchStats:
-    rows: int = 0
-    deleted: int = 0  # rows with IsDeleted = true
-
-
-def arrow_batches(
-    files: list[Path],
-    fields: list[dict] | None,
-    sobject: str,
-    delimiter: str = ",",
-    stats: BatchStats | None = None,
-    column_names: dict[str, str] | None = None,
-    block_size: int = READ_BLOCK,
-) -> Iterator[pa.RecordBatch]:
-    """Typed record batches from CSV files, streamed ``block_size`` bytes of CSV at a time (never a whole
-    file in memory).
-
-    ``column_names`` (API name -> column, from ``naming.assign_columns``) renames the fields whose column is
-    not what dlt would make of their API name: the second of two names that normalize alike."""
-    renames = {api: col for api, col in (column_names or {}).items() if col != column_name(api)}
-    by_name = {f["name"]: f for f in fields or []}
-    for path in files:
-        if path.stat().st_size == 0:
-            continue
-        try:
-            header = read_header(path, delimiter)
-        except UnicodeDecodeError as exc:
-            raise LoadError(
-                f"[{sobject}] {path}: not UTF-8 text ({exc.reason} at byte {exc.start} of the "
-                "header); Salesforce writes UTF-8"
-            ) from exc
-        if by_name:
-            unknown = [h for h in header if h not in by_name]
-            if unknown:
-                raise LoadError(
-                    f"[{sobject}] {path.name}: column(s) {', '.join(unknown)} are not fields of {sobject} in describe"
-                )
-            typed = [by_name[h] for h in header]
-            column_types = csv_column_types(typed)
-            times = time_columns(typed)
-            decimals = decimal_columns(typed)
-        else:
-            column_types = {h: pa.string() for h in header}
-            times, decimals = [], {}
-        try:
-            reader = pacsv.open_csv(
-                path,
-                read_options=pacsv.ReadOptions(block_size=block_size, use_threads=True),
-                parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
-                convert_options=pacsv.ConvertOptions(
-                    column_types=column_types,
-                    strings_can_be_null=True,
-                    quoted_strings_can_be_null=True,  # a blank may come as "" too: null either way
-                    null_values=[""],
-                ),
-            )
-            deleted_at = header.index("IsDeleted") if "IsDeleted" in header and by_name else None
-            for batch in reader:
-                if stats is not None:
-                    stats.rows += batch.num_rows
-                    if deleted_at is not None:
-                        stats.deleted += batch.column(deleted_at).true_count
-                batch = finish_batch(batch, times, decimals)
-                if renames:
-                    batch = batch.rename_columns([renames.get(n, n) for n in batch.schema.names])
-                yield batch
-                faultpoint("batch_read", sobject)
-        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-            raise LoadError(f"[{sobject}] {path}: {exc}") from exc
-
-
-T = TypeVar("T")
-READ_AHEAD = 2  # batches parsed ahead of the one dlt is writing (each about READ_BLOCK of CSV)
-
-
-@dataclass(frozen=True)
-class _Failed:
-    error: BaseException
-
-
-_DONE = object()
-
-
-def read_ahead(items: Iterator[T], depth: int = READ_AHEAD) -> Iterator[T]:
-    """``items`` produced in a thread, at most ``depth`` ahead of the consumer, so Arrow parses the next CSV
-    block while dlt writes this one to Parquet (both release the GIL: a 1 GB load on 2 cores, 17.7 s -> 14.6
-    s, bench/README). The producer's error is raised here; a consumer that stops early stops the producer,
-    which closes ``items`` (its open file) before this generator returns."""
-    handoff: queue.Queue[Any] = queue.Queue(depth)
-    stop = threading.Event()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                handoff.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put(item):
-                    return
-            put(_DONE)
-        except BaseException as exc:
-            put(_Failed(exc))
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    producer = threading.Thread(target=produce, name="read-ahead", daemon=True)
-    producer.start()
-    try:
-        while (item := handoff.get()) is not _DONE:
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
-        producer.join()
-
-
-def without_deleted(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """The batches without the rows whose IsDeleted is true (what a merge's hard-delete hint would drop)."""
-    for batch in batches:
-        at = batch.schema.get_field_index("IsDeleted")
-        if at >= 0 and batch.column(at).true_count:
-            batch = batch.filter(pc.invert(pc.fill_null(batch.column(at), False)))
-        yield batch
 
 
 @dataclass
@@ -438,28 +290,12 @@ class ObjectLoader:
             try:
                 for k, part in enumerate(parts):
                     count = k + 1
-                    resource = dlt.resource(
-                        part.batches,  # a first load's deleted rows already dropped (_batches)
-                        name=self.table,
-                        table_name=self.table,
-                        write_disposition="append" if first_load or (mode == "replace" and k > 0) else mode,
-                        # a merge key, not a primary key: a query job returns each record once, so dlt's
-                        # de-duplication of the chunk (a window function over it) is pure cost; measured
-                        # 24 s instead of 33 s for a 700 MB merge (delete by Id, insert, deleted rows dropped)
-                        merge_key="Id" if mode == "merge" else None,
-                        columns=columns,
+                    disposition = "append" if first_load or (mode == "replace" and k > 0) else mode
+                    resource = self._resource(part, disposition, merge=mode == "merge", columns=columns)
+                    label = f"{k + 1}/{known}" if known else str(k + 1)
+                    chunk_load_ids, chunk_rows = self._load_in_fresh_pipeline(
+                        workdir / f"chunk-{k:03d}", resource, label, part, staged
                     )
-                    # a pipeline constructed for this chunk alone, dropped after it: nothing of it (schema
-                    # dicts, traces, packages) outlives the chunk
-                    pipeline = self._pipeline(workdir / f"chunk-{k:03d}")
-                    try:
-                        label = f"{k + 1}/{known}" if known else str(k + 1)
-                        chunk_load_ids, chunk_rows = self._load_chunk(pipeline, resource, label, part, staged)
-                    finally:
-                        del pipeline
-                        gc.collect()
-                        release_freed_memory()
-                        shutil.rmtree(workdir / f"chunk-{k:03d}", ignore_errors=True)
                     load_ids += chunk_load_ids
                     rows += chunk_rows
                     size += part.bytes
@@ -479,6 +315,33 @@ class ObjectLoader:
             rss.peak_mb,
             load_ids,
         )
+
+    def _resource(self, part: _Part, disposition: WriteMode, *, merge: bool, columns: dict[str, dict]) -> Any:
+        return dlt.resource(
+            part.batches,  # a first load's deleted rows already dropped (_batches)
+            name=self.table,
+            table_name=self.table,
+            write_disposition=disposition,
+            # a merge key, not a primary key: a query job returns each record once, so dlt's de-duplication
+            # of the chunk (a window function over it) is pure cost; measured 24 s instead of 33 s for a
+            # 700 MB merge (delete by Id, insert, deleted rows dropped)
+            merge_key="Id" if merge else None,
+            columns=columns,
+        )
+
+    def _load_in_fresh_pipeline(
+        self, folder: Path, resource: Any, label: str, part: _Part, staged: StagedFiles | None
+    ) -> tuple[list[str], int]:
+        """One chunk through a pipeline constructed for it alone and dropped after it: nothing of it (schema
+        dicts, traces, packages) outlives the chunk."""
+        pipeline = self._pipeline(folder)
+        try:
+            return self._load_chunk(pipeline, resource, label, part, staged)
+        finally:
+            del pipeline
+            gc.collect()
+            release_freed_memory()
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _pipeline(self, pipelines_dir: Path) -> Any:
         return dlt.pipeline(
@@ -555,4 +418,4 @@ def _load_error(exc: PipelineStepFailed, sobject: str, label: str, chunk: _Part)
     return LoadError(f"[{sobject}] chunk {label} ({files}) failed at dlt's {exc.step} step: {exc.exception}")
 
 
-__all__ = ["BatchStats", "DltSettings", "LoadError", "LoadResult", "ObjectLoader", "arrow_batches", "table_name"]
+__all__ = ["DltSettings", "LoadError", "LoadResult", "ObjectLoader", "table_name"]

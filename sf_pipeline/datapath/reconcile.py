@@ -92,16 +92,7 @@ def sweep_ids(
         loader.load(chunks, [id_field], mode="replace", column_names={"Id": "id"})
         comparison = warehouse.reconcile_ids(table, loader.table, "id", entry.hard_deletes)
         warehouse.forget_pipeline(loader.schema_name)
-    verb = "deleted" if entry.hard_deletes == "delete" else "flagged"
-    log.info(
-        "[%s] Id sweep: %d Salesforce Ids, %d rows before, %d gone from Salesforce (%s), %d not loaded yet",
-        entry.name,
-        comparison.salesforce_ids,
-        comparison.table_rows,
-        comparison.gone_from_salesforce,
-        verb,
-        comparison.missing_in_table,
-    )
+    _log_sweep(entry.name, entry.hard_deletes, comparison)
     return SweepResult(
         sobject=entry.name,
         table=table,
@@ -111,4 +102,17 @@ def sweep_ids(
         peak_rss_mb=rss.peak_mb,
         api_calls=client.api_calls - calls_before,
         api_usage=str(client.api_usage or ""),
+    )
+
+
+def _log_sweep(sobject: str, hard_deletes: str, comparison: IdComparison) -> None:
+    verb = "deleted" if hard_deletes == "delete" else "flagged"
+    log.info(
+        "[%s] Id sweep: %d Salesforce Ids, %d rows before, %d gone from Salesforce (%s), %d not loaded yet",
+        sobject,
+        comparison.salesforce_ids,
+        comparison.table_rows,
+        comparison.gone_from_salesforce,
+        verb,
+        comparison.missing_in_table,
     )

@@ -38,7 +38,7 @@ from ..salesforce.bulk import check_cursor_field, extract_object
 from ..warehouse import Warehouse
 from ..warehouse.naming import ColumnPlan, plan_columns
 from .arrow_types import arrow_type
-from .load import REFRESH_SUFFIX, ChunkRunner, DltSettings, ObjectLoader, table_name
+from .load import REFRESH_SUFFIX, ChunkRunner, DltSettings, LoadResult, ObjectLoader, table_name
 from .split import Chunk, ChunkStream, SplitOptions
 
 log = logging.getLogger(__name__)
@@ -296,6 +296,41 @@ def _plan_columns(warehouse: Warehouse, sobject: str, fields: list[dict]) -> Col
     return plan
 
 
+@dataclass(frozen=True)
+class _WindowExtract:
+    """The extract of one sync's window into its folder, called by ``OverlappedExtract``'s thread with the
+    callback that hands each page on disk to the splitter."""
+
+    client: SalesforceClient
+    entry: CatalogObject
+    folder: Path
+    options: ExtractOptions
+    describe: dict
+    fields: list[str]
+    since: datetime | None
+    until: datetime | None
+    full_refresh: bool
+
+    def __call__(self, on_page: Callable[[Path, int, int], None]) -> ExtractResult:
+        entry = self.entry
+        result, _ = extract_object(
+            self.client,
+            entry.name,
+            self.folder,
+            since=self.since,
+            until=self.until,
+            include_deleted=entry.include_deleted and not self.full_refresh,
+            cursor_field=entry.cursor_field,
+            fields=self.fields,
+            options=self.options,
+            describe=self.describe,
+            on_page=on_page,
+            route=entry.route,
+            where=entry.filter,
+        )
+        return result
+
+
 def sync_object(
     client: SalesforceClient,
     entry: CatalogObject,
@@ -314,6 +349,9 @@ def sync_object(
     """Extract, split and load one object for one window (or all of it, replacing, on full refresh), sized
     by the memory the process has (``memory_limit_mb`` overrides the cgroup's limit)."""
     window = "full" if full_refresh else window_name(since, until)
+    if full_refresh:
+        since = until = None
+    mode = "replace" if full_refresh else "merge"
     calls_before = client.api_calls
     sized = sized_load(entry.name, warehouse, extract_options, split_options, memory_limit_mb)
     warehouse = sized.warehouse
@@ -322,13 +360,11 @@ def sync_object(
         PeakRss() as rss,
         warehouse.load_destination() as destination,
     ):
-        include_deleted = entry.include_deleted and not full_refresh
-        t0 = time.monotonic()
+        started = time.monotonic()
         describe = client.describe(entry.name)
         chosen = _choose_fields(entry, describe)
-        if not full_refresh and (since or until):
+        if since or until:
             check_cursor_field(entry.name, entry.cursor_field, chosen.names)  # before anything is created
-        fields = chosen.fields
         table = table_name(entry.name)
         loader = sized.loader(
             entry.name,
@@ -338,54 +374,66 @@ def sync_object(
             table=table + REFRESH_SUFFIX if full_refresh else table,
             run_chunk=run_chunk,
         )
-        plan = _plan_columns(warehouse, entry.name, fields)
+        plan = _plan_columns(warehouse, entry.name, chosen.fields)
         if full_refresh:
             warehouse.drop_object_table(loader.table, loader.schema_name)  # a dead run's shadow
-
-        def extract(on_page: Callable[[Path, int, int], None]) -> ExtractResult:
-            result, _ = extract_object(
-                client,
-                entry.name,
-                work / "extract",
-                since=None if full_refresh else since,
-                until=None if full_refresh else until,
-                include_deleted=include_deleted,
-                cursor_field=entry.cursor_field,
-                fields=chosen.names,
-                options=sized.extract,
-                describe=describe,
-                on_page=on_page,
-                route=entry.route,
-                where=entry.filter,
-            )
-            return result
-
+        extract = _WindowExtract(
+            client, entry, work / "extract", sized.extract, describe, chosen.names, since, until, full_refresh
+        )
         overlap = OverlappedExtract(entry.name, extract, ChunkStream(work / "chunks", sized.split))
         # closing: a load that fails mid-way stops and joins the extract before the error goes on
         with contextlib.closing(overlap.chunks()) as chunks:
-            mode = "replace" if full_refresh else "merge"
             into_empty = mode == "merge" and warehouse.count_rows(table) == 0
-            loaded = loader.load(chunks, fields, mode=mode, column_names=plan.columns, into_empty=into_empty)
-        result = overlap.result
+            loaded = loader.load(chunks, chosen.fields, mode=mode, column_names=plan.columns, into_empty=into_empty)
         if full_refresh:
             warehouse.swap_in(loader.table, table, loader.schema_name)
-        t3 = time.monotonic()
+        seconds = time.monotonic() - started
+    return _report(
+        entry,
+        (table, warehouse.dataset, mode, since, until),
+        overlap,
+        loaded,
+        plan,
+        chosen,
+        seconds=seconds,
+        peak_rss_mb=rss.peak_mb,
+        api_calls=client.api_calls - calls_before,
+        api_usage=str(client.api_usage or ""),
+    )
+
+
+def _report(
+    entry: CatalogObject,
+    target: tuple[str, str, str, datetime | None, datetime | None],
+    overlap: OverlappedExtract,
+    loaded: LoadResult,
+    plan: ColumnPlan,
+    chosen: _Fields,
+    *,
+    seconds: float,
+    peak_rss_mb: float,
+    api_calls: int,
+    api_usage: str,
+) -> SyncResult:
+    """What one sync did, logged in a line and returned whole. ``target``: table, dataset, mode, window."""
+    table, dataset, mode, since, until = target
+    result = overlap.result
     log.info(
         "[%s] %d rows loaded in %.1fs (extract %.1fs alongside; %d chunk(s)), peak RSS %.0f MB",
         entry.name,
         loaded.rows,
-        t3 - t0,
+        seconds,
         result.seconds,
         loaded.chunks,
-        rss.peak_mb,
+        peak_rss_mb,
     )
     return SyncResult(
         sobject=entry.name,
         table=table,
-        dataset=warehouse.dataset,
-        mode="replace" if full_refresh else "merge",
-        since=None if full_refresh else since,
-        until=None if full_refresh else until,
+        dataset=dataset,
+        mode=mode,
+        since=since,
+        until=until,
         salesforce_records=result.records,
         csv_records=overlap.records,
         rows_loaded=loaded.rows,
@@ -395,19 +443,19 @@ def sync_object(
         extract_seconds=result.seconds,
         split_seconds=overlap.split_seconds,
         load_seconds=loaded.seconds - overlap.waited_seconds,
-        seconds=t3 - t0,
-        peak_rss_mb=rss.peak_mb,
+        seconds=seconds,
+        peak_rss_mb=peak_rss_mb,
         job_id=result.job_id,
         load_ids=loaded.load_ids,
         columns=plan.columns,
         schema_changes=plan.changes,
-        field_info={f["name"]: (f.get("type", ""), f.get("label") or "") for f in fields},
+        field_info={f["name"]: (f.get("type", ""), f.get("label") or "") for f in chosen.fields},
         skipped_fields=chosen.skipped,
         resumed_pages=result.resumed_pages,
         formula_fields=chosen.formulas,
         formula_fields_loaded=entry.formula_fields == "include",
-        api_calls=client.api_calls - calls_before,
-        api_usage=str(client.api_usage or ""),
+        api_calls=api_calls,
+        api_usage=api_usage,
         route=result.route,
         demoted=result.demoted,
     )
