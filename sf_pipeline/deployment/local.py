@@ -23,7 +23,7 @@ import httpx
 
 from ..emulator import EmulatorConfig, EmulatorServer, make_server
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository: dagster.yaml, workspace.yaml
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 
 

@@ -1,83 +1,125 @@
 """The emulator's own admin endpoints: faults, schema and record changes made now, the API budget, the formula
-clock, and request statistics."""
+clock, and request statistics. ``ROUTES`` maps each (method, path) to the handler that serves it."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 from .faults import Fault
 from .state import ApiError, EmulatorState
 
 log = logging.getLogger(__name__)
 
+PREFIX = "/__emulator__/"
+
 
 class AdminEndpoints:
     state: EmulatorState
 
     def _admin(self, method: str, path: str) -> None:
-        st = self.state
-        if path == "/__emulator__/faults" and method == "POST":
-            body = json.loads(self._body() or b"{}")
-            for spec in body if isinstance(body, list) else [body]:
-                try:
-                    st.faults.add(Fault(**spec))
-                except (TypeError, ValueError) as exc:
-                    raise ApiError(400, "INVALID_FAULT", str(exc)) from exc
-            return self._json(200, st.faults.describe())
-        if path == "/__emulator__/faults" and method == "DELETE":
-            st.faults.clear()
-            return self._json(200, [])
-        if path == "/__emulator__/faults" and method == "GET":
-            return self._json(200, st.faults.describe())
-        if path == "/__emulator__/schema" and method == "POST":
-            body = json.loads(self._body() or b"{}")
-            model = st.obj(body.get("object", ""))
-            try:
-                with st.lock:
-                    model.change_schema(body.get("add", []), body.get("remove", []), body.get("retype", {}))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ApiError(400, "INVALID_SCHEMA_CHANGE", str(exc)) from exc
-            return self._json(200, model.describe())
-        if path == "/__emulator__/schema" and method == "DELETE":
-            with st.lock:
-                for model in st.org.objects.values():
-                    model.reset_schema()
-            return self._json(200, {})
-        if path == "/__emulator__/records" and method == "POST":
-            body = json.loads(self._body() or b"{}")
-            model = st.obj(body.get("object", ""))
-            now_ms = int(body.get("at_ms") or time.time() * 1000)
-            try:
-                with st.lock:
-                    return self._json(200, model.apply_changes(body, now_ms))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ApiError(400, "INVALID_RECORD_CHANGE", str(exc)) from exc
-        if path == "/__emulator__/records" and method == "DELETE":
-            with st.lock:
-                for model in st.org.objects.values():
-                    model.live.clear()
-                    model.gone.clear()
-                    model.formula_shift = 0
-            return self._json(200, {})
-        if path == "/__emulator__/limits" and method == "POST":
-            body = json.loads(self._body() or b"{}")
-            with st.lock:
-                st.api_used = int(body.get("used", st.api_used))
-                st.api_limit = int(body.get("limit", st.api_limit))
-                return self._json(200, {"used": st.api_used, "limit": st.api_limit})
-        if path == "/__emulator__/formulas" and method == "POST":
-            body = json.loads(self._body() or b"{}")
-            with st.lock:
-                for model in st.org.objects.values():
-                    model.formula_shift += int(body.get("advance", 1))
-                return self._json(200, {"formula_shift": model.formula_shift})
-        if path == "/__emulator__/stats" and method == "GET":
-            with st.lock:
-                return self._json(200, {"requests": dict(st.requests), "jobs": len(st.jobs)})
-        if path == "/__emulator__/stats" and method == "DELETE":
-            with st.lock:
-                st.requests.clear()
-            return self._json(200, {})
-        raise ApiError(404, "NOT_FOUND", path)
+        handler = ROUTES.get((method, path.removeprefix(PREFIX)))
+        if handler is None:
+            raise ApiError(404, "NOT_FOUND", path)
+        status, body = handler(self.state, json.loads(self._body() or b"{}") if method == "POST" else {})
+        return self._json(status, body)
+
+
+Reply = tuple[int, Any]
+
+
+def add_faults(st: EmulatorState, body: Any) -> Reply:
+    for spec in body if isinstance(body, list) else [body]:
+        try:
+            st.faults.add(Fault(**spec))
+        except (TypeError, ValueError) as exc:
+            raise ApiError(400, "INVALID_FAULT", str(exc)) from exc
+    return 200, st.faults.describe()
+
+
+def clear_faults(st: EmulatorState, _: Any) -> Reply:
+    st.faults.clear()
+    return 200, []
+
+
+def list_faults(st: EmulatorState, _: Any) -> Reply:
+    return 200, st.faults.describe()
+
+
+def change_schema(st: EmulatorState, body: dict) -> Reply:
+    model = st.obj(body.get("object", ""))
+    try:
+        with st.lock:
+            model.change_schema(body.get("add", []), body.get("remove", []), body.get("retype", {}))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ApiError(400, "INVALID_SCHEMA_CHANGE", str(exc)) from exc
+    return 200, model.describe()
+
+
+def reset_schemas(st: EmulatorState, _: Any) -> Reply:
+    with st.lock:
+        for model in st.org.objects.values():
+            model.reset_schema()
+    return 200, {}
+
+
+def change_records(st: EmulatorState, body: dict) -> Reply:
+    model = st.obj(body.get("object", ""))
+    now_ms = int(body.get("at_ms") or time.time() * 1000)
+    try:
+        with st.lock:
+            return 200, model.apply_changes(body, now_ms)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ApiError(400, "INVALID_RECORD_CHANGE", str(exc)) from exc
+
+
+def reset_records(st: EmulatorState, _: Any) -> Reply:
+    with st.lock:
+        for model in st.org.objects.values():
+            model.live.clear()
+            model.gone.clear()
+            model.formula_shift = 0
+    return 200, {}
+
+
+def set_limits(st: EmulatorState, body: dict) -> Reply:
+    with st.lock:
+        st.api_used = int(body.get("used", st.api_used))
+        st.api_limit = int(body.get("limit", st.api_limit))
+        return 200, {"used": st.api_used, "limit": st.api_limit}
+
+
+def advance_formulas(st: EmulatorState, body: dict) -> Reply:
+    with st.lock:
+        for model in st.org.objects.values():
+            model.formula_shift += int(body.get("advance", 1))
+        return 200, {"formula_shift": model.formula_shift}
+
+
+def request_stats(st: EmulatorState, _: Any) -> Reply:
+    with st.lock:
+        return 200, {"requests": dict(st.requests), "jobs": len(st.jobs)}
+
+
+def clear_stats(st: EmulatorState, _: Any) -> Reply:
+    with st.lock:
+        st.requests.clear()
+    return 200, {}
+
+
+ROUTES: dict[tuple[str, str], Callable[[EmulatorState, Any], Reply]] = {
+    ("POST", "faults"): add_faults,
+    ("DELETE", "faults"): clear_faults,
+    ("GET", "faults"): list_faults,
+    ("POST", "schema"): change_schema,
+    ("DELETE", "schema"): reset_schemas,
+    ("POST", "records"): change_records,
+    ("DELETE", "records"): reset_records,
+    ("POST", "limits"): set_limits,
+    ("POST", "formulas"): advance_formulas,
+    ("GET", "stats"): request_stats,
+    ("DELETE", "stats"): clear_stats,
+}

@@ -116,107 +116,129 @@ def _parse_datetime(text: str) -> int:
     return int(datetime.fromisoformat(t).timestamp() * 1000)
 
 
-def parse(soql: str) -> Query:
-    tokens = tokenize(soql)
-    pos = 0
+class _Tokens:
+    """The tokens of one query, read front to back."""
 
-    def peek(offset: int = 0) -> tuple[str, str]:
-        return tokens[pos + offset] if pos + offset < len(tokens) else ("eof", "")
+    def __init__(self, tokens: list[tuple[str, str]]) -> None:
+        self.tokens, self.pos = tokens, 0
 
-    def take() -> tuple[str, str]:
-        nonlocal pos
-        tok = peek()
-        pos += 1
+    def __bool__(self) -> bool:
+        return self.pos < len(self.tokens)
+
+    def peek(self, offset: int = 0) -> tuple[str, str]:
+        at = self.pos + offset
+        return self.tokens[at] if at < len(self.tokens) else ("eof", "")
+
+    def take(self) -> tuple[str, str]:
+        tok = self.peek()
+        self.pos += 1
         return tok
 
-    def expect_kw(word: str) -> None:
-        kind, value = take()
+    def expect_kw(self, word: str) -> None:
+        kind, value = self.take()
         if kind != "ident" or value.lower() != word:
             raise SoqlError("MALFORMED_QUERY", f"expected {word.upper()} but found {value or 'end of query'!r}")
 
-    expect_kw("select")
+    def skip_group(self) -> None:
+        """Past the ``)`` closing a ``(`` just taken."""
+        depth = 1
+        while depth and self:
+            value = self.take()[1]
+            depth += (value == "(") - (value == ")")
+
+
+def parse(soql: str) -> Query:
+    tokens = _Tokens(tokenize(soql))
+    tokens.expect_kw("select")
+    query = _select_list(tokens)
+    while tokens:
+        _clause(tokens, query)
+    return query
+
+
+def _select_list(tokens: _Tokens) -> Query:
+    """``field, COUNT(), ... FROM sObject``: the fields and aggregates; subqueries and TYPEOF are noted, not
+    parsed (Bulk API 2.0 refuses both)."""
     items: list[SelectItem] = []
     has_subquery = has_typeof = False
     while True:
-        kind, value = take()
+        kind, value = tokens.take()
         if kind == "punct" and value == "(":
             has_subquery = True
-            depth = 1
-            while depth and pos < len(tokens):
-                k, v = take()
-                depth += (v == "(") - (v == ")")
+            tokens.skip_group()
         elif kind == "ident" and value.lower() == "typeof":
             has_typeof = True
-            while peek()[1].lower() != "end" and pos < len(tokens):
-                take()
-            take()
-        elif kind == "ident" and value.lower() in AGGREGATES and peek() == ("punct", "("):
-            take()
-            arg = None
-            if peek() != ("punct", ")"):
-                arg = take()[1]
-            if take() != ("punct", ")"):
-                raise SoqlError("MALFORMED_QUERY", f"unclosed {value}(")
-            items.append(SelectItem(arg, value.lower()))
-            if peek()[0] == "ident" and peek()[1].lower() not in KEYWORDS:
-                take()  # alias
+            while tokens.peek()[1].lower() != "end" and tokens:
+                tokens.take()
+            tokens.take()
+        elif kind == "ident" and value.lower() in AGGREGATES and tokens.peek() == ("punct", "("):
+            items.append(_aggregate(tokens, value))
         elif kind == "ident":
             items.append(SelectItem(value))
         else:
             raise SoqlError("MALFORMED_QUERY", f"unexpected {value!r} in SELECT list")
-        if peek() == ("punct", ","):
-            take()
-            continue
-        break
-    expect_kw("from")
-    kind, sobject = take()
+        if tokens.peek() != ("punct", ","):
+            break
+        tokens.take()
+    tokens.expect_kw("from")
+    kind, sobject = tokens.take()
     if kind != "ident":
         raise SoqlError("MALFORMED_QUERY", "expected an sObject name after FROM")
-    query = Query(items, sobject, has_subquery=has_subquery, has_typeof=has_typeof)
-
-    while pos < len(tokens):
-        kind, word = take()
-        lw = word.lower()
-        if lw == "where":
-            query.conditions.append(_condition(take, peek))
-            while peek()[1].lower() in ("and", "or"):
-                conj = take()[1].lower()
-                if conj == "or":
-                    raise SoqlError("MALFORMED_QUERY", "the emulator supports only AND in WHERE clauses")
-                query.conditions.append(_condition(take, peek))
-        elif lw == "limit":
-            query.limit = int(take()[1])
-        elif lw == "offset":
-            query.offset = int(take()[1])
-        elif lw == "order":
-            expect_kw("by")
-            query.order_by = take()[1]
-            while peek()[1].lower() in ("asc", "desc", "nulls", "first", "last"):
-                take()
-        else:
-            raise SoqlError("MALFORMED_QUERY", f"unexpected token {word!r}")
-    return query
+    return Query(items, sobject, has_subquery=has_subquery, has_typeof=has_typeof)
 
 
-def _condition(take, peek) -> Condition:
+def _aggregate(tokens: _Tokens, function: str) -> SelectItem:
+    tokens.take()  # (
+    arg = None if tokens.peek() == ("punct", ")") else tokens.take()[1]
+    if tokens.take() != ("punct", ")"):
+        raise SoqlError("MALFORMED_QUERY", f"unclosed {function}(")
+    if tokens.peek()[0] == "ident" and tokens.peek()[1].lower() not in KEYWORDS:
+        tokens.take()  # alias
+    return SelectItem(arg, function.lower())
+
+
+def _clause(tokens: _Tokens, query: Query) -> None:
+    """One of WHERE (comparisons joined by AND), LIMIT, OFFSET, ORDER BY."""
+    word = tokens.take()[1]
+    lw = word.lower()
+    if lw == "where":
+        query.conditions.append(_condition(tokens))
+        while tokens.peek()[1].lower() in ("and", "or"):
+            if tokens.take()[1].lower() == "or":
+                raise SoqlError("MALFORMED_QUERY", "the emulator supports only AND in WHERE clauses")
+            query.conditions.append(_condition(tokens))
+    elif lw == "limit":
+        query.limit = int(tokens.take()[1])
+    elif lw == "offset":
+        query.offset = int(tokens.take()[1])
+    elif lw == "order":
+        tokens.expect_kw("by")
+        query.order_by = tokens.take()[1]
+        while tokens.peek()[1].lower() in ("asc", "desc", "nulls", "first", "last"):
+            tokens.take()
+    else:
+        raise SoqlError("MALFORMED_QUERY", f"unexpected token {word!r}")
+
+
+def _condition(tokens: _Tokens) -> Condition:
     """One comparison; parentheses around it (or around a group of AND-ed ones) are accepted and dropped."""
-    while peek() == ("punct", "("):
-        take()
-    condition = _comparison(take, peek)
-    while peek() == ("punct", ")"):
-        take()
+    while tokens.peek() == ("punct", "("):
+        tokens.take()
+    condition = _comparison(tokens)
+    while tokens.peek() == ("punct", ")"):
+        tokens.take()
     return condition
 
 
-def _comparison(take, peek) -> Condition:
-    kind, name = take()
+def _comparison(tokens: _Tokens) -> Condition:
+    kind, name = tokens.take()
     if kind != "ident":
         raise SoqlError("MALFORMED_QUERY", f"expected a field name in WHERE, found {name!r}")
-    kind, op = take()
+    kind, op = tokens.take()
     if kind != "op":
         raise SoqlError("MALFORMED_QUERY", f"the emulator supports only comparisons in WHERE, found {op!r}")
     op = "!=" if op == "<>" else op
-    kind, raw = take()
+    kind, raw = tokens.take()
     if kind == "string":
         return Condition(name, op, raw[1:-1].replace("\\'", "'").replace("\\\\", "\\"), "string")
     if kind == "datetime":
