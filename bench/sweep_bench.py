@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, start_emulator, table  # noqa: E402
 
 from sf_pipeline.deployment.local import free_port  # noqa: E402
-from sf_pipeline.emulator.org import ID_PREFIX, Org, salesforce_id  # noqa: E402
+from sf_pipeline.emulator.org import Org  # noqa: E402
+from sf_pipeline.emulator.schemas import ID_PREFIX, salesforce_id  # noqa: E402
 
 
 def build_table(db: Path, rows: int, scratch: Path) -> None:

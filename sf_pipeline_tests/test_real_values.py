@@ -15,7 +15,7 @@ import pytest
 from sf_pipeline.catalog import CatalogObject
 from sf_pipeline.datapath.sync import sync_object
 from sf_pipeline.emulator import EmulatorConfig
-from sf_pipeline.emulator.org import java_double
+from sf_pipeline.emulator.values import java_double
 from sf_pipeline.salesforce import SalesforceClient
 from sf_pipeline.warehouse import Warehouse
 from sf_pipeline.warehouse.naming import assign_columns, column_name, table_name

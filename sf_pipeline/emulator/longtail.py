@@ -26,7 +26,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from .org import INDUSTRIES, WORDS, FieldMeta, _address, _f, _system
+from .schemas import INDUSTRIES, FieldMeta, _address, _f, _system
+from .values import WORDS
 
 # Sizes: most objects are small, a few are large, as real orgs are (rows before --scale).
 SIZE_TIERS = ((0.72, 0, 1_000), (0.18, 1_000, 20_000), (0.07, 20_000, 100_000), (0.03, 100_000, 250_000))

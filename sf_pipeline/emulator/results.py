@@ -17,8 +17,10 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from pathlib import Path
 
-from .org import ROW_FIELDS, FieldMeta, ObjectModel
+from .org import ObjectModel
+from .schemas import FieldMeta
 from .soql import Condition, Query, SoqlError, compare, epoch_ms
+from .values import ROW_FIELDS
 
 DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^", "BACKQUOTE": "`"}
 LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}

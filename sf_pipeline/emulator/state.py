@@ -17,12 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .faults import Fault, FaultPlan
-from .org import DEFAULT_ROWS, ObjectModel, Org
+from .org import ObjectModel, Org
 from .results import (
     Selection,
     materialize,
     resolve_fields,
 )
+from .schemas import DEFAULT_ROWS
 from .soql import SoqlError, parse
 
 log = logging.getLogger(__name__)
