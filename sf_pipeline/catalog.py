@@ -22,6 +22,7 @@ from .salesforce.discovery import FILTER_REASON, ROUTES, DiscoveredObject, objec
 from .salesforce.soql import check_identifier
 
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
+CATALOG_ENV = "SF_PIPELINE_CATALOG"  # the hand-written catalog; unset: DEFAULT_CATALOG
 DISCOVERED_ENV = "SF_PIPELINE_DISCOVERED_CATALOG"  # the discovered catalog's file; unset: none
 GRANULARITIES = ("daily", "weekly", "monthly")
 HARD_DELETES = ("delete", "flag")  # what the Id sweep does to rows Salesforce no longer has
@@ -173,7 +174,7 @@ def _overlay(raw: dict, defaults: dict, path: Path, discovered_path: Path) -> tu
 def load_catalog(path: Path | str | None = None, discovered: Path | str | None = None) -> Catalog:
     """The catalog: the hand-written file (``path``, ``SF_PIPELINE_CATALOG``, or the packaged one) over the
     discovered one (``discovered``, ``SF_PIPELINE_DISCOVERED_CATALOG``, or none)."""
-    path = Path(path or os.environ.get("SF_PIPELINE_CATALOG") or DEFAULT_CATALOG)
+    path = Path(path or os.environ.get(CATALOG_ENV) or DEFAULT_CATALOG)
     discovered = discovered or os.environ.get(DISCOVERED_ENV) or None
     try:
         raw = yaml.safe_load(path.read_text()) or {}

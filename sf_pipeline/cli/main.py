@@ -1,4 +1,5 @@
-"""The ``sf-pipeline`` command line: emulator, extract, split, load, sync, demo, check-connections."""
+"""The ``sf-pipeline`` command line: emulator, discover, extract, split, load, sync, sweep, demo, check-connections,
+free-slots, settings."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from ..datapath.split import SplitOptions
 
 log = logging.getLogger("sf_pipeline")
+LOG_LEVEL_ENV, DEFAULT_LOG_LEVEL = "SF_PIPELINE_LOG_LEVEL", "INFO"  # the command's own log level
 
 
 def _datetime(text: str) -> datetime:
@@ -315,6 +317,23 @@ def _split_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-rows", type=int, help="chunk only above this many rows (default: SplitOptions')")
 
 
+def cmd_settings(args: argparse.Namespace) -> int:
+    from ..errors import SettingsError
+    from .settings import BEGIN, END, markdown
+
+    if not args.update:
+        print(markdown())
+        return 0
+    path = Path(args.update)
+    text = path.read_text()
+    if BEGIN not in text or END not in text:
+        raise SettingsError(f"{path} has no generated section (a line {BEGIN!r} and a line {END!r})")
+    head, rest = text.split(BEGIN, 1)
+    path.write_text(head + markdown() + rest.split(END, 1)[1])
+    print(f"updated {path}")
+    return 0
+
+
 def _split_options(args: argparse.Namespace) -> SplitOptions:
     """The pipeline's split defaults with what the command line gave."""
     from ..datapath.split import SplitOptions
@@ -331,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sf-pipeline", description=__doc__)
     parser.add_argument(
         "--log-level",
-        default=os.environ.get("SF_PIPELINE_LOG_LEVEL", "INFO"),
+        default=os.environ.get(LOG_LEVEL_ENV, DEFAULT_LOG_LEVEL),
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -424,6 +443,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run_id")
     p.set_defaults(func=cmd_free_slots)
+
+    p = sub.add_parser("settings", help="every environment variable with its default and meaning (markdown)")
+    p.add_argument("--update", metavar="FILE", help="rewrite the generated tables in FILE (docs/configuration.md)")
+    p.set_defaults(func=cmd_settings)
     return parser
 
 

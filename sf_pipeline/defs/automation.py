@@ -6,7 +6,7 @@ Every decision is a line in the tick's log, so the UI's tick history explains ea
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import dagster as dg
 from dagster._utils.schedules import is_valid_cron_string
@@ -28,12 +28,22 @@ class AutomationSettings:
     weekly re-sync reloads, the share of the org's daily API budget automation never spends, and how many
     objects one run loads."""
 
-    sensor_interval_seconds: int = 300
-    first_lookback_hours: int = 24
-    resync_days: int = 7  # the weekly re-sync reloads the partitions holding the last N days
-    resync_cron: str = "0 4 * * 0"  # the weekly re-sync backfill: Sundays 04:00 UTC
-    api_budget_floor: float = 0.10  # skip objects while less than 10% of the daily API requests remain
-    batch_objects: int = 100  # objects a sensor or schedule run loads, one after another (batches.py)
+    sensor_interval_seconds: int = field(default=300, metadata={"doc": "seconds between the change sensor's ticks"})
+    first_lookback_hours: int = field(default=24, metadata={"doc": "how far back the sensor's first tick looks"})
+    resync_days: int = field(
+        default=7, metadata={"doc": "the weekly re-sync reloads the partitions holding the last N days"}
+    )
+    resync_cron: str = field(
+        default="0 4 * * 0",
+        metadata={"doc": "when the weekly re-sync and the formula reload run (cron, UTC; default Sundays 04:00)"},
+    )
+    api_budget_floor: float = field(
+        default=0.10,
+        metadata={"doc": "the sensor and schedules skip objects while less of the org's daily API budget remains"},
+    )
+    batch_objects: int = field(
+        default=100, metadata={"doc": "objects one sensor, schedule or initial-load run loads, one after another"}
+    )
 
     ENV = {
         "sensor_interval_seconds": "SF_PIPELINE_SENSOR_INTERVAL_SECONDS",

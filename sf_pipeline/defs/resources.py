@@ -30,19 +30,31 @@ from ..warehouse import SnowflakeSettings, StagingSettings, Warehouse, Warehouse
 class SalesforceResource(dg.ConfigurableResource):
     """How to reach the org (defaults: the bundled emulator's demo org)."""
 
-    login_url: str = SalesforceSettings.login_url
-    client_id: str = SalesforceSettings.client_id
-    client_secret: str = SalesforceSettings.client_secret
-    username: str | None = None
-    password: str | None = None
-    refresh_token: str | None = None
+    login_url: str = Field(
+        default=SalesforceSettings.login_url,
+        description="OAuth host: https://login.salesforce.com, your My Domain, or the emulator",
+    )
+    client_id: str = Field(default=SalesforceSettings.client_id, description="the connected app's consumer key")
+    client_secret: str = Field(
+        default=SalesforceSettings.client_secret, description="the connected app's consumer secret"
+    )
+    username: str | None = Field(default=None, description="username-password flow: the user")
+    password: str | None = Field(
+        default=None, description="username-password flow: the password with the security token appended"
+    )
+    refresh_token: str | None = Field(default=None, description="refresh-token flow: the token")
     access_token: str | None = Field(default=None, description="a given session (cannot be renewed when it expires)")
-    instance_url: str | None = None
-    api_version: str = SalesforceSettings.api_version
+    instance_url: str | None = Field(default=None, description="the org's URL for a given session")
+    api_version: str = Field(
+        default=SalesforceSettings.api_version,
+        description="one version for every call; 58.0+ pages results in parallel",
+    )
     max_retries: int = RetryPolicy.max_attempts
-    max_records_per_page: int = ExtractOptions.max_records or 0
+    max_records_per_page: int = Field(
+        default=ExtractOptions.max_records or 0, description="records per Bulk result page (maxRecords)"
+    )
     download_concurrency: int = Field(
-        default=0, description="result pages downloaded at once; 0: from the pod's memory"
+        default=0, description="result pages downloaded at once; 0: from the pod's memory (2 or 4)"
     )
 
     def settings(self) -> SalesforceSettings:
@@ -90,30 +102,38 @@ class WarehouseResource(dg.ConfigurableResource):
     """Where rows land and how they get there: DuckDB (embedded default) or Snowflake, with files staged
     nowhere special, in a local folder, or in an Azure Blob Storage bucket (``az://container/prefix``)."""
 
-    destination: str = Field(default="duckdb", description="duckdb or snowflake")
+    destination: str = Field(default="duckdb", description="duckdb (a local file) or snowflake")
     dataset: str = Field(default="salesforce", description="the schema tables are loaded into")
-    duckdb_path: str = "data/sf_pipeline.duckdb"
+    duckdb_path: str = Field(default="data/sf_pipeline.duckdb", description="the DuckDB file (destination duckdb)")
     duckdb_memory_limit: str = Field(
-        default="", description="DuckDB's cap, e.g. \"192MB\"; empty: from the pod's memory"
+        default="", description="DuckDB's cap, e.g. 192MB; empty: 45% of what the pod has left (48MB to 1024MB)"
     )
-    snowflake_account: str | None = None
-    snowflake_user: str | None = None
-    snowflake_password: str | None = None
+    snowflake_account: str | None = Field(
+        default=None, description="account identifier: orgname-account, or a locator such as xy12345.west-europe.azure"
+    )
+    snowflake_user: str | None = Field(default=None, description="the loading user")
+    snowflake_password: str | None = Field(default=None, description="its password, or instead a key pair")
     snowflake_private_key: str | None = Field(default=None, description="PEM text of the key pair's private key")
-    snowflake_private_key_path: str | None = None
-    snowflake_private_key_passphrase: str | None = None
-    snowflake_role: str | None = None
-    snowflake_warehouse: str | None = None
-    snowflake_database: str | None = None
+    snowflake_private_key_path: str | None = Field(default=None, description="a file holding the PEM private key")
+    snowflake_private_key_passphrase: str | None = Field(default=None, description="when the key is encrypted")
+    snowflake_role: str | None = Field(default=None, description="the role; unset: the user's default")
+    snowflake_warehouse: str | None = Field(
+        default=None, description="the virtual warehouse; unset: the user's default"
+    )
+    snowflake_database: str | None = Field(
+        default=None, description="the database; tables go to the schema SF_PIPELINE_DATASET"
+    )
     snowflake_stage: str | None = Field(default=None, description="named external stage over the staging bucket")
     snowflake_endpoint: str | None = Field(default=None, description="http(s)://host:port override (private link)")
-    staging: str = Field(default="none", description="none, a local folder, or az://container/prefix")
-    staging_file_format: str = Field(default="parquet", description="parquet or jsonl")
-    azure_account_name: str | None = None
-    azure_account_key: str | None = None
-    azure_sas_token: str | None = None
+    staging: str = Field(
+        default="none", description="where dlt stages load files: none, a local folder, or az://container/prefix"
+    )
+    staging_file_format: str = Field(default="parquet", description="the staged files' format: parquet or jsonl")
+    azure_account_name: str | None = Field(default=None, description="the storage account of the staging bucket")
+    azure_account_key: str | None = Field(default=None, description="its key (or a SAS token instead)")
+    azure_sas_token: str | None = Field(default=None, description="a SAS token with read, write, list and delete")
     azure_blob_endpoint: str | None = Field(
-        default=None, description="blob endpoint URL for Azurite or a private endpoint"
+        default=None, description="http(s)://host[:port]/account for Azurite or a private endpoint"
     )
 
     def warehouse(self) -> Warehouse:
@@ -156,12 +176,22 @@ class WarehouseResource(dg.ConfigurableResource):
 class PipelineSettings(dg.ConfigurableResource):
     """Splitting and working space; dlt keeps its own worker defaults."""
 
-    work_dir: str | None = None
-    chunk_min_rows: int = SplitOptions.min_rows
-    chunk_target_mb: int = Field(default=0, description="chunk size aimed at; 0: from the pod's memory")
-    memory_limit_mb: int = Field(default=0, description="the memory a load sizes itself by; 0: the cgroup's limit")
+    work_dir: str | None = Field(
+        default=None, description="extract pages, chunks and dlt's folders; unset: the system temp folder"
+    )
+    chunk_min_rows: int = Field(
+        default=SplitOptions.min_rows, description="an object is cut into chunks only above this many records"
+    )
+    chunk_target_mb: int = Field(
+        default=0, description="MiB of CSV a chunk aims at; 0: from the pod's memory (64 to 1024 MiB)"
+    )
+    memory_limit_mb: int = Field(
+        default=0, description="MiB a load sizes itself by; 0: its cgroup's memory limit, else the RAM"
+    )
     max_chunks: int = SplitOptions.max_chunks
-    dlt_log_level: str = Field(default=DltSettings.log_level, description="dlt runtime log level: INFO or WARNING")
+    dlt_log_level: str = Field(
+        default=DltSettings.log_level, description="dlt's runtime log level: INFO or WARNING (none that hides failures)"
+    )
 
     def split_options(self) -> SplitOptions:
         return SplitOptions(
@@ -236,16 +266,7 @@ def sweep_with(
         )
 
 
-def _env(name: str, default: str | None = None) -> Any:
-    """An EnvVar when the variable is set, else the local default."""
-    return dg.EnvVar(name) if os.environ.get(name) else default
-
-
-def _int_env(name: str, default: int) -> Any:
-    return dg.EnvVar.int(name) if os.environ.get(name) else default
-
-
-SNOWFLAKE_ENV = (
+SNOWFLAKE_FIELDS = (
     "account",
     "user",
     "password",
@@ -258,45 +279,66 @@ SNOWFLAKE_ENV = (
     "stage",
     "endpoint",
 )
-AZURE_ENV = {
-    "azure_account_name": "AZURE_STORAGE_ACCOUNT_NAME",
-    "azure_account_key": "AZURE_STORAGE_ACCOUNT_KEY",
-    "azure_sas_token": "AZURE_STORAGE_SAS_TOKEN",
-    "azure_blob_endpoint": "AZURE_STORAGE_BLOB_ENDPOINT",
+
+# Each resource field a variable sets (field -> variable): the one list `default_resources` reads and
+# docs/configuration.md is generated from (`sf-pipeline settings`). Unset, a field keeps its default.
+RESOURCE_ENV: dict[str, tuple[type[dg.ConfigurableResource], dict[str, str]]] = {
+    "salesforce": (
+        SalesforceResource,
+        {
+            **SALESFORCE_ENV,
+            "max_records_per_page": "SF_PIPELINE_PAGE_RECORDS",
+            "download_concurrency": SIZE_ENV["download_concurrency"],
+        },
+    ),
+    "warehouse": (
+        WarehouseResource,
+        {
+            "destination": "SF_PIPELINE_DESTINATION",
+            "dataset": "SF_PIPELINE_DATASET",
+            "duckdb_path": "SF_PIPELINE_DUCKDB",
+            "duckdb_memory_limit": SIZE_ENV["duckdb_memory_limit"],
+            "staging": "SF_PIPELINE_STAGING",
+            "staging_file_format": "SF_PIPELINE_STAGING_FORMAT",
+            **{f"snowflake_{name}": f"SF_PIPELINE_SNOWFLAKE_{name.upper()}" for name in SNOWFLAKE_FIELDS},
+            "azure_account_name": "AZURE_STORAGE_ACCOUNT_NAME",
+            "azure_account_key": "AZURE_STORAGE_ACCOUNT_KEY",
+            "azure_sas_token": "AZURE_STORAGE_SAS_TOKEN",
+            "azure_blob_endpoint": "AZURE_STORAGE_BLOB_ENDPOINT",
+        },
+    ),
+    "pipeline_settings": (
+        PipelineSettings,
+        {
+            "work_dir": "SF_PIPELINE_WORK_DIR",
+            "dlt_log_level": "SF_PIPELINE_DLT_LOG_LEVEL",
+            "chunk_min_rows": "SF_PIPELINE_CHUNK_MIN_ROWS",
+            "chunk_target_mb": SIZE_ENV["chunk_target_mb"],
+            "memory_limit_mb": SIZE_ENV["memory_limit_mb"],
+        },
+    ),
 }
+
+
+def resource_from_env(key: str) -> dg.ConfigurableResource:
+    """The resource with an ``EnvVar`` for each of its variables that is set (read when the run starts)."""
+    cls, env = RESOURCE_ENV[key]
+    values: dict[str, Any] = {}
+    for name, var in env.items():
+        if os.environ.get(var):
+            values[name] = dg.EnvVar.int(var) if cls.model_fields[name].annotation is int else dg.EnvVar(var)
+    return cls(**values)
 
 
 def destination_from_env() -> str:
     """The destination the code location loads into, for the asset's kinds (a label, read at import)."""
-    return os.environ.get("SF_PIPELINE_DESTINATION") or WarehouseResource.model_fields["destination"].default
+    var = RESOURCE_ENV["warehouse"][1]["destination"]
+    return os.environ.get(var) or WarehouseResource.model_fields["destination"].default
 
 
 def warehouse_from_env() -> WarehouseResource:
-    return WarehouseResource(
-        destination=_env("SF_PIPELINE_DESTINATION", WarehouseResource.model_fields["destination"].default),
-        dataset=_env("SF_PIPELINE_DATASET", "salesforce"),
-        duckdb_path=_env("SF_PIPELINE_DUCKDB", "data/sf_pipeline.duckdb"),
-        duckdb_memory_limit=_env(SIZE_ENV["duckdb_memory_limit"], ""),
-        staging=_env("SF_PIPELINE_STAGING", "none"),
-        staging_file_format=_env("SF_PIPELINE_STAGING_FORMAT", "parquet"),
-        **{f"snowflake_{k}": _env(f"SF_PIPELINE_SNOWFLAKE_{k.upper()}") for k in SNOWFLAKE_ENV},
-        **{field: _env(env) for field, env in AZURE_ENV.items()},
-    )
+    return resource_from_env("warehouse")  # type: ignore[return-value]
 
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:
-    return {
-        "salesforce": SalesforceResource(
-            **{name: _env(var, SalesforceResource.model_fields[name].default) for name, var in SALESFORCE_ENV.items()},
-            max_records_per_page=_int_env("SF_PIPELINE_PAGE_RECORDS", ExtractOptions.max_records or 0),
-            download_concurrency=_int_env(SIZE_ENV["download_concurrency"], 0),
-        ),
-        "warehouse": warehouse_from_env(),
-        "pipeline_settings": PipelineSettings(
-            work_dir=_env("SF_PIPELINE_WORK_DIR"),
-            dlt_log_level=_env("SF_PIPELINE_DLT_LOG_LEVEL", DltSettings.log_level),
-            chunk_min_rows=_int_env("SF_PIPELINE_CHUNK_MIN_ROWS", SplitOptions.min_rows),
-            chunk_target_mb=_int_env(SIZE_ENV["chunk_target_mb"], 0),
-            memory_limit_mb=_int_env(SIZE_ENV["memory_limit_mb"], 0),
-        ),
-    }
+    return {key: resource_from_env(key) for key in RESOURCE_ENV}

@@ -28,6 +28,9 @@ from .soql import SoqlError, parse
 
 log = logging.getLogger(__name__)
 
+CACHE_ENV = "SF_EMULATOR_CACHE"  # where generated rows are cached
+DEFAULT_CACHE = Path.home() / ".cache" / "sf_pipeline" / "emulator"
+
 HTML_LOGIN_PAGE = b"""<!DOCTYPE html><html><head><title>Login | Salesforce</title></head>
 <body><form id="login_form" method="post" action="/login"><input id="username" name="username">
 <input id="password" name="pw" type="password"><input type="submit" value="Log In"></form></body></html>
@@ -45,11 +48,7 @@ class EmulatorConfig:
     seed: int = 42
     scale: float = 1.0
     rows: dict[str, int] = field(default_factory=dict)
-    cache_dir: Path = field(
-        default_factory=lambda: Path(
-            os.environ.get("SF_EMULATOR_CACHE", Path.home() / ".cache" / "sf_pipeline" / "emulator")
-        )
-    )
+    cache_dir: Path = field(default_factory=lambda: Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE))
     client_id: str = "demo-client-id"
     client_secret: str = "demo-client-secret"
     username: str = "demo@example.com"

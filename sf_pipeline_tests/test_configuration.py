@@ -1,0 +1,69 @@
+"""docs/configuration.md cannot drift: its variable tables are what the code's settings homes generate, every
+variable the code reads is listed, every catalog key is documented, and a set variable reaches its resource."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from sf_pipeline.catalog import OBJECT_SETTINGS
+from sf_pipeline.cli.main import main
+from sf_pipeline.cli.settings import BEGIN, END, markdown, settings
+from sf_pipeline.defs.resources import RESOURCE_ENV, default_resources
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "configuration.md"
+VARIABLE = re.compile(r"[\"'`]((?:SF|AZURE_STORAGE)_[A-Z0-9_]*[A-Z0-9])[\"'`]")
+
+
+def test_the_variable_tables_are_what_the_code_generates() -> None:
+    text = DOC.read_text()
+    generated = BEGIN + text.split(BEGIN, 1)[1].split(END, 1)[0] + END
+    assert generated == markdown(), "run: sf-pipeline settings --update docs/configuration.md"
+
+
+def test_every_variable_the_code_reads_is_listed() -> None:
+    listed = {s.variable for s in settings()}
+    read = {m for path in (ROOT / "sf_pipeline").rglob("*.py") for m in VARIABLE.findall(path.read_text())}
+    assert read - listed == set(), "variables read in the code but missing from sf_pipeline/cli/settings.py"
+    assert len(listed) == len(list(settings())), "a variable is listed twice"
+
+
+def test_every_catalog_key_is_documented() -> None:
+    section = DOC.read_text().split("## The catalog file", 1)[1]
+    documented = set(re.findall(r"^\| `(\w+)`", section, flags=re.M))
+    assert documented >= OBJECT_SETTINGS
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "resource", "field", "expected"),
+    [
+        ("SF_PIPELINE_CHUNK_TARGET_MB", "96", "pipeline_settings", "chunk_target_mb", 96),
+        ("SF_PIPELINE_DUCKDB", "/tmp/elsewhere.duckdb", "warehouse", "duckdb_path", "/tmp/elsewhere.duckdb"),
+        ("SF_PIPELINE_SNOWFLAKE_ROLE", "LOADER", "warehouse", "snowflake_role", "LOADER"),
+        ("SF_API_VERSION", "61.0", "salesforce", "api_version", "61.0"),
+    ],
+)
+def test_a_set_variable_reaches_its_resource(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, resource: str, field: str, expected: object
+) -> None:
+    assert RESOURCE_ENV[resource][1][field] == variable
+    monkeypatch.setenv(variable, value)
+    with dg.build_resources(default_resources()) as resources:
+        assert getattr(getattr(resources, resource), field) == expected
+    monkeypatch.delenv(variable)
+    with dg.build_resources(default_resources()) as resources:
+        assert getattr(getattr(resources, resource), field) == RESOURCE_ENV[resource][0].model_fields[field].default
+
+
+def test_settings_update_rewrites_only_the_generated_part(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    doc = tmp_path / "configuration.md"
+    doc.write_text(f"# before\n\n{BEGIN}\nstale\n{END}\n\nafter\n")
+    assert main(["settings", "--update", str(doc)]) == 0
+    assert doc.read_text() == f"# before\n\n{markdown()}\n\nafter\n"
+    doc.write_text("no markers")
+    assert main(["settings", "--update", str(doc)]) == 1
+    assert "has no generated section" in capsys.readouterr().err
