@@ -67,3 +67,12 @@ def test_settings_update_rewrites_only_the_generated_part(tmp_path: Path, capsys
     doc.write_text("no markers")
     assert main(["settings", "--update", str(doc)]) == 1
     assert "has no generated section" in capsys.readouterr().err
+
+
+def test_the_readme_points_at_every_document_and_each_exists() -> None:
+    readme = (ROOT / "README.md").read_text()
+    named = set(re.findall(r"\b(docs/[a-z_]+\.md|bench/README\.md)", readme))
+    assert {f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md")} <= named
+    assert all((ROOT / name).exists() for name in named), sorted(n for n in named if not (ROOT / n).exists())
+    for path in re.findall(r"`(sf_pipeline/[\w/]+\.(?:py|yaml))`", readme):
+        assert (ROOT / path).exists(), f"README names {path}, which does not exist"
