@@ -39,6 +39,42 @@ def lead_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
     return [r for r in instance.get_runs() if asset_key("Lead") in (r.asset_selection or ())]
 
 
+def one_round(stack: LocalDagster, instance: dg.DagsterInstance, k: int, interval: int) -> list:
+    """A Lead inserted, one edited and one deleted in the org now; the sensor's run awaited: when it was
+    requested, how long it ran, when the change was in DuckDB, and whether exactly."""
+    assert stack.emulator is not None
+    model = stack.emulator.state.org.get("Lead")
+    assert model is not None
+    existing = [model.raw_value(model.by_name["id"], i) for i in (10 * k + 1, 10 * k + 2)]
+    before = len(lead_runs(instance))
+    changed_at = time.time()
+    new_id = httpx.post(
+        f"{stack.emulator.url}/__emulator__/records",
+        json={
+            "object": "Lead",
+            "insert": [{"LastName": f"Round {k}", "Company": "Bench", "Status": "Open"}],
+            "update": [{"Id": existing[0], "Company": f"Edited {k}"}],
+            "delete": [existing[1]],
+        },
+    ).json()["inserted"][0]
+    deadline = time.monotonic() + 10 * interval + 300
+    while len(lead_runs(instance)) == before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    run = lead_runs(instance)[0]
+    stack.wait([run.run_id], timeout_s=600)
+    record = instance.get_run_record_by_id(run.run_id)
+    assert record is not None and record.start_time and record.end_time
+    with duckdb.connect(str(stack.duckdb_path), read_only=True) as con:
+        company = dict(con.execute("SELECT id, company FROM salesforce.lead").fetchall())
+    exact = company.get(new_id) == "Bench" and company.get(existing[0]) == f"Edited {k}" and existing[1] not in company
+    return [
+        record.create_timestamp.timestamp() - changed_at,
+        record.end_time - record.start_time,
+        record.end_time - changed_at,
+        "yes" if exact else "NO",
+    ]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--interval", type=int, default=30)
@@ -66,44 +102,8 @@ def main() -> int:
         stack.start_sensor(SENSOR_NAME)
         time.sleep(args.interval + 5)  # the first tick (nothing changed) has passed
         rows = []
-        model = stack.emulator.state.org.get("Lead")
-        assert model is not None
         for k in range(args.rounds):
-            existing = [model.raw_value(model.by_name["id"], i) for i in (10 * k + 1, 10 * k + 2)]
-            before = len(lead_runs(instance))
-            changed_at = time.time()
-            new_id = httpx.post(
-                f"{url}/__emulator__/records",
-                json={
-                    "object": "Lead",
-                    "insert": [{"LastName": f"Round {k}", "Company": "Bench", "Status": "Open"}],
-                    "update": [{"Id": existing[0], "Company": f"Edited {k}"}],
-                    "delete": [existing[1]],
-                },
-            ).json()["inserted"][0]
-            deadline = time.monotonic() + 10 * args.interval + 300
-            while len(lead_runs(instance)) == before and time.monotonic() < deadline:
-                time.sleep(0.5)
-            run = lead_runs(instance)[0]
-            stack.wait([run.run_id], timeout_s=600)
-            record = instance.get_run_record_by_id(run.run_id)
-            assert record is not None and record.start_time and record.end_time
-            with duckdb.connect(str(stack.duckdb_path), read_only=True) as con:
-                company = dict(con.execute("SELECT id, company FROM salesforce.lead").fetchall())
-            exact = (
-                company.get(new_id) == "Bench"
-                and company.get(existing[0]) == f"Edited {k}"
-                and existing[1] not in company
-            )
-            rows.append(
-                [
-                    k + 1,
-                    record.create_timestamp.timestamp() - changed_at,
-                    record.end_time - record.start_time,
-                    record.end_time - changed_at,
-                    "yes" if exact else "NO",
-                ]
-            )
+            rows.append([k + 1, *one_round(stack, instance, k, args.interval)])
             print(f"round {k + 1}: {rows[-1][3]:.1f}s change -> DuckDB", flush=True)
     print(f"sensor interval {args.interval}s, Lead {args.rows:,} records")
     print(table(["round", "run requested after s", "run s", "change -> DuckDB s", "exact"], rows))

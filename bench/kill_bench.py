@@ -18,6 +18,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -62,6 +63,44 @@ def first_step_pid_time(instance: dg.DagsterInstance, run_id: str, timeout_s: fl
     raise TimeoutError(f"run {run_id} never started its step")
 
 
+HEADER = ["round", "kill at step +s", "retry and User", "queue ran again s", "both done s", "exact"]
+
+
+def one_kill(
+    stack: LocalDagster,
+    instance: dg.DagsterInstance,
+    submit: Callable[[str], str],
+    delay_s: float,
+    truth: list[str],
+) -> list[str]:
+    """An Account run SIGKILLed ``delay_s`` into its step with a User run queued behind it: when the queue ran
+    again, when both were done, and whether the table then holds exactly Salesforce's rows."""
+    run_id = submit("Account")
+    started = first_step_pid_time(instance, run_id)
+    time.sleep(max(0.0, started + delay_s - time.monotonic()))
+    if instance.get_run_by_id(run_id).is_finished:
+        return ["finished before the kill", "-", "-", "-"]
+    for pid in list(recorded_pids(instance.all_logs(run_id))):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    killed_at = time.time()
+    other = submit("User")
+    deadline = time.monotonic() + 600
+    while AUTO_RETRY_RUN_ID_TAG not in instance.get_run_by_id(run_id).tags:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no retry of {run_id}")
+        time.sleep(0.5)
+    retry = instance.get_run_by_id(run_id).tags[AUTO_RETRY_RUN_ID_TAG]
+    statuses = stack.wait([retry, other], timeout_s=900)
+    records = [instance.get_run_record_by_id(r) for r in (retry, other)]
+    next_start = min(r.start_time for r in records) - killed_at
+    done = max(r.end_time for r in records) - killed_at
+    exact = loaded_ids(stack.duckdb_path) == truth
+    return ["/".join(sorted(set(statuses.values()))), f"{next_start:.0f}", f"{done:.0f}", "yes" if exact else "NO"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--kills", type=int, default=10)
@@ -88,14 +127,14 @@ def main() -> None:
     with LocalDagster(work / "home", work / "sf.duckdb", config, extra_env=env) as stack:
         stack.start_daemon()
         instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(stack.home)))
-        account, user = catalog.get("Account"), catalog.get("User")
 
-        def submit(entry) -> str:  # noqa: ANN001
+        def submit(name: str) -> str:
+            entry = catalog.get(name)
             return stack.submit(
                 job_name(entry), asset_key(entry.name).path, run_tags(instance, entry, keys[0], keys[-1])
             )
 
-        clean = submit(account)  # one undisturbed run: how long the step takes, to aim the kills
+        clean = submit("Account")  # one undisturbed run: how long the step takes, to aim the kills
         stepped = first_step_pid_time(instance, clean)
         stack.wait([clean], timeout_s=900)
         step_s = time.monotonic() - stepped
@@ -106,51 +145,11 @@ def main() -> None:
         )
         truth = truth_ids(stack, since, until)
         for round_no in range(1, args.kills + 1):
-            run_id = submit(account)
-            started = first_step_pid_time(instance, run_id)
-            delay = rng.uniform(0.5, max(1.0, step_s * 0.95))
-            time.sleep(max(0.0, started + delay - time.monotonic()))
-            if instance.get_run_by_id(run_id).is_finished:
-                rows.append([round_no, f"{delay:.1f}", "finished before the kill", "-", "-", "-"])
-                continue
-            pids = list(recorded_pids(instance.all_logs(run_id)))
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            killed_at = time.time()
-            other = submit(user)
-            deadline = time.monotonic() + 600
-            while AUTO_RETRY_RUN_ID_TAG not in instance.get_run_by_id(run_id).tags:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"round {round_no}: no retry of {run_id}")
-                time.sleep(0.5)
-            retry = instance.get_run_by_id(run_id).tags[AUTO_RETRY_RUN_ID_TAG]
-            statuses = stack.wait([retry, other], timeout_s=900)
-            records = [instance.get_run_record_by_id(r) for r in (retry, other)]
-            next_start = min(r.start_time for r in records) - killed_at
-            done = max(r.end_time for r in records) - killed_at
-            exact = loaded_ids(stack.duckdb_path) == truth
-            rows.append(
-                [
-                    round_no,
-                    f"{delay:.1f}",
-                    "/".join(sorted(set(statuses.values()))),
-                    f"{next_start:.0f}",
-                    f"{done:.0f}",
-                    "yes" if exact else "NO",
-                ]
-            )
-            print(
-                table(
-                    ["round", "kill at step +s", "retry and User", "queue ran again s", "both done s", "exact"],
-                    rows[-1:],
-                ).splitlines()[-1],
-                flush=True,
-            )
+            delay_s = rng.uniform(0.5, max(1.0, step_s * 0.95))
+            rows.append([round_no, f"{delay_s:.1f}", *one_kill(stack, instance, submit, delay_s, truth)])
+            print(table(HEADER, rows[-1:]).splitlines()[-1], flush=True)
     print()
-    print(table(["round", "kill at step +s", "retry and User", "queue ran again s", "both done s", "exact"], rows))
+    print(table(HEADER, rows))
     again = [float(r[3]) for r in rows if r[3] != "-"]
     if again:
         print(

@@ -25,12 +25,15 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import OUT, ROOT, materialize_range_command, start_emulator, table  # noqa: E402
+
+from sf_pipeline.emulator.state import CACHE_ENV, DEFAULT_CACHE  # noqa: E402
 
 CGROUP_ROOT = Path("/sys/fs/cgroup/memory")
 
@@ -89,87 +92,91 @@ def main() -> None:
             "SF_PIPELINE_DUCKDB": str(home / "run.duckdb"),
             "SF_PIPELINE_WORK_DIR": str(home / "work"),
         }
-        cmd = materialize_range_command("Account", keys[0], keys[-1])
         alone = halves_alone(env, home, group) if args.alone else None
         packed = set(GZIP_DIR.glob("*.gz"))
-        sampler = TreeSampler(group)
-        started = time.monotonic()
-        proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            preexec_fn=lambda: (group / "cgroup.procs").write_text(str(os.getpid())),
-        )
-        sampler.start()
-        out, _ = proc.communicate()
-        seconds = time.monotonic() - started
-        sampler.done.set()
-        sampler.join()
-        (OUT / "run_bench.log").write_text(out)  # the run's own log, kept for a look
-        cgroup_peak = int((group / "memory.max_usage_in_bytes").read_text()) / 2**20
-        extracted = re.search(r"extracted (\d+) records in (\d+) file\(s\), ([\d.]+) MB, ([\d.]+)s", out)
-        loaded = re.findall(r"chunk \d+(?:/\d+)? loaded: \d+ rows, [\d.]+ MB of CSV in ([\d.]+)s", out)
-        rows = [
-            [
-                f"{int(extracted.group(1)):,}" if extracted else "?",
-                f"{float(extracted.group(3)):,.0f}" if extracted else "?",
-                args.limit_mb,
-                f"{proc.returncode}{' (OOM-killed)' if proc.returncode in (137, -9) else ''}",
-                round(seconds, 1),
-                float(extracted.group(4)) if extracted else "?",
-                round(sum(float(s) for s in loaded), 1),
-                len(loaded),
-                round(sampler.peak_sum / 2**20),
-                round(sampler.peak_one / 2**20),
-                round(cgroup_peak),
-            ]
-        ]
-        print(
-            table(
-                [
-                    "records",
-                    "CSV MB",
-                    "limit MiB",
-                    "exit",
-                    "run s",
-                    "extract s",
-                    "chunk loads s",
-                    "chunks",
-                    "peak RSS MiB (all)",
-                    "largest process MiB",
-                    "cgroup peak MiB",
-                ],
-                rows,
-            )
-        )
-        step = re.search(r"\] (\d+) rows loaded in ([\d.]+)s", out)
-        for name, peak in sorted(sampler.peaks.items(), key=lambda item: -item[1]):
-            print(f"process peak {peak / 2**20:6.0f} MiB: ...{name}")
-        sized = next((line.split("] ", 1)[-1] for line in out.splitlines() if "] memory limit " in line), None)
-        print(f"sizes the run chose: {sized or '(none logged)'}")
-        print(
-            f"pages the emulator compressed during the run (0: every page served from its kept gzip): "
-            f"{len(set(GZIP_DIR.glob('*.gz')) - packed)}"
-        )
-        if alone and step:
-            extract_s, load_s = alone
-            print(
-                f"extract alone {extract_s:.1f} s, load alone {load_s:.1f} s, one after the other "
-                f"{extract_s + load_s:.1f} s; the run's object step {float(step.group(2)):.1f} s = "
-                f"{float(step.group(2)) / max(extract_s, load_s):.3f} x max(extract alone, load alone)"
-            )
-        if proc.returncode:
-            print(out[-3000:])
+        run = run_in_group(materialize_range_command("Account", keys[0], keys[-1]), env, group)
+        (OUT / "run_bench.log").write_text(run.out)  # the run's own log, kept for a look
+        print_run(run, args.limit_mb, group)
+        print_details(run, packed, alone)
     finally:
         emulator.kill()
         group.rmdir()
         shutil.rmtree(home, ignore_errors=True)
 
 
-GZIP_DIR = Path(os.environ.get("SF_EMULATOR_CACHE", Path.home() / ".cache" / "sf_pipeline" / "emulator")) / "gz"
+@dataclass
+class Run:
+    returncode: int
+    out: str
+    seconds: float
+    sampler: TreeSampler
+
+
+def run_in_group(cmd: list[str], env: dict[str, str], group: Path) -> Run:
+    """The command inside the memory cgroup, its process tree sampled for RSS."""
+    sampler = TreeSampler(group)
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: (group / "cgroup.procs").write_text(str(os.getpid())),
+    )
+    sampler.start()
+    out, _ = proc.communicate()
+    seconds = time.monotonic() - started
+    sampler.done.set()
+    sampler.join()
+    return Run(proc.returncode, out, seconds, sampler)
+
+
+def print_run(run: Run, limit_mb: int, group: Path) -> None:
+    cgroup_peak = int((group / "memory.max_usage_in_bytes").read_text()) / 2**20
+    extracted = re.search(r"extracted (\d+) records in (\d+) file\(s\), ([\d.]+) MB, ([\d.]+)s", run.out)
+    loaded = re.findall(r"chunk \d+(?:/\d+)? loaded: \d+ rows, [\d.]+ MB of CSV in ([\d.]+)s", run.out)
+    row = [
+        f"{int(extracted.group(1)):,}" if extracted else "?",
+        f"{float(extracted.group(3)):,.0f}" if extracted else "?",
+        limit_mb,
+        f"{run.returncode}{' (OOM-killed)' if run.returncode in (137, -9) else ''}",
+        round(run.seconds, 1),
+        float(extracted.group(4)) if extracted else "?",
+        round(sum(float(s) for s in loaded), 1),
+        len(loaded),
+        round(run.sampler.peak_sum / 2**20),
+        round(run.sampler.peak_one / 2**20),
+        round(cgroup_peak),
+    ]
+    header = ["records", "CSV MB", "limit MiB", "exit", "run s", "extract s", "chunk loads s", "chunks"]
+    header += ["peak RSS MiB (all)", "largest process MiB", "cgroup peak MiB"]
+    print(table(header, [row]))
+
+
+def print_details(run: Run, packed: set[Path], alone: tuple[float, float] | None) -> None:
+    for name, peak in sorted(run.sampler.peaks.items(), key=lambda item: -item[1]):
+        print(f"process peak {peak / 2**20:6.0f} MiB: ...{name}")
+    sized = next((line.split("] ", 1)[-1] for line in run.out.splitlines() if "] memory limit " in line), None)
+    print(f"sizes the run chose: {sized or '(none logged)'}")
+    print(
+        f"pages the emulator compressed during the run (0: every page served from its kept gzip): "
+        f"{len(set(GZIP_DIR.glob('*.gz')) - packed)}"
+    )
+    step = re.search(r"\] (\d+) rows loaded in ([\d.]+)s", run.out)
+    if alone and step:
+        extract_s, load_s = alone
+        print(
+            f"extract alone {extract_s:.1f} s, load alone {load_s:.1f} s, one after the other "
+            f"{extract_s + load_s:.1f} s; the run's object step {float(step.group(2)):.1f} s = "
+            f"{float(step.group(2)) / max(extract_s, load_s):.3f} x max(extract alone, load alone)"
+        )
+    if run.returncode:
+        print(run.out[-3000:])
+
+
+GZIP_DIR = Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE) / "gz"
 
 
 def halves_alone(env: dict[str, str], home: Path, group: Path) -> tuple[float, float]:

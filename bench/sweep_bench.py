@@ -70,6 +70,10 @@ def run_sweep(env: dict[str, str]) -> tuple[float, float, dict]:
     return seconds, usage.ru_maxrss / 1024, json.loads(output.strip().splitlines()[-1])
 
 
+HEADER = ["rows", "hard deletes", "sweep s", "peak RSS MB", "sweep's own peak MB", "removed", "not loaded"]
+HEADER += ["API calls", "exact"]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=5_000_000)
@@ -105,34 +109,9 @@ def main() -> int:
         live_rows = sum(1 for i in range(args.rows) if not model.is_deleted(i))
         exact = left == live_rows - args.hard_deletes and survivors == 0 and out["gone_from_salesforce"] == len(doomed)
         print(f"setup (table of {args.rows:,} Ids built in DuckDB): {setup_s:.0f}s, not measured")
-        print(
-            table(
-                [
-                    "rows",
-                    "hard deletes",
-                    "sweep s",
-                    "peak RSS MB",
-                    "sweep's own peak MB",
-                    "removed",
-                    "not loaded",
-                    "API calls",
-                    "exact",
-                ],
-                [
-                    [
-                        f"{args.rows:,}",
-                        args.hard_deletes,
-                        seconds,
-                        peak_mb,
-                        out["peak_rss_mb"],
-                        out["gone_from_salesforce"],
-                        out["missing_in_table"],
-                        out["api_calls"],
-                        "yes" if exact else "NO",
-                    ]
-                ],
-            )
-        )
+        row = [f"{args.rows:,}", args.hard_deletes, seconds, peak_mb, out["peak_rss_mb"]]
+        row += [out["gone_from_salesforce"], out["missing_in_table"], out["api_calls"], "yes" if exact else "NO"]
+        print(table(HEADER, [row]))
         return 0 if exact else 1
     finally:
         emulator.terminate()

@@ -196,16 +196,7 @@ class SalesforceClient:
                     raise TransientError(
                         f"{type(exc).__name__}: {exc} (after {attempt} attempts)", sobject=sobject, request=name
                     ) from exc
-                delay = self.retry.delay(attempt)
-                log.warning(
-                    "%s failed with %s; retry %d/%d in %.1fs",
-                    name,
-                    type(exc).__name__,
-                    attempt,
-                    self.retry.max_attempts - 1,
-                    delay,
-                )
-                time.sleep(delay)
+                self._wait_to_retry(name, type(exc).__name__, attempt, None)
                 continue
             if response.status_code in RETRY_STATUS:
                 if stream:
@@ -220,19 +211,14 @@ class SalesforceClient:
                         error_code=code,
                         status=response.status_code,
                     )
-                retry_after = _retry_after(response)
-                delay = self.retry.delay(attempt, retry_after)
-                log.warning(
-                    "%s answered HTTP %d; retry %d/%d in %.1fs",
-                    name,
-                    response.status_code,
-                    attempt,
-                    self.retry.max_attempts - 1,
-                    delay,
-                )
-                time.sleep(delay)
+                self._wait_to_retry(name, f"HTTP {response.status_code}", attempt, _retry_after(response))
                 continue
             return response
+
+    def _wait_to_retry(self, name: str, failure: str, attempt: int, retry_after: float | None) -> None:
+        delay = self.retry.delay(attempt, retry_after)
+        log.warning("%s failed (%s); retry %d/%d in %.1fs", name, failure, attempt, self.retry.max_attempts - 1, delay)
+        time.sleep(delay)
 
     def _note_usage(self, response: httpx.Response) -> None:
         usage = ApiUsage.from_header(response.headers.get("Sforce-Limit-Info"))
