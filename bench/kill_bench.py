@@ -54,9 +54,10 @@ def loaded_ids(db: Path) -> list[str]:
 
 
 def first_step_pid_time(instance: dg.DagsterInstance, run_id: str, timeout_s: float = 300) -> float:
+    """When the run's object step started (the run's one process runs it: in_process_executor)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        events = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_WORKER_STARTED)
+        events = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)
         if events:
             return time.monotonic()
         time.sleep(0.1)

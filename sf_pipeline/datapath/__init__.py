@@ -1,7 +1,10 @@
-"""DATA PATH: one object, one window, in plain Python - extract to CSV (``salesforce``), split into chunk
-files (``split``), type each chunk as Arrow (``arrow_types``), load chunk by chunk through a fresh dlt pipeline
-(``load``), and put it together with retries, full refreshes and schema drift (``sync``); the Id sweep
-(``reconcile``). May import ``errors``, ``common``, ``salesforce``, ``warehouse`` and ``catalog``; never dagster.
+"""DATA PATH: one object, one window, in plain Python. Extract to CSV (``salesforce``), split into chunk
+files (``split``), read each chunk as typed Arrow batches (``arrow_types``, ``read``), load chunk by chunk
+through a fresh dlt pipeline (``load``); ``sync`` puts it together (windows, full refreshes, schema drift)
+with the extract running alongside the load (``overlap``) in a work folder a dead run resumes from
+(``workspace``); ``reconcile`` is the Id sweep.
+
+May import ``errors``, ``common``, ``salesforce``, ``warehouse`` and ``catalog``; never dagster.
 """
 
 from .load import DltSettings, ObjectLoader, table_name

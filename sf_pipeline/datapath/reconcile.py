@@ -22,7 +22,8 @@ from ..salesforce.bulk import extract_object
 from ..warehouse import IdComparison, Warehouse
 from .load import DltSettings, table_name
 from .split import SplitOptions, plan_chunks
-from .sync import object_workspace, sized_load, work_root
+from .sync import sized_load
+from .workspace import object_workspace, work_root
 
 log = logging.getLogger(__name__)
 

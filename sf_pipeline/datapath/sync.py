@@ -7,39 +7,32 @@ A full refresh extracts everything live (``query``), loads it into a shadow tabl
 is in, swaps that in for the object's table, so a failure leaves the table as it was; a window extracts
 the rows whose cursor falls in it, deleted ones included (``queryAll``), and merges them on the key.
 
-Each (object, window) works in a folder of its own under the work root, behind a per-object lock. A run
-that dies (SIGKILL, an evicted pod) leaves it behind: the next run of the same window resumes the
-extract from its complete pages and deletes the dead run's chunks and dlt packages (never loading them);
-the next run of any other window of the object deletes the whole folder.
+Each (object, window) works in a folder of its own behind a per-object lock (``workspace.py``); the extract
+runs in a thread alongside the load (``overlap.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import queue
-import shutil
-import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
 from ..catalog import CatalogObject
-from ..common.faultpoints import faultpoint
 from ..common.memory import PeakRss
 from ..common.sizing import LoadSizes, SizeSettings, size_load
-from ..errors import ObjectBusyError, SfPipelineError
 from ..salesforce import ExtractOptions, ExtractResult, SalesforceClient, select_fields
 from ..salesforce.bulk import check_cursor_field, extract_object
 from ..warehouse import Warehouse
 from ..warehouse.naming import ColumnPlan, plan_columns
 from .arrow_types import arrow_type
 from .load import REFRESH_SUFFIX, ChunkRunner, DltSettings, LoadResult, ObjectLoader, table_name
-from .split import Chunk, ChunkStream, SplitOptions
+from .overlap import OverlappedExtract
+from .split import ChunkStream, SplitOptions
+from .workspace import object_workspace, window_name, work_root
 
 log = logging.getLogger(__name__)
 
@@ -80,142 +73,6 @@ class SyncResult:
     @property
     def reconciled(self) -> bool:
         return self.salesforce_records == self.csv_records == self.rows_loaded
-
-
-def work_root(work_dir: Path | None = None) -> Path:
-    return Path(work_dir) if work_dir else Path(tempfile.gettempdir()) / "sf_pipeline"
-
-
-def window_name(since: datetime | None, until: datetime | None) -> str:
-    stamp = "%Y%m%dT%H%M%S"
-    return f"{since.strftime(stamp) if since else 'start'}-{until.strftime(stamp) if until else 'now'}"
-
-
-@contextlib.contextmanager
-def object_workspace(root: Path, sobject: str, window: str) -> Iterator[Path]:
-    """Lock ``sobject``, clear what dead runs left, and yield its folder for ``window``.
-
-    After success the folder is deleted. After a failure only the extract is kept, so that a rerun of
-    the window resumes it; chunks and dlt's load packages are always deleted, never loaded again.
-    """
-    root.mkdir(parents=True, exist_ok=True)
-    folder = root / f"{sobject}-{window}"
-    lock_path = root / f"{sobject}.lock"
-    with open(lock_path, "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ObjectBusyError(
-                f"[{sobject}] another process is loading this object (it holds {lock_path})"
-            ) from None
-        for stale in root.glob(f"{sobject}-*"):
-            if stale != folder:
-                log.warning("[%s] deleting %s, left by a run that did not finish", sobject, stale)
-                shutil.rmtree(stale, ignore_errors=True)
-        _clear_load_state(folder, sobject)
-        folder.mkdir(exist_ok=True)
-        try:
-            yield folder
-        except BaseException:
-            _clear_load_state(folder, sobject)
-            raise
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _clear_load_state(folder: Path, sobject: str) -> None:
-    for leftover in [folder / "chunks", *folder.glob("dlt-*")]:
-        if leftover.exists():
-            log.warning("[%s] deleting %s, left by a run that did not finish", sobject, leftover)
-            shutil.rmtree(leftover, ignore_errors=True)
-
-
-STOP_WAIT_S = 120.0
-
-
-class OverlappedExtract:
-    """Runs an extract in a thread and hands its pages, cut into chunks, to the loader as they land.
-
-    ``chunks()`` yields each chunk as soon as its pages are on disk and raises the extract's error if it
-    fails; if the loader stops early (an error, a termination), the extract is told to stop and joined
-    before the exception goes on, so nothing keeps writing into a folder being cleaned up."""
-
-    _DONE = object()
-
-    def __init__(
-        self,
-        sobject: str,
-        extract: Callable[[Callable[[Path, int, int], None]], ExtractResult],
-        stream: ChunkStream,
-    ) -> None:
-        self.sobject = sobject
-        self._extract = extract
-        self._stream = stream
-        self._events: queue.Queue = queue.Queue()
-        self._stop = threading.Event()
-        self._result: ExtractResult | None = None
-        self.records = 0
-        self.split_seconds = 0.0
-        self.waited_seconds = 0.0  # the loader idle, waiting for pages
-
-    @property
-    def result(self) -> ExtractResult:
-        assert self._result is not None, "chunks() not consumed"
-        return self._result
-
-    def _on_page(self, path: Path, records: int, job_records: int) -> None:
-        if self._stop.is_set():
-            raise ExtractStopped(f"[{self.sobject}] extract stopped: the load failed")
-        self._events.put((path, records, job_records))
-
-    def _run(self) -> None:
-        try:
-            self._events.put((self._DONE, self._extract(self._on_page)))
-        except BaseException as exc:  # noqa: BLE001 - handed to the loader's thread, raised there
-            self._events.put((self._DONE, exc))
-
-    def chunks(self) -> Iterator[Chunk]:
-        thread = threading.Thread(target=self._run, name=f"extract-{self.sobject}", daemon=True)
-        thread.start()
-        try:
-            while True:
-                started = time.monotonic()
-                event = self._events.get()
-                self.waited_seconds += time.monotonic() - started
-                if event[0] is self._DONE:
-                    if isinstance(event[1], BaseException):
-                        raise event[1]
-                    self._result = event[1]
-                    break
-                yield from self._cut(lambda e=event: self._stream.add(*e))
-            last = self._cut(self._stream.finish)
-            faultpoint("split_done", self.sobject)
-            yield from last
-        finally:
-            self._stop.set()
-            # the pages in flight finish (each is resumable); a query job still running is not waited
-            # for long: its thread writes nothing but complete pages and the manifest a rerun resumes from
-            thread.join(timeout=STOP_WAIT_S)
-            if thread.is_alive():
-                log.warning("[%s] the extract is still running %.0fs after the load stopped", self.sobject, STOP_WAIT_S)
-
-    def _cut(self, step: Callable[[], list[Chunk]]) -> list[Chunk]:
-        started = time.monotonic()
-        chunks = step()
-        self.split_seconds += time.monotonic() - started
-        for chunk in chunks:
-            self.records += chunk.rows
-            log.info(
-                "[%s] chunk of %d record(s), %.1f MB (%d file(s)) ready to load",
-                self.sobject,
-                chunk.rows,
-                chunk.bytes / 1e6,
-                len(chunk.files),
-            )
-        return chunks
-
-
-class ExtractStopped(SfPipelineError):
-    """Raised in the extract's thread when the loader has given up; never reaches the caller."""
 
 
 @dataclass(frozen=True)
