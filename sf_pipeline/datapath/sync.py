@@ -232,18 +232,11 @@ def sync_object(
             run_chunk=run_chunk,
         )
         plan = _plan_columns(warehouse, entry.name, chosen.fields)
-        if full_refresh:
-            warehouse.drop_object_table(loader.table, loader.schema_name)  # a dead run's shadow
         extract = _WindowExtract(
             client, entry, work / "extract", sized.extract, describe, chosen.names, since, until, full_refresh
         )
         overlap = OverlappedExtract(entry.name, extract, ChunkStream(work / "chunks", sized.split))
-        # closing: a load that fails mid-way stops and joins the extract before the error goes on
-        with contextlib.closing(overlap.chunks()) as chunks:
-            into_empty = mode == "merge" and warehouse.count_rows(table) == 0
-            loaded = loader.load(chunks, chosen.fields, mode=mode, column_names=plan.columns, into_empty=into_empty)
-        if full_refresh:
-            warehouse.swap_in(loader.table, table, loader.schema_name)
+        loaded = _load_window(warehouse, loader, overlap, table, chosen.fields, plan.columns, full_refresh)
         seconds = time.monotonic() - started
     return _report(
         entry,
@@ -257,6 +250,29 @@ def sync_object(
         api_calls=client.api_calls - calls_before,
         api_usage=str(client.api_usage or ""),
     )
+
+
+def _load_window(
+    warehouse: Warehouse,
+    loader: ObjectLoader,
+    overlap: OverlappedExtract,
+    table: str,
+    fields: list[dict],
+    columns: dict[str, str],
+    full_refresh: bool,
+) -> LoadResult:
+    """The chunks merged into ``table`` as the extract cuts them; on a full refresh, loaded into the loader's
+    shadow table (a dead run's dropped first) and swapped in once every chunk is in."""
+    if full_refresh:
+        warehouse.drop_object_table(loader.table, loader.schema_name)
+    mode = "replace" if full_refresh else "merge"
+    # closing: a load that fails mid-way stops and joins the extract before the error goes on
+    with contextlib.closing(overlap.chunks()) as chunks:
+        into_empty = mode == "merge" and warehouse.count_rows(table) == 0
+        loaded = loader.load(chunks, fields, mode=mode, column_names=columns, into_empty=into_empty)
+    if full_refresh:
+        warehouse.swap_in(loader.table, table, loader.schema_name)
+    return loaded
 
 
 def _report(
