@@ -41,8 +41,7 @@ NEVER: dict[str, set[str]] = {
 def imported_modules(path: Path) -> set[str]:
     """Absolute names of every module a file imports, relative imports resolved."""
     parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
-    package = parts if parts[-1] == "__init__" else parts[:-1]
-    package = [p for p in package if p != "__init__"]
+    package = parts[:-1]  # a module's package, or the package an __init__ opens
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):

@@ -336,9 +336,5 @@ def destination_from_env() -> str:
     return os.environ.get(var) or WarehouseResource.model_fields["destination"].default
 
 
-def warehouse_from_env() -> WarehouseResource:
-    return resource_from_env("warehouse")  # type: ignore[return-value]
-
-
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     return {key: resource_from_env(key) for key in RESOURCE_ENV}

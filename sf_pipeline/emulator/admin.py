@@ -4,15 +4,12 @@ clock, and request statistics. ``ROUTES`` maps each (method, path) to the handle
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 from .faults import Fault
 from .state import ApiError, EmulatorState
-
-log = logging.getLogger(__name__)
 
 PREFIX = "/__emulator__/"
 
