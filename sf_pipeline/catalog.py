@@ -30,7 +30,6 @@ FORMULA_FIELDS = ("exclude", "include")  # formula fields change without SystemM
 OBJECT_SETTINGS = {
     "name",
     "cursor_field",
-    "primary_key",
     "include_deleted",
     "exclude_fields",
     "weight",
@@ -47,7 +46,6 @@ OBJECT_SETTINGS = {
 class CatalogObject:
     name: str
     cursor_field: str | None = "SystemModstamp"
-    primary_key: str = "Id"
     include_deleted: bool = True
     exclude_fields: tuple[str, ...] = ()
     weight: float = 1.0
@@ -102,16 +100,21 @@ def _parse_object(
         entry = {"name": entry}
     name = entry.get("name")
     where = f"{path}: object {name!r}"
-    if unknown := set(entry) - OBJECT_SETTINGS:
+    if unknown := set(entry) - OBJECT_SETTINGS - {"primary_key"}:  # an old setting: refused below unless Id
         raise CatalogError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
     try:
         check_identifier(name, "object name")
         cursor = entry.get("cursor_field", found.cursor_field if found else "SystemModstamp")
         cursor = None if cursor in (None, "none", "None", False) else check_identifier(cursor, "cursor_field")
         excluded = tuple(check_identifier(f, "exclude_fields entry") for f in entry.get("exclude_fields", []))
-        pk = check_identifier(entry.get("primary_key", "Id"), "primary_key")
     except ValueError as exc:
         raise CatalogError(f"{where}: {exc}") from exc
+    if entry.get("primary_key", "Id") != "Id":
+        # every sObject's record key is Id; a merge on another field could keep two versions of one record
+        raise CatalogError(
+            f"{where}: primary_key {entry['primary_key']!r}: the key is always Id (the merge, the deletes and the "
+            "Id sweep use it); remove the setting"
+        )
     route = str(entry.get("route", found.route if found else "bulk"))
     if route not in ROUTES:
         raise CatalogError(f"{where}: route must be one of {ROUTES}, got {route!r}")
@@ -128,7 +131,6 @@ def _parse_object(
     return CatalogObject(
         name=found.name if found else name,
         cursor_field=cursor,
-        primary_key=pk,
         include_deleted=bool(entry.get("include_deleted", True)),
         exclude_fields=excluded,
         weight=float(entry.get("weight", 1.0)),

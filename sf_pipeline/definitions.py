@@ -21,7 +21,7 @@ load_jobs = build_jobs(catalog)
 jobs = [*load_jobs, sweep_job]
 
 defs = dg.Definitions(
-    assets=build_assets(catalog),
+    assets=build_assets(catalog, automation.api_budget_floor),
     asset_checks=[id_sweep],
     jobs=[*jobs, salesforce_discovery],
     sensors=[

@@ -145,7 +145,7 @@ def test_an_empty_window_loads_nothing_and_says_so(org: Emulator, tmp_path: Path
     )
     assert result.success
     (meta,) = [m.metadata for m in result.asset_materializations_for_node("salesforce__Lead")]
-    assert meta["rows"].value == 0 and meta["salesforce_records"].value == 0
+    assert meta["rows_written"].value == 0 and meta["records_read"].value == 0
     assert meta["window"].value.startswith(f"{empty}T00:00:00"), "the narrower window, not the whole month"
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert checks[EMPTY_GUARD_CHECK].passed and checks[EMPTY_GUARD_CHECK].metadata["salesforce_count"].value == 0

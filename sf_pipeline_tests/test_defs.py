@@ -95,7 +95,7 @@ def test_backfill_range_is_one_run_with_correct_rows(
     result = dg.materialize(
         [account],
         resources=resources(org, db),
-        tags={ASSET_PARTITION_RANGE_START_TAG: "2025-01-01", ASSET_PARTITION_RANGE_END_TAG: "2025-03-01"},
+        tags={ASSET_PARTITION_RANGE_START_TAG: "2024-01-01", ASSET_PARTITION_RANGE_END_TAG: "2024-03-01"},
     )
     assert result.success
     materializations = result.asset_materializations_for_node("salesforce__Account")
@@ -104,13 +104,17 @@ def test_backfill_range_is_one_run_with_correct_rows(
     assert len(materializations) == 3
     assert len({m.metadata["bulk_job_id"].value for m in materializations}) == 1
     # every partition says what was loaded; only the last carries the schema, columns and load ids
-    assert all("rows" in m.metadata and "dagster/column_schema" not in m.metadata for m in materializations[:-1])
+    assert all(
+        "rows_written" in m.metadata and "dagster/column_schema" not in m.metadata for m in materializations[:-1]
+    )
     meta = materializations[-1].metadata
-    since, until = datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 4, 1, tzinfo=UTC)
-    live = org.truth_ids("Account", epoch_ms(since.isoformat()), epoch_ms(until.isoformat()))
-    everything = org.truth_ids("Account", epoch_ms(since.isoformat()), epoch_ms(until.isoformat()), True)
-    assert meta["salesforce_records"].value == len(everything) == meta["rows"].value
-    assert meta["rows_deleted"].value == len(everything) - len(live)
+    # the range starts at the first partition, which is open at its start: every older record comes with it
+    until = datetime(2024, 4, 1, tzinfo=UTC)
+    live = org.truth_ids("Account", None, epoch_ms(until.isoformat()))
+    everything = org.truth_ids("Account", None, epoch_ms(until.isoformat()), True)
+    assert meta["records_read"].value == len(everything)
+    assert meta["records_deleted"].value == len(everything) - len(live)
+    assert meta["rows_written"].value == len(live)
     assert meta["chunks"].value >= 2 and meta["peak_rss_mb"].value > 0
     with duckdb.connect(str(db), read_only=True) as con:
         ids = sorted(r[0] for r in con.execute("SELECT id FROM salesforce.account").fetchall())
@@ -119,8 +123,7 @@ def test_backfill_range_is_one_run_with_correct_rows(
     last = materializations[-1].metadata
     # a first load into an empty table appends the live rows: dlt wrote those alone
     assert (
-        last["dlt_rows_loaded"].value == meta["rows"].value - meta["rows_deleted"].value
-        and last["dagster/storage_kind"].value == "duckdb"
+        last["dlt_rows_loaded"].value == meta["rows_written"].value and last["dagster/storage_kind"].value == "duckdb"
     )
     assert last["dagster/table_name"].value == "salesforce.account" and "jobs" not in last
     assert last["dagster/row_count"].value == len(live), "the warehouse's own count"
@@ -133,7 +136,9 @@ def test_backfill_range_is_one_run_with_correct_rows(
 
 def sensor_context(org: Emulator, cursor: dict[str, str], instance: dg.DagsterInstance):
     return dg.build_sensor_context(
-        cursor=json.dumps(cursor), instance=instance, resources={"salesforce": SalesforceResource(login_url=org.url)}
+        cursor=json.dumps(cursor),
+        instance=instance,
+        resources={"salesforce": SalesforceResource(login_url=org.url), "pipeline_settings": PipelineSettings()},
     )
 
 
@@ -141,7 +146,7 @@ def test_change_sensor_requests_the_changed_objects_in_batches_over_their_span(o
     catalog = load_catalog()
     jobs = build_jobs(catalog)
     sensor = build_change_sensor(catalog, jobs, AutomationSettings(batch_objects=4))
-    cursor = {e.name: "2026-10-29T00:00:00+00:00" for e in catalog.objects}
+    cursor = {e.name: "2026-10-01T00:00:00+00:00" for e in catalog.objects}
     cursor["User"] = "2030-01-01T00:00:00+00:00"  # nothing after this: no request for User
     month = datetime.now(UTC).date().replace(day=1).isoformat()
     # an instance disposed of here: one left undisposed keeps Dagster's current defs-state storage pointing at
@@ -170,7 +175,7 @@ def test_change_sensor_requests_the_changed_objects_in_batches_over_their_span(o
 def test_change_sensor_skips_an_object_with_a_run_pending_and_keeps_its_cursor(org: Emulator) -> None:
     catalog = load_catalog()
     sensor = build_change_sensor(catalog, build_jobs(catalog), AutomationSettings())
-    cursor = {e.name: "2026-10-29T00:00:00+00:00" for e in catalog.objects}
+    cursor = {e.name: "2026-10-01T00:00:00+00:00" for e in catalog.objects}
     with dg.instance_for_test() as instance:
         queued = create_run_for_test(  # a run of Lead in progress, launched as the UI launches it
             instance, job_name="__ASSET_JOB", asset_selection=frozenset({asset_key("Lead")}), status=STARTED
@@ -187,7 +192,7 @@ def test_automation_skips_every_object_while_the_api_budget_is_low(org: Emulator
     catalog = load_catalog()
     jobs = [*build_jobs(catalog), build_id_sweep(catalog)[1]]
     sensor = build_change_sensor(catalog, jobs, AutomationSettings(api_budget_floor=0.10))
-    cursor = {e.name: "2026-10-29T00:00:00+00:00" for e in catalog.objects}
+    cursor = {e.name: "2026-10-01T00:00:00+00:00" for e in catalog.objects}
     org.set_api_usage(used=95_000, limit=100_000)
     try:
         with dg.instance_for_test() as instance, sensor_context(org, cursor, instance) as context:

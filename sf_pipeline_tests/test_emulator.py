@@ -164,7 +164,7 @@ def test_csv_is_written_as_salesforce_writes_it(
     fields = ["Id", "Name", "Description", "Notes__c", "BillingStreet", "AnnualRevenue", "Is_Strategic__c"]
     info = run_job(
         api,
-        f"SELECT {', '.join(fields)} FROM Account WHERE SystemModstamp < 2024-06-01T00:00:00Z",
+        f"SELECT {', '.join(fields)} FROM Account WHERE SystemModstamp < 2010-01-01T00:00:00Z",
         columnDelimiter=delimiter,
         lineEnding=line_ending,
     )

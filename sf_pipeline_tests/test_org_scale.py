@@ -254,8 +254,7 @@ def _sync(org: Emulator, name: str, db: Path, work: Path, **entry) -> object:
             client,
             replace(CatalogObject(name), **entry),
             Warehouse(duckdb_path=db),
-            since=datetime(2020, 1, 1, tzinfo=UTC),
-            until=datetime(2027, 1, 1, tzinfo=UTC),
+            until=datetime(2027, 1, 1, tzinfo=UTC),  # open at its start: every record
             work_dir=work,
         )
 

@@ -18,8 +18,8 @@ def test_plain_lines_say_what_loads_what_ended_and_what_is_left() -> None:
         progress.ended(Ended("Contact", "FAILURE", "-", 0.0))
     lines = out.getvalue().splitlines()
     assert lines[0] == "[0/2] loading Account"
-    assert lines[1].startswith("[1/2] Account: SUCCESS, 1200 rows, 3.5s (elapsed ") and "left)" in lines[1]
-    assert lines[3].startswith("[2/2] Contact: FAILURE, - rows")
+    assert lines[1].startswith("[1/2] Account: SUCCESS, 1200 rows in the table, 3.5s (elapsed ") and "left)" in lines[1]
+    assert lines[3].startswith("[2/2] Contact: FAILURE, - rows in the table")
     assert RunProgress.live(3).__class__ is RunProgress, "pytest's output is no terminal: plain lines"
 
 

@@ -17,12 +17,12 @@ from ..catalog import DISCOVERED_ENV, Catalog, load_catalog
 from ..datapath.load import table_name
 from ..defs.assets import asset_key
 from ..defs.automation import PENDING_STATUSES, AutomationSettings
+from ..defs.checks import salesforce_count
 from ..defs.sensors import INITIAL_LOAD_SENSOR
 from ..deployment.local import LocalDagster
 from ..emulator import EmulatorConfig
 from ..salesforce import SalesforceClient, SalesforceError, SalesforceSettings
 from ..salesforce.discovery import DiscoveryStats, refresh
-from ..salesforce.soql import count_query
 from ..warehouse import Warehouse
 from .progress import Ended, RunProgress
 
@@ -99,7 +99,9 @@ def follow_objects(
             for name, meta in _materialized_since(instance, keys, since).items():
                 if name not in outcomes:
                     outcomes[name] = Outcome(name, "SUCCESS", seconds=float(meta.get("seconds", 0.0)), meta=meta)
-                    progress.ended(Ended(name, "SUCCESS", meta.get("rows", "-"), outcomes[name].seconds))
+                    # the table's rows after the load: the number the summary checks against Salesforce's count
+                    rows = meta.get("dagster/row_count", "-")
+                    progress.ended(Ended(name, "SUCCESS", rows, outcomes[name].seconds))
             pending = instance.get_runs(filters=dg.RunsFilter(statuses=PENDING_STATUSES))
             for run in pending:
                 if run.status == dg.DagsterRunStatus.STARTED:
@@ -121,14 +123,15 @@ def follow_objects(
 
 
 def _check_rows(outcomes: list[Outcome], catalog: Catalog, settings: SalesforceSettings, duckdb_path: Path) -> None:
-    """Each object's table rows against Salesforce's COUNT() of its live records (one REST call each)."""
+    """Each object's table rows against Salesforce's COUNT() of its live records (one REST call each), the
+    whole-object check's count."""
     warehouse = Warehouse(duckdb_path=duckdb_path)
     with SalesforceClient(settings) as client:
         for outcome in outcomes:
             entry = catalog.get(outcome.name)
             try:
-                answer = client.query(count_query(entry.name, where=entry.filter), sobject=entry.name)
-                outcome.salesforce_rows = int(answer["totalSize"])
+                deletable = "IsDeleted" in outcome.meta.get("columns", {})  # the fields its load read
+                outcome.salesforce_rows = salesforce_count(client, entry, deletable=deletable)
             except SalesforceError as exc:
                 outcome.status = f"COUNT failed: {exc}"
             if outcome.status == "SUCCESS":
@@ -190,10 +193,10 @@ def run_org(
 
 
 def print_summary(result: OrgRun, out: Path) -> None:
-    print(f"\n{'object':<34}{'status':<9}{'rows':>10}{'in Salesforce':>15}{'seconds':>9}")
+    print(f"\n{'object':<34}{'status':<9}{'table rows':>11}{'in Salesforce':>15}{'seconds':>9}")
     for o in result.outcomes:
         flag = "" if o.ok else "   <- not loaded as Salesforce counts"
-        print(f"{o.name:<34}{o.status:<9}{o.rows!s:>10}{o.salesforce_rows!s:>15}{o.seconds:>9.1f}{flag}")
+        print(f"{o.name:<34}{o.status:<9}{o.rows!s:>11}{o.salesforce_rows!s:>15}{o.seconds:>9.1f}{flag}")
     if result.skipped:
         print(f"\nSkipped ({len(result.skipped)}):")
         for name, reason in result.skipped:

@@ -177,8 +177,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from ..defs.resources import default_resources, sync_with
 
     entry = load_catalog().get(args.object)
-    if not args.full_refresh and not (args.since and args.until):
-        print("error: give --since and --until, or --full-refresh", file=sys.stderr)
+    if not args.full_refresh and not args.until:
+        print(
+            "error: give --until (and --since; without it every record before --until), or --full-refresh",
+            file=sys.stderr,
+        )
         return 2
     split = {"min_rows": args.chunk_min_rows}
     if args.chunk_target_mb is not None:
@@ -202,8 +205,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
                 "object": result.sobject,
                 "table": f"{result.dataset}.{result.table}",
                 "mode": result.mode,
-                "rows": result.rows_loaded,
-                "deleted": result.rows_deleted,
+                "records_read": result.salesforce_records,
+                "records_deleted": result.rows_deleted,
+                "rows_written": result.rows_written,
+                "read_from": result.read_since.isoformat() if result.read_since else None,
                 "chunks": result.chunks,
                 "resumed_pages": result.resumed_pages,
                 "reconciled": result.reconciled,
@@ -414,8 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sync", help="extract, split and load one catalog object for one window, as its asset does")
     p.add_argument("object")
-    p.add_argument("--since", type=_datetime)
-    p.add_argument("--until", type=_datetime)
+    p.add_argument("--since", type=_datetime, help="window start (read from the overlap before it); unset: open")
+    p.add_argument("--until", type=_datetime, help="window end (exclusive)")
     p.add_argument("--full-refresh", action="store_true", help="every live row, replacing the table")
     p.add_argument("--chunk-min-rows", type=int, help="chunk only above this many rows (default: the setting)")
     p.add_argument("--chunk-target-mb", type=float, help="chunk size to aim at (default: the setting)")

@@ -58,7 +58,7 @@ class RunProgress:
     def ended(self, run: Ended) -> None:
         self.done += 1
         self.out.write(
-            f"[{self.done}/{self.total}] {run.name}: {run.status}, {run.rows} rows, {run.seconds:.1f}s "
+            f"[{self.done}/{self.total}] {run.name}: {run.status}, {run.rows} rows in the table, {run.seconds:.1f}s "
             f"(elapsed {_duration(time.monotonic() - self.started_at)}, {self.estimate()})\n"
         )
         self.out.flush()
@@ -97,6 +97,6 @@ class RichProgress(RunProgress):
         self.done += 1
         style = "green" if run.status == "SUCCESS" else "red"
         self._progress.console.print(
-            f"[{style}]{run.status:<8}[/] {run.name:<32} {run.rows!s:>10} rows {run.seconds:8.1f}s"
+            f"[{style}]{run.status:<8}[/] {run.name:<32} {run.rows!s:>10} rows in the table {run.seconds:8.1f}s"
         )
         self._progress.update(self._task, completed=self.done, estimate=self.estimate())

@@ -97,8 +97,8 @@ class LoadResult:
     sobject: str
     table: str
     dataset: str
-    rows: int
-    deleted: int
+    rows: int  # records read and processed: the rows written plus the deleted ones
+    deleted: int  # records Salesforce reported deleted: removed from the table or kept out of it
     chunks: int
     bytes: int
     seconds: float
@@ -199,13 +199,16 @@ class ObjectLoader:
         known = len(chunks) if isinstance(chunks, Sized) else None
         stats = BatchStats()
         column_names = self._column_names(fields, column_names)
+        drop_deleted = _drops_deleted(mode, into_empty)
 
         def parts() -> Iterator[_Part]:
+            cut = False
             for chunk in chunks:
-                batches = self._batches(
-                    chunk.files, fields, delimiter, stats, column_names, into_empty and mode == "merge"
-                )
+                cut = True
+                batches = self._batches(chunk.files, fields, delimiter, stats, column_names, drop_deleted)
                 yield _Part(batches, chunk.files, chunk.bytes, chunk.remove)
+            if not cut and fields:  # no result file at all: the table is still created, empty
+                yield _Part(self._batches([], fields, delimiter, stats, column_names, drop_deleted), [], 0)
 
         return self._load_parts(parts(), known, fields, mode, stats, into_empty)
 
@@ -226,14 +229,14 @@ class ObjectLoader:
         stats = BatchStats()
         lean_arrow_allocator()  # before the reader is opened: its buffers come from the pool in use then
         column_names = self._column_names(fields, None)
-        batches = self._batches(files, fields, delimiter, stats, column_names, into_empty and mode == "merge")
+        batches = self._batches(files, fields, delimiter, stats, column_names, _drops_deleted(mode, into_empty))
         first = next(batches, None)
         if first is None:
             return self._load_parts(iter(()), None, fields, mode, stats)
         sizes = [f.stat().st_size for f in files]
         blocks = sum(math.ceil(size / self.read_block) for size in sizes)
         n = options.chunk_count(first.num_rows * blocks, sum(sizes))
-        runs = _runs(itertools.chain([first], batches), math.ceil(blocks / n), files, self.read_block)
+        runs = _runs(itertools.chain([first], batches), max(1, math.ceil(blocks / n)), files, self.read_block)
         result = self._load_parts(runs, None, fields, mode, stats, into_empty)
         result.bytes = sum(sizes)  # the runs count whole blocks; the files' own size is exact
         return result
@@ -247,7 +250,7 @@ class ObjectLoader:
         column_names: dict[str, str] | None,
         drop_deleted: bool,
     ) -> Iterator[pa.RecordBatch]:
-        """The files' batches, parsed (and, for a first load, rid of deleted rows) in the read-ahead thread
+        """The files' batches, parsed (and, for a replace or a first load, rid of deleted rows) in the read-ahead thread
         while dlt writes the one before: the filter copies every column of a batch that holds a deleted row
         (~1 s of a 1 GB Account file) and costs the loader's thread nothing there."""
         batches = arrow_batches(files, fields, self.sobject, delimiter, stats, column_names, self.read_block)
@@ -301,14 +304,14 @@ class ObjectLoader:
                     size += part.bytes
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
-        if first_load:
+        if _drops_deleted(mode, into_empty):
             rows += stats.deleted  # dropped here rather than by a merge: accounted for all the same
         return LoadResult(
             self.sobject,
             self.table,
             self.dataset_name,
             rows,
-            stats.deleted if mode == "merge" else 0,
+            stats.deleted,
             count,
             size,
             time.monotonic() - started,
@@ -405,6 +408,12 @@ class ObjectLoader:
             # rows queryAll reports deleted are removed from the destination, not loaded
             hints["IsDeleted"] = {"hard_delete": True}
         return hints
+
+
+def _drops_deleted(mode: WriteMode, into_empty: bool) -> bool:
+    """Whether the reader drops the rows Salesforce reports deleted: on a replace and on a first load into an
+    empty table (nothing to remove them from); a merge into rows removes them by dlt's hard-delete hint."""
+    return mode == "replace" or (into_empty and mode == "merge")
 
 
 def _load_error(exc: PipelineStepFailed, sobject: str, label: str, chunk: _Part) -> LoadError:

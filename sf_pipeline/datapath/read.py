@@ -49,9 +49,11 @@ def arrow_batches(
     file in memory).
 
     ``column_names`` (API name -> column, from ``naming.assign_columns``) renames the fields whose column is
-    not what dlt would make of their API name: the second of two names that normalize alike."""
+    not what dlt would make of their API name: the second of two names that normalize alike. When the files
+    hold no record (or there are none), one empty batch typed from ``fields`` stands for them."""
     renames = {api: col for api, col in (column_names or {}).items() if col != column_name(api)}
     by_name = {f["name"]: f for f in fields or []}
+    read_any = False
     for path in files:
         if path.stat().st_size == 0:
             continue
@@ -68,10 +70,24 @@ def arrow_batches(
                 batch = finish_batch(batch, types.times, types.decimals)
                 if renames:
                     batch = batch.rename_columns([renames.get(n, n) for n in batch.schema.names])
+                read_any = True
                 yield batch
                 faultpoint("batch_read", sobject)
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
             raise LoadError(f"[{sobject}] {path}: {exc}") from exc
+    if not read_any and fields:
+        yield empty_batch(fields, sobject, renames)
+
+
+def empty_batch(fields: list[dict], sobject: str, renames: dict[str, str] | None = None) -> pa.RecordBatch:
+    """No rows, every field's column typed as a load types it: what an object with no records loads, so
+    that its table exists (and is empty) like any other object's."""
+    types = _FileTypes.of([f["name"] for f in fields], {f["name"]: f for f in fields}, sobject, Path("(none)"))
+    batch = pa.RecordBatch.from_pylist([], schema=pa.schema(list(types.columns.items())))
+    batch = finish_batch(batch, types.times, types.decimals)
+    if renames:
+        batch = batch.rename_columns([renames.get(n, n) for n in batch.schema.names])
+    return batch
 
 
 def _header(path: Path, delimiter: str, sobject: str) -> list[str]:

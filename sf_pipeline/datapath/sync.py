@@ -3,9 +3,11 @@
 The load overlaps the extract: pages download in a thread of their own while the chunks they complete
 load one at a time (``ChunkStream``), so a big object's run takes about as long as the slower of the two.
 
-A full refresh extracts everything live (``query``), loads it into a shadow table and, once every chunk
-is in, swaps that in for the object's table, so a failure leaves the table as it was; a window extracts
-the rows whose cursor falls in it, deleted ones included (``queryAll``), and merges them on the key.
+A full refresh extracts every record (``queryAll``, less the deleted ones), loads it into a shadow table and,
+once every chunk is in, swaps that in for the object's table, so a failure leaves the table as it was; a
+window extracts the rows whose cursor falls in it, deleted ones included (``queryAll``), read back by the
+overlap before its start (late commits), and merges them on ``Id``. A window open at its start (``since``
+None) reads every record before its end: the first partition holds all history older than it.
 
 Each (object, window) works in a folder of its own behind a per-object lock (``workspace.py``); the extract
 runs in a thread alongside the load (``overlap.py``).
@@ -18,12 +20,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from ..catalog import CatalogObject
 from ..common.memory import PeakRss
 from ..common.sizing import LoadSizes, SizeSettings, size_load
+from ..errors import SettingsError
 from ..salesforce import ExtractOptions, ExtractResult, SalesforceClient, select_fields
 from ..salesforce.bulk import check_cursor_field, extract_object
 from ..warehouse import Warehouse
@@ -36,6 +39,12 @@ from .workspace import object_workspace, window_name, work_root
 
 log = logging.getLogger(__name__)
 
+# How far before its start a window is read again. SystemModstamp is set when a transaction starts writing a
+# record, and the record is visible only once the transaction commits: a long transaction (a bulk update, a
+# trigger chain) commits records stamped minutes earlier, after a window covering that stamp was read.
+# Salesforce's replication API lags its latestDateCovered for the same reason; Singer's tap looks back too.
+WINDOW_OVERLAP = timedelta(minutes=5)
+
 
 @dataclass
 class SyncResult:
@@ -47,8 +56,8 @@ class SyncResult:
     until: datetime | None
     salesforce_records: int  # what the query job reported
     csv_records: int  # records in the files on disk
-    rows_loaded: int  # rows dlt normalized and loaded (deleted ones included for merges)
-    rows_deleted: int
+    rows_loaded: int  # records processed: rows written plus deleted records removed or kept out
+    rows_deleted: int  # records Salesforce reported deleted (removed from the table, or kept out of it)
     bytes: int
     chunks: int
     extract_seconds: float
@@ -69,6 +78,12 @@ class SyncResult:
     api_usage: str = ""  # the org's daily API usage after it (used/limit), as Salesforce last reported it
     route: str = "bulk"  # how the records were read: bulk (query job) or rest (queryAll pages)
     demoted: str = ""  # why a bulk object was read by REST in this run (Salesforce refused the Bulk job)
+    read_since: datetime | None = None  # where the extract started: ``since`` less the overlap (None: open)
+
+    @property
+    def rows_written(self) -> int:
+        """Live rows written (inserted or merged) into the table."""
+        return self.rows_loaded - self.rows_deleted
 
     @property
     def reconciled(self) -> bool:
@@ -176,7 +191,8 @@ class _WindowExtract:
             self.folder,
             since=self.since,
             until=self.until,
-            include_deleted=entry.include_deleted and not self.full_refresh,
+            # queryAll on a full refresh too: archived activities come only with it; the deleted rows are dropped
+            include_deleted=entry.include_deleted,
             cursor_field=entry.cursor_field,
             fields=self.fields,
             options=self.options,
@@ -202,12 +218,18 @@ def sync_object(
     dlt_settings: DltSettings | None = None,
     run_chunk: ChunkRunner | None = None,
     memory_limit_mb: int | None = None,
+    overlap: timedelta = WINDOW_OVERLAP,
 ) -> SyncResult:
     """Extract, split and load one object for one window (or all of it, replacing, on full refresh), sized
-    by the memory the process has (``memory_limit_mb`` overrides the cgroup's limit)."""
+    by the memory the process has (``memory_limit_mb`` overrides the cgroup's limit). A window with a start
+    is read from ``overlap`` before it: a record whose transaction committed after an earlier window was
+    read, with a SystemModstamp inside that window, is merged now rather than lost."""
     window = "full" if full_refresh else window_name(since, until)
     if full_refresh:
         since = until = None
+    if overlap < timedelta(0):
+        raise SettingsError(f"[{entry.name}] the window overlap must not be negative, got {overlap}")
+    read_since = since - overlap if since else None
     mode = "replace" if full_refresh else "merge"
     calls_before = client.api_calls
     sized = sized_load(entry.name, warehouse, extract_options, split_options, memory_limit_mb)
@@ -233,7 +255,7 @@ def sync_object(
         )
         plan = _plan_columns(warehouse, entry.name, chosen.fields)
         extract = _WindowExtract(
-            client, entry, work / "extract", sized.extract, describe, chosen.names, since, until, full_refresh
+            client, entry, work / "extract", sized.extract, describe, chosen.names, read_since, until, full_refresh
         )
         overlap = OverlappedExtract(entry.name, extract, ChunkStream(work / "chunks", sized.split))
         loaded = _load_window(warehouse, loader, overlap, table, chosen.fields, plan.columns, full_refresh)
@@ -249,6 +271,7 @@ def sync_object(
         peak_rss_mb=rss.peak_mb,
         api_calls=client.api_calls - calls_before,
         api_usage=str(client.api_usage or ""),
+        read_since=read_since,
     )
 
 
@@ -287,6 +310,7 @@ def _report(
     peak_rss_mb: float,
     api_calls: int,
     api_usage: str,
+    read_since: datetime | None,
 ) -> SyncResult:
     """What one sync did, logged in a line and returned whole. ``target``: table, dataset, mode, window."""
     table, dataset, mode, since, until = target
@@ -331,4 +355,5 @@ def _report(
         api_usage=api_usage,
         route=result.route,
         demoted=result.demoted,
+        read_since=read_since,
     )

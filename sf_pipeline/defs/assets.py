@@ -3,6 +3,10 @@
 Partitions are time windows on the object's cursor field; a backfill over a range runs as one run
 (single-run backfill policy), so a full history of one object is one Bulk query and one load. A range run
 records one materialization per partition (Dagster's rule), light ones but the last.
+
+The first partition is open at its start: it holds every record whose cursor is older than the catalog's
+``partition_start`` too, however old (orgs hold records from 2008), so a run of every partition loads the
+whole object whatever start the user picked. Its metadata says so (``window``).
 """
 
 from datetime import datetime
@@ -36,9 +40,9 @@ class ObjectLoadConfig(dg.Config):
 # What every partition of a range run records; the rest (schemas, column maps, load ids) goes on the last
 # partition only, so a full-history run writes a few small events and one full one (issue 22).
 LIGHT_METADATA = (
-    "rows",
-    "rows_deleted",
-    "salesforce_records",
+    "rows_written",
+    "records_deleted",
+    "records_read",
     "bytes",
     "chunks",
     "seconds",
@@ -72,8 +76,18 @@ def partitions_def(catalog: Catalog) -> dg.TimeWindowPartitionsDefinition:
     return dg.DailyPartitionsDefinition(start_date=start, end_offset=1)
 
 
-def load_window(entry: CatalogObject, config: ObjectLoadConfig, window: dg.TimeWindow) -> tuple[datetime, datetime]:
-    """The span to load: the run's partitions, or the config's narrower window inside them."""
+def first_partition_start(parts: dg.TimeWindowPartitionsDefinition) -> datetime:
+    """Where the first partition starts; a window starting there is loaded open at its start."""
+    window = parts.get_first_partition_window()
+    assert window is not None, "a partitions definition with a start has a first partition"
+    return window.start
+
+
+def load_window(
+    entry: CatalogObject, config: ObjectLoadConfig, window: dg.TimeWindow, first_start: datetime
+) -> tuple[datetime | None, datetime]:
+    """The span to load: the run's partitions, or the config's narrower window inside them; a span that starts
+    where the first partition does is open at its start (None): every older record belongs to it."""
     since = datetime.fromisoformat(config.since) if config.since else window.start
     until = datetime.fromisoformat(config.until) if config.until else window.end
     if since.tzinfo is None or until.tzinfo is None:
@@ -85,14 +99,25 @@ def load_window(entry: CatalogObject, config: ObjectLoadConfig, window: dg.TimeW
             f"[{entry.name}] config window {since.isoformat()} .. {until.isoformat()} is not inside the run's "
             f"partitions {window.start.isoformat()} .. {window.end.isoformat()}"
         )
-    return since, until
+    return (None if since <= first_start else since), until
+
+
+def describe_window(since: datetime | None, until: datetime | None) -> str:
+    """The span a run loaded, as its metadata and log say it."""
+    if until is None:
+        return "full refresh"
+    if since is None:
+        return f"every record before {until.isoformat()} (the first partition holds all older history)"
+    return f"{since.isoformat()} .. {until.isoformat()}"
 
 
 def _metadata(result: SyncResult, description: str) -> dict[str, object]:
     return {
-        "rows": dg.MetadataValue.int(result.rows_loaded),
-        "rows_deleted": dg.MetadataValue.int(result.rows_deleted),
-        "salesforce_records": dg.MetadataValue.int(result.salesforce_records),
+        # one name, one meaning, everywhere (the UI, the demo, sf-pipeline sync): records as Salesforce sent
+        # them, deleted ones included; live rows written; the whole table's rows (dagster/row_count)
+        "records_read": dg.MetadataValue.int(result.salesforce_records),
+        "records_deleted": dg.MetadataValue.int(result.rows_deleted),
+        "rows_written": dg.MetadataValue.int(result.rows_written),
         "bytes": dg.MetadataValue.int(result.bytes),
         "chunks": dg.MetadataValue.int(result.chunks),
         "extract_seconds": dg.MetadataValue.float(round(result.extract_seconds, 3)),
@@ -106,6 +131,7 @@ def _metadata(result: SyncResult, description: str) -> dict[str, object]:
         "destination_table": dg.MetadataValue.text(f"{result.dataset}.{result.table}"),
         "mode": dg.MetadataValue.text(result.mode),
         "window": dg.MetadataValue.text(description),
+        "read_from": dg.MetadataValue.text(result.read_since.isoformat() if result.read_since else "the first record"),
         "bulk_job_id": dg.MetadataValue.text(result.job_id),
         "fields_left_out": dg.MetadataValue.json(result.skipped_fields),
         "resumed_pages": dg.MetadataValue.int(result.resumed_pages),
@@ -128,25 +154,33 @@ def _metadata(result: SyncResult, description: str) -> dict[str, object]:
 
 
 def _per_partition(
-    context: dg.AssetExecutionContext, metadata: dict[str, object], target, table: str, cursor_field: str | None
+    context: dg.AssetExecutionContext,
+    metadata: dict[str, object],
+    target,
+    table: str,
+    cursor_field: str | None,
+    first_start: datetime,
 ) -> dict[str, object]:
-    """A one-partition window run (``cursor_field`` given) records the partition's row count; a range run (one
-    materialization per partition is Dagster's rule) puts the full record on its last partition and light
-    metadata on every partition."""
+    """A one-partition window run (``cursor_field`` given) records the partition's row count (the first
+    partition's counts every older row too); a range run (one materialization per partition is Dagster's
+    rule) puts the full record on its last partition and light metadata on every partition."""
     keys = context.partition_keys
     if len(keys) == 1:
         if cursor_field is None:
             return metadata
         part = context.partition_time_window
-        rows = target.count_rows(table, cursor_field, part.start, part.end)
+        since = None if part.start <= first_start else part.start
+        rows = target.count_rows(table, cursor_field, since, part.end)
         return {**metadata, "dagster/partition_row_count": dg.MetadataValue.int(rows)}
     context.add_asset_metadata(metadata, partition_key=keys[-1])
     return {k: v for k, v in metadata.items() if k in LIGHT_METADATA}
 
 
-def build_object_asset(entry: CatalogObject, catalog: Catalog) -> dg.AssetsDefinition:
+def build_object_asset(entry: CatalogObject, catalog: Catalog, budget_floor: float) -> dg.AssetsDefinition:
     key = asset_key(entry.name)
     partitioned = entry.cursor_field is not None
+    parts = partitions_def(catalog)
+    first_start = first_partition_start(parts)
     translator = ObjectTranslator(
         key,
         entry,
@@ -168,7 +202,7 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog) -> dg.AssetsDefin
         description=spec.description,
         owners=list(spec.owners),
         tags=dict(spec.tags),
-        partitions_def=partitions_def(catalog) if partitioned else None,
+        partitions_def=parts if partitioned else None,
         backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
         pool=POOL,
         op_tags={PRIORITY_TAG: str(weight_hint(entry))},
@@ -185,8 +219,8 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog) -> dg.AssetsDefin
         since = until = None
         full_refresh = config.full_refresh or not partitioned
         if partitioned and not full_refresh:
-            since, until = load_window(entry, config, context.partition_time_window)
-        description = "full refresh" if full_refresh else f"{since.isoformat()} .. {until.isoformat()}"
+            since, until = load_window(entry, config, context.partition_time_window, first_start)
+        description = describe_window(since, until)
         context.log.info(f"[{entry.name}] {description}")
         target = warehouse.warehouse()
         before = target.count_rows(table_name(entry.name), entry.cursor_field, since, until)
@@ -202,7 +236,9 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog) -> dg.AssetsDefin
             full_refresh=full_refresh,
             run_chunk=chunks,
         )
-        checks = evaluate_checks(salesforce, target, entry, result, since, until, rows_before=before)
+        checks = evaluate_checks(
+            salesforce, target, entry, result, since, until, rows_before=before, budget_floor=budget_floor
+        )
         metadata = _metadata(result, description)
         descriptions = {
             column: f"{result.field_info[api][1]} ({api}, {result.field_info[api][0]})"
@@ -214,12 +250,14 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog) -> dg.AssetsDefin
         metadata["dagster/row_count"] = dg.MetadataValue.int(target.count_rows(result.table))
         if partitioned:
             metadata = _per_partition(
-                context, metadata, target, result.table, None if full_refresh else entry.cursor_field
+                context, metadata, target, result.table, None if full_refresh else entry.cursor_field, first_start
             )
         return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
     return _object_asset
 
 
-def build_assets(catalog: Catalog) -> list[dg.AssetsDefinition]:
-    return [build_object_asset(entry, catalog) for entry in catalog.objects]
+def build_assets(catalog: Catalog, budget_floor: float = 0.0) -> list[dg.AssetsDefinition]:
+    """One asset per catalog object; ``budget_floor``: the share of the org's daily API budget under which the
+    whole-object check (one more API call) is left out (``AutomationSettings.api_budget_floor``)."""
+    return [build_object_asset(entry, catalog, budget_floor) for entry in catalog.objects]

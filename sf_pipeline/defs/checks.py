@@ -3,12 +3,14 @@ become their results. Declared on the asset (``check_specs``), evaluated after i
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 import dagster as dg
 
 from ..catalog import CatalogObject
 from ..datapath.sync import SyncResult
+from ..salesforce import SalesforceClient
 from ..salesforce.soql import count_query
 from ..warehouse import Warehouse
 from .resources import SalesforceResource
@@ -18,6 +20,8 @@ EMPTY_GUARD_CHECK = "not_unexpectedly_empty"
 WAREHOUSE_COUNT_CHECK = "warehouse_row_count"
 SHRINK_CHECK = "not_much_smaller_than_before"
 SCHEMA_CHECK = "schema_unchanged"
+WHOLE_OBJECT_CHECK = "whole_object_matches_salesforce"
+log = logging.getLogger(__name__)
 SHRINK_RATIO = 0.5  # warn when a window (or the whole table) holds less than half the rows it held before
 
 
@@ -50,6 +54,15 @@ def check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
             ),
         ),
         dg.AssetCheckSpec(
+            WHOLE_OBJECT_CHECK,
+            asset=key,
+            description=(
+                "Live rows in the whole warehouse table = Salesforce's COUNT() of every live record of the object, "
+                "however old (a warning with both numbers and the likely cause; one API call, left out while the "
+                "org's API budget is under the floor)"
+            ),
+        ),
+        dg.AssetCheckSpec(
             SCHEMA_CHECK,
             asset=key,
             description=(
@@ -61,12 +74,65 @@ def check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
 
 
 def salesforce_count(
-    salesforce: SalesforceResource, entry: CatalogObject, since: datetime | None, until: datetime | None
+    client: SalesforceClient,
+    entry: CatalogObject,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    *,
+    deletable: bool,
 ) -> int:
-    """Salesforce's own count of live rows in the window (REST COUNT(), cheap): the checks' truth."""
-    soql = count_query(entry.name, entry.cursor_field if since else None, since, until, entry.filter)
-    with salesforce.client() as client:
-        return int(client.query(soql, sobject=entry.name, include_deleted=False)["totalSize"])
+    """Salesforce's own count of the live records in the window, or of the whole object (REST COUNT(), one
+    API call): the checks' truth. Live as a load keeps them: ``queryAll`` less the deleted records, so that
+    archived activities, which only ``queryAll`` returns, count as the load loads them. ``deletable``: the
+    object has ``IsDeleted`` (User, for one, has not: a plain ``query`` then)."""
+    cursor = entry.cursor_field if since or until else None
+    if entry.include_deleted and deletable:
+        where = " AND ".join(c for c in (entry.filter and f"({entry.filter})", "IsDeleted = false") if c)
+        soql = count_query(entry.name, cursor, since, until, where)
+        return int(client.query(soql, sobject=entry.name, include_deleted=True)["totalSize"])
+    soql = count_query(entry.name, cursor, since, until, entry.filter)
+    return int(client.query(soql, sobject=entry.name, include_deleted=False)["totalSize"])
+
+
+def _whole_object(
+    client: SalesforceClient,
+    warehouse: Warehouse,
+    entry: CatalogObject,
+    table: str,
+    budget_floor: float,
+    deletable: bool,
+) -> dg.AssetCheckResult:
+    """The whole table against the whole object: what a window's check cannot see (history older than the
+    first partition, a window never loaded, rows lost). Not counted while the org's API budget is under the
+    floor: then a warning that says so (Dagster wants every planned check answered; a green one would claim
+    what nobody counted)."""
+    usage = client.api_usage
+    if usage is not None and usage.below(budget_floor):
+        reason = f"not counted: the org's API budget ({usage} used) is under the floor of {budget_floor:.0%}"
+        log.warning("[%s] %s %s", entry.name, WHOLE_OBJECT_CHECK, reason)
+        return dg.AssetCheckResult(
+            check_name=WHOLE_OBJECT_CHECK,
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=reason,
+            metadata={"evaluated": False, "org_api_usage": str(usage)},
+        )
+    truth = salesforce_count(client, entry, deletable=deletable)
+    in_table = warehouse.count_rows(table, live_only=entry.hard_deletes == "flag")
+    metadata: dict[str, object] = {"evaluated": True, "warehouse_rows": in_table, "salesforce_live_count": truth}
+    if in_table < truth:
+        metadata["likely_cause"] = (
+            "rows missing: a window never loaded (run a backfill of every partition or a full refresh), or a load "
+            "that lost rows"
+        )
+    elif in_table > truth:
+        metadata["likely_cause"] = (
+            "rows Salesforce no longer has: records hard-deleted (the Id sweep removes them) or hidden from the "
+            "integration user, or a filter changed"
+        )
+    return dg.AssetCheckResult(
+        check_name=WHOLE_OBJECT_CHECK, passed=in_table == truth, severity=dg.AssetCheckSeverity.WARN, metadata=metadata
+    )
 
 
 def evaluate_checks(
@@ -78,8 +144,13 @@ def evaluate_checks(
     until: datetime | None,
     *,
     rows_before: int,
+    budget_floor: float,
 ) -> list[dg.AssetCheckResult]:
-    truth = salesforce_count(salesforce, entry, since, until)
+    """Every check of one load; ``since``/``until`` the window it loaded (None: open at that end)."""
+    deletable = "IsDeleted" in result.field_info
+    with salesforce.client() as client:
+        truth = salesforce_count(client, entry, since, until, deletable=deletable)
+        whole = _whole_object(client, warehouse, entry, result.table, budget_floor, deletable)
     in_warehouse = warehouse.count_rows(result.table, entry.cursor_field, since, until)
     return [
         dg.AssetCheckResult(
@@ -115,4 +186,5 @@ def evaluate_checks(
             severity=dg.AssetCheckSeverity.WARN,
             metadata={kind: dg.MetadataValue.json(items) for kind, items in result.schema_changes.items()},
         ),
+        whole,
     ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from ..common.sizing import ENV as SIZE_ENV
 from ..datapath.load import ChunkRunner, DltSettings
 from ..datapath.reconcile import SweepResult, sweep_ids
 from ..datapath.split import SplitOptions
-from ..datapath.sync import SyncResult, sync_object
+from ..datapath.sync import WINDOW_OVERLAP, SyncResult, sync_object
 from ..errors import SettingsError
 from ..salesforce import ExtractOptions, RetryPolicy, SalesforceClient, SalesforceSettings
 from ..salesforce.settings import ENV as SALESFORCE_ENV
@@ -189,6 +189,15 @@ class PipelineSettings(dg.ConfigurableResource):
         default=0, description="MiB a load sizes itself by; 0: its cgroup's memory limit, else the RAM"
     )
     max_chunks: int = SplitOptions.max_chunks
+    window_overlap_minutes: int = Field(
+        default=int(WINDOW_OVERLAP.total_seconds() // 60),
+        ge=0,
+        description=(
+            "minutes before its start an incremental window is read again (merged on Id, nothing doubles), so "
+            "that a record committed after the window before it was read still lands; the change sensor's "
+            "COUNT() answers trail now by as much"
+        ),
+    )
     dlt_log_level: str = Field(
         default=DltSettings.log_level, description="dlt's runtime log level: INFO or WARNING (none that hides failures)"
     )
@@ -203,6 +212,10 @@ class PipelineSettings(dg.ConfigurableResource):
             return DltSettings(log_level=self.dlt_log_level, loader_file_format=loader_file_format)
         except SettingsError as exc:
             raise dg.Failure(str(exc)) from None
+
+    @property
+    def window_overlap(self) -> timedelta:
+        return timedelta(minutes=self.window_overlap_minutes)
 
     def work_path(self) -> Path | None:
         if not self.work_dir:
@@ -242,6 +255,7 @@ def sync_with(
             dlt_settings=settings.dlt_settings(warehouse.staging_file_format),
             run_chunk=run_chunk,
             memory_limit_mb=settings.memory_limit_mb or None,
+            overlap=settings.window_overlap,
         )
 
 
@@ -315,6 +329,7 @@ RESOURCE_ENV: dict[str, tuple[type[dg.ConfigurableResource], dict[str, str]]] = 
             "chunk_min_rows": "SF_PIPELINE_CHUNK_MIN_ROWS",
             "chunk_target_mb": SIZE_ENV["chunk_target_mb"],
             "memory_limit_mb": SIZE_ENV["memory_limit_mb"],
+            "window_overlap_minutes": "SF_PIPELINE_WINDOW_OVERLAP_MINUTES",
         },
     ),
 }

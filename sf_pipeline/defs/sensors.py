@@ -1,7 +1,9 @@
 """The change sensor: asks every object cheaply whether rows were created, edited or deleted after its cursor
 (``salesforce/changes.py``: a bounded number of API calls a tick), and requests runs for the changed ones,
 batched (``batches.py``): each object loads just the span it changed in, inside the partitions that hold it,
-the open (current) partition included. Per object, its cursor is the end of the last window it asked about.
+the open (current) partition included. Per object, its cursor is the end of the last window it asked about:
+``latestDateCovered`` for the objects asked by the replication API, now less the window overlap for those
+asked by ``COUNT()`` (a record committed late is counted by a later tick, not passed over).
 
 An object is skipped, with the reason in the tick's log, while a run of it is queued or in progress (the
 cursor stays, so the next tick counts the same changes again) or while the org's daily API budget is
@@ -20,7 +22,7 @@ from .assets import asset_key, partitions_def, weight_hint
 from .automation import AutomationSettings, budget_reason, pending_objects
 from .batches import ObjectLoad, batched_requests, group_by_range
 from .jobs import object_weight
-from .resources import SalesforceResource
+from .resources import PipelineSettings, SalesforceResource
 
 SENSOR_NAME = "salesforce_change_sensor"
 
@@ -68,7 +70,9 @@ def build_change_sensor(catalog: Catalog, jobs: list, settings: AutomationSettin
             f"{settings.sensor_interval_seconds} s)"
         ),
     )
-    def salesforce_change_sensor(context: dg.SensorEvaluationContext, salesforce: SalesforceResource):
+    def salesforce_change_sensor(
+        context: dg.SensorEvaluationContext, salesforce: SalesforceResource, pipeline_settings: PipelineSettings
+    ):
         cursor: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         pending = pending_objects(context.instance, {asset_key(e.name): e.name for e in objects})
         with salesforce.client() as client:
@@ -87,7 +91,8 @@ def build_change_sensor(catalog: Catalog, jobs: list, settings: AutomationSettin
                 asks.append(
                     ChangeAsk(entry.name, entry.cursor_field, since, until, entry.filter, entry.include_deleted)
                 )
-            loads = _changed_loads(context, count_changes(client, asks, until), by_name, parts, cursor)
+            changes = count_changes(client, asks, until, settle=pipeline_settings.window_overlap)
+            loads = _changed_loads(context, changes, by_name, parts, cursor)
             # the tick's whole cost, the budget check included: what the org's daily allowance pays for sensing
             context.log.info(
                 f"{len(asks)} object(s) asked; this tick spent {client.api_calls} API call(s); org API usage "

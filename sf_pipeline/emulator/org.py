@@ -4,6 +4,10 @@ Row ``i`` of an object is a pure function of (seed, object, i): nothing is held 
 same seed always gives the same org. SystemModstamp grows with ``i`` so that a time window is a
 contiguous run of rows; every 50th row (by a hash) is soft-deleted and only ``queryAll`` sees it.
 
+An org has a decade of history, as real ones do: records were last modified from 2008 on, most of them
+(``OLD_SHARE``) before 2024 and untouched since, the rest a recent tail up to late 2026; a third of the
+recent tail was created years before it was last modified (values.py's CreatedDate).
+
 On top of that generated history, records can be changed *now* (``apply_changes``: insert, update,
 soft-delete, undelete, hard-delete), as users and integrations change a real org: a changed record leaves
 its place in the generated rows and lives in a small overlay with SystemModstamp = now. Formula fields
@@ -36,10 +40,10 @@ from .schemas import (
 )
 from .values import ROW_FIELDS, LazyPools, iso_ms, quote, stride, value_pool
 
-DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
-
-
+DEFAULT_START = datetime(2008, 1, 1, tzinfo=UTC)  # the org's first record: orgs from 2008-2010 are common
+RECENT_START = datetime(2024, 1, 1, tzinfo=UTC)  # the old history ends here (the catalog's default partition_start)
 DEFAULT_END = datetime(2026, 11, 1, tzinfo=UTC)
+OLD_SHARE = 0.7  # of each object's records last modified before RECENT_START
 
 
 @dataclass
@@ -51,6 +55,7 @@ class ObjectModel(RecordChanges):
     rows: int
     seed: int
     start: datetime = DEFAULT_START
+    recent: datetime = RECENT_START
     end: datetime = DEFAULT_END
     quoted_blanks: bool = False  # write nulls as "" instead of an empty field
     _pools: dict[str, list[str]] = field(default_factory=dict, repr=False)
@@ -73,7 +78,9 @@ class ObjectModel(RecordChanges):
         self.prefix = self.prefix or ID_PREFIX.get(self.name, "a0Z")
         self.custom = self.custom or self.name.endswith("__c")
         self._start_ms = int(self.start.timestamp() * 1000)
-        self._span_ms = int((self.end - self.start).total_seconds() * 1000)
+        self._recent_ms = int(self.recent.timestamp() * 1000)
+        self._end_ms = int(self.end.timestamp() * 1000)
+        self._old_rows = int(self.rows * OLD_SHARE)
         self.metadata_changed = time.time()  # describe's If-Modified-Since compares with this
         self._make_pools()
 
@@ -145,8 +152,23 @@ class ObjectModel(RecordChanges):
 
     # -- time and deletion model ------------------------------------------------------------------
     def modstamp_ms(self, i: int) -> int:
-        """SystemModstamp of row i in epoch milliseconds; non-decreasing in i."""
-        return self._start_ms + (self._span_ms * i) // max(self.rows, 1)
+        """SystemModstamp of row i in epoch milliseconds; non-decreasing in i: the first ``OLD_SHARE`` of the
+        rows spread over the old history (``start`` to ``recent``), the rest over the recent tail."""
+        old = self._old_rows
+        if i < old:
+            return self._start_ms + ((self._recent_ms - self._start_ms) * i) // old
+        return self._recent_ms + ((self._end_ms - self._recent_ms) * (i - old)) // max(self.rows - old, 1)
+
+    def created_ms(self, i: int) -> int:
+        """CreatedDate of row i: up to 90 days before its last modification, but a third of the recent tail
+        was created years before (from ``start`` on): old records edited lately. Where CreatedDate is the
+        object's one clock (History rows are never changed), it is the modstamp itself."""
+        modified = self.modstamp_ms(i)
+        if "createddate" in self.monotone_fields:
+            return modified
+        if i >= self._old_rows and (i * 2654435761 + self.seed) % 3 == 1:
+            return self._start_ms + (i * 7919 * 86_400_000) % max(modified - self._start_ms, 1)
+        return modified - (i * 7919 % 90) * 86_400_000
 
     def is_deleted(self, i: int) -> bool:
         return self.deletable and (i * 2654435761 + self.seed) % 50 == 7
@@ -246,7 +268,8 @@ class Org:
 
         self.objects: dict[str, ObjectModel] = {}
         for name, fields in OBJECT_FIELDS.items():
-            n = max(1, int(self.rows.get(name, DEFAULT_ROWS[name]) * self.scale))
+            # an object given 0 rows stays empty (real orgs hold many); a scaled one keeps at least a record
+            n = 0 if self.rows.get(name) == 0 else max(1, int(self.rows.get(name, DEFAULT_ROWS[name]) * self.scale))
             self.objects[name] = ObjectModel(name, fields, n, self.seed, quoted_blanks=self.quoted_blanks)
         extra = long_tail(max(0, self.objects_total - len(OBJECT_FIELDS)), self.seed, set(self.objects))
         for k, spec in enumerate(extra):

@@ -24,7 +24,7 @@ from .values import ROW_FIELDS
 
 DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^", "BACKQUOTE": "`"}
 LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
-CACHE_VERSION = 5  # bumped whenever generated values change (5: full-length Long Text in 1 row of 509)
+CACHE_VERSION = 6  # bumped whenever generated values change (6: a history from 2008, old records edited lately)
 _cache_locks: dict[Path, threading.Lock] = {}
 _cache_locks_guard = threading.Lock()
 

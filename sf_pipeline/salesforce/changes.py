@@ -6,13 +6,15 @@ each). An object whose cursor is ``SystemModstamp``/``LastModifiedDate`` and who
 last 14 days is asked with the replication resources ``sobjects/<name>/updated/`` and ``.../deleted/``
 (not queries, so 12 objects fit in one call); the answer covers whole minutes up to ``latestDateCovered``,
 which becomes the object's next cursor. Any other object (a ``CreatedDate`` cursor, a filter, an older
-window, an object that is not replicateable) is asked with a ``COUNT()`` over ``queryAll``."""
+window, an object that is not replicateable) is asked with a ``COUNT()`` over ``queryAll``, up to ``settle``
+before now, as ``latestDateCovered`` trails now: a record committed late, stamped before that, is counted by
+the next tick rather than passed over."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
@@ -101,18 +103,34 @@ def _answer(sub: _Sub, answer: dict) -> tuple[int, datetime | None]:
 
 
 def count_changes(
-    client: SalesforceClient, asks: Sequence[ChangeAsk], now: datetime | None = None
+    client: SalesforceClient,
+    asks: Sequence[ChangeAsk],
+    now: datetime | None = None,
+    settle: timedelta = timedelta(0),
 ) -> dict[ChangeAsk, Changed]:
     """Rows changed in each ask's window, and where each answer ends. An object asked less than a minute
-    after its cursor (the replication resources see whole minutes) is not asked: 0 rows, cursor kept."""
+    after its cursor (the replication resources see whole minutes) is not asked: 0 rows, cursor kept; one
+    asked by COUNT() is asked up to ``settle`` before its ``until``. The answers are keyed by the asks as
+    asked (their ``until`` settled)."""
     now = now or datetime.now(UTC)
     out: dict[ChangeAsk, Changed] = {}
     groups = []
+
+    def by_count(ask: ChangeAsk) -> list[_Sub]:
+        settled = replace(ask, until=ask.until - settle)
+        if settled.until <= ask.since:
+            out[settled] = Changed(0, ask.since)
+            return []
+        return subrequests(client, settled, by_count=True)
+
     for ask in asks:
-        if replicable(ask, now) and _minute(ask.until) <= ask.since:
+        if not replicable(ask, now):
+            groups.append(by_count(ask))
+        elif _minute(ask.until) <= ask.since:
             out[ask] = Changed(0, ask.since)
         else:
-            groups.append(subrequests(client, ask, by_count=not replicable(ask, now)))
+            groups.append(subrequests(client, ask, by_count=False))
+    groups = [g for g in groups if g]
     refused: list[ChangeAsk] = []
     rows: dict[ChangeAsk, int] = {}
     covered: dict[ChangeAsk, datetime] = {}
@@ -144,7 +162,7 @@ def count_changes(
                 rows[sub.ask] = rows.get(sub.ask, 0) + n
                 if end is not None:
                     covered[sub.ask] = min(covered.get(sub.ask, end), end)
-        groups = [subrequests(client, ask, by_count=True) for ask in refused]
+        groups = [g for g in map(by_count, refused) if g]
         for ask in refused:
             rows.pop(ask, None)
             covered.pop(ask, None)

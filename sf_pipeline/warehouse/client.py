@@ -161,7 +161,13 @@ class Warehouse:
             return reconcile_ids(conn, self.kind, self.dataset, table, ids_table, id_column, mode)
 
     def count_rows(
-        self, table: str, cursor_field: str | None = None, since: datetime | None = None, until: datetime | None = None
+        self,
+        table: str,
+        cursor_field: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        live_only: bool = False,
     ) -> int:
         with self.connection() as conn:
-            return count_rows(conn, self.kind, self.dataset, table, cursor_field, since, until)
+            return count_rows(conn, self.kind, self.dataset, table, cursor_field, since, until, live_only)

@@ -109,23 +109,38 @@ def count_rows(
     cursor_field: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    live_only: bool = False,
 ) -> int:
-    """Rows in an object's table, optionally those whose cursor falls in [since, until)."""
+    """Rows in an object's table, optionally those whose cursor falls in [since, until) (either end may be
+    open: None); ``live_only`` leaves out rows the Id sweep flagged hard-deleted."""
     if not table_exists(conn, dialect, schema, table):
         return 0
-
-    sql = f"SELECT COUNT(*) FROM {qualified(dialect, schema, table)}"
-    if cursor_field and since and until:
+    timestamp = "TIMESTAMPTZ" if dialect == "duckdb" else "TIMESTAMP_TZ"
+    conditions = []
+    if cursor_field:
         column = _quote(normalize(dialect, column_name(cursor_field)))
-        sql += (
-            f" WHERE {column} >= {_literal(since.isoformat())}::TIMESTAMP_TZ"
-            f" AND {column} < {_literal(until.isoformat())}::TIMESTAMP_TZ"
-        )
-        if dialect == "duckdb":
-            sql = sql.replace("::TIMESTAMP_TZ", "::TIMESTAMPTZ")
+        if since:
+            conditions.append(f"{column} >= {_literal(since.isoformat())}::{timestamp}")
+        if until:
+            conditions.append(f"{column} < {_literal(until.isoformat())}::{timestamp}")
+    if live_only and _has_column(conn, dialect, schema, table, HARD_DELETED_COLUMN):
+        conditions.append(f"{_quote(normalize(dialect, HARD_DELETED_COLUMN))} IS NULL")
+    sql = f"SELECT COUNT(*) FROM {qualified(dialect, schema, table)}"
+    if conditions:
+        sql += " WHERE " + " AND ".join(conditions)
     cur = conn.cursor()
     cur.execute(sql)
     return int(cur.fetchone()[0])
+
+
+def _has_column(conn: Any, dialect: DestinationKind, schema: str, table: str, column: str) -> bool:
+    cur = conn.cursor()
+    cur.execute(
+        "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = "
+        f"{_literal(normalize(dialect, schema))} AND table_name = {_literal(normalize(dialect, table))} "
+        f"AND column_name = {_literal(normalize(dialect, column))}"
+    )
+    return int(cur.fetchone()[0]) > 0
 
 
 COLUMN_MAP_TABLE = "_sf_columns"  # every column assignment ever made; a field's latest record (seq) is current
