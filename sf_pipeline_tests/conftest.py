@@ -53,6 +53,7 @@ def org(emulator: Emulator) -> Iterator[Emulator]:
     emulator.clear_faults()
     emulator.reset_records()
     emulator.set_api_usage(used=0, limit=100_000)
+    emulator.set_bulk_jobs(used=0)
 
 
 @pytest.fixture

@@ -25,20 +25,27 @@
    a full refresh uses to put its shadow table in place): it runs as three renames to the same end state.
 Nothing else is changed.
 
+And a production-latency profile, off unless asked for (``FAKESNOW_LATENCY``, e.g.
+``login=0.4,statement=0.12,information_schema=0.6`` in seconds, shared/docs/production-latency.md): each login
+and each statement waits as a round trip to Snowflake would, INFORMATION_SCHEMA statements longer; with
+``FAKESNOW_STATEMENT_LOG`` every login and statement is a JSON line there (``kind``: login, statement or
+information_schema), so a test or a bench can count what one load costs.
+
 Usage: python -m sf_pipeline_tests.fakesnow_server --host 127.0.0.1 --port P
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import sys
 import tempfile
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-import fakesnow.cli
 import snowflake.connector.errors
 from fakesnow.cursor import FakeSnowflakeCursor
 
@@ -105,7 +112,37 @@ def _read_from_azure(command: str) -> str:
     return command.replace(match.group(0), f"FROM '{local}'")
 
 
+def _latency() -> dict[str, float]:
+    text = os.environ.get("FAKESNOW_LATENCY") or ""
+    return {k.strip(): float(v) for k, v in (item.split("=", 1) for item in text.split(",") if item.strip())}
+
+
+LATENCY = _latency()
+
+
+def _record(kind: str, text: str = "") -> None:
+    """The statement log's line, then the wait a real Snowflake would add."""
+    if log_path := os.environ.get("FAKESNOW_STATEMENT_LOG"):
+        with open(log_path, "a") as f:
+            f.write(json.dumps({"at": time.time(), "kind": kind, "statement": text[:500]}) + "\n")
+    if wait := LATENCY.get(kind):
+        time.sleep(wait)
+
+
+class _LoginLatency:
+    """ASGI middleware: every login request is recorded and waits the profile's login time."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/session/v1/login-request":
+            await asyncio.to_thread(_record, "login")
+        await self.app(scope, receive, send)
+
+
 def _execute(self: FakeSnowflakeCursor, command: str, *args, **kwargs):
+    _record("information_schema" if "INFORMATION_SCHEMA" in command.upper() else "statement", command)
     if swap := _SWAP.fullmatch(command.strip()):  # shim 6
         first, second = swap.groups()
         parked = first[:-1] + '__SWAPPING"' if first.endswith('"') else first + "__SWAPPING"
@@ -127,5 +164,22 @@ def _execute(self: FakeSnowflakeCursor, command: str, *args, **kwargs):
 FakeSnowflakeCursor._describe_last_sql = _describe_last_sql  # noqa: SLF001
 FakeSnowflakeCursor.execute = _execute
 
+
+def main() -> int:
+    """fakesnow's server app (what ``fakesnow -s`` serves), with the login middleware, under uvicorn."""
+    import argparse
+
+    import uvicorn
+    from fakesnow.server import app
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    app.add_middleware(_LoginLatency)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(fakesnow.cli.main(["-s", *sys.argv[1:]]))
+    sys.exit(main())

@@ -64,6 +64,11 @@ class Emulator:
     def set_api_usage(self, used: int, limit: int) -> None:
         httpx.post(f"{self.url}/__emulator__/limits", json={"used": used, "limit": limit}).raise_for_status()
 
+    def set_bulk_jobs(self, used: int, limit: int = 10_000) -> None:
+        """The org's Bulk API 2.0 query jobs of the day (DailyBulkV2QueryJobs)."""
+        body = {"bulk_jobs_used": used, "bulk_jobs_limit": limit}
+        httpx.post(f"{self.url}/__emulator__/limits", json=body).raise_for_status()
+
     def advance_formulas(self) -> None:
         httpx.post(f"{self.url}/__emulator__/formulas", json={"advance": 1}).raise_for_status()
 

@@ -102,6 +102,7 @@ def run_azurite(workdir: Path) -> Iterator[Azurite]:
 class Fakesnow:
     port: int
     copy_log: Path
+    statement_log: Path
 
     @property
     def endpoint(self) -> str:
@@ -114,12 +115,26 @@ class Fakesnow:
             return []
         return [json.loads(line) for line in self.copy_log.read_text().splitlines()]
 
+    def statements(self) -> list[dict]:
+        """Every login and statement the server has served: ``kind`` login, statement or information_schema."""
+        import json
+
+        if not self.statement_log.exists():
+            return []
+        return [json.loads(line) for line in self.statement_log.read_text().splitlines()]
+
 
 @contextmanager
-def run_fakesnow(workdir: Path, azure_connection_string: str | None = None) -> Iterator[Fakesnow]:
+def run_fakesnow(
+    workdir: Path, azure_connection_string: str | None = None, latency: str | None = None
+) -> Iterator[Fakesnow]:
+    """fakesnow's server with the project's shims; ``latency``: the production profile's waits
+    (``login=0.4,statement=0.12,information_schema=0.6``, seconds), none by default."""
     port = free_port()
-    copy_log = workdir / "fakesnow-copies.jsonl"
-    env = {**os.environ, "FAKESNOW_COPY_LOG": str(copy_log)}
+    copy_log, statement_log = workdir / "fakesnow-copies.jsonl", workdir / "fakesnow-statements.jsonl"
+    env = {**os.environ, "FAKESNOW_COPY_LOG": str(copy_log), "FAKESNOW_STATEMENT_LOG": str(statement_log)}
+    if latency:
+        env["FAKESNOW_LATENCY"] = latency
     if azure_connection_string:
         env["AZURE_STORAGE_CONNECTION_STRING"] = azure_connection_string
     proc = subprocess.Popen(
@@ -132,6 +147,6 @@ def run_fakesnow(workdir: Path, azure_connection_string: str | None = None) -> I
     try:
         wait_for_port(port, proc, "fakesnow")
         httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
-        yield Fakesnow(port, copy_log)
+        yield Fakesnow(port, copy_log, statement_log)
     finally:
         stop(proc)

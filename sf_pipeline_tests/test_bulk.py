@@ -23,7 +23,8 @@ from sf_pipeline.salesforce.bulk import BulkExtract, extract_object
 
 from .helpers import Emulator
 
-SMALL_PAGES = ExtractOptions(max_records=2_500, concurrency=3, poll_initial_s=0.02, poll_max_s=0.1)
+# every test here is of the Bulk API 2.0 protocol: the route is never chosen by size (rest_max_records=0)
+SMALL_PAGES = ExtractOptions(max_records=2_500, concurrency=3, poll_initial_s=0.02, poll_max_s=0.1, rest_max_records=0)
 
 
 def ids_in(files: list[Path]) -> list[str]:
@@ -149,7 +150,7 @@ def test_a_body_cut_mid_stream_is_fetched_again(client: SalesforceClient, org: E
 
 def test_cut_body_without_gzip(client: SalesforceClient, org: Emulator, tmp_path: Path) -> None:
     org.fault(kind="cut_body", stage="results", object="Lead", times=1)
-    options = ExtractOptions(max_records=500, gzip=False, poll_initial_s=0.02)
+    options = ExtractOptions(max_records=500, gzip=False, poll_initial_s=0.02, rest_max_records=0)
     result, _ = extract_object(client, "Lead", tmp_path, options=options)
     assert ids_in(result.files) == org.truth_ids("Lead")
 
@@ -179,7 +180,7 @@ def test_slow_job_is_polled_until_complete(client: SalesforceClient, org: Emulat
 
 def test_a_job_that_outlives_its_timeout_is_aborted(client: SalesforceClient, org: Emulator, tmp_path: Path) -> None:
     org.fault(kind="slow_job", stage="poll", object="Task", polls=1000)
-    options = ExtractOptions(poll_initial_s=0.02, poll_max_s=0.05, job_timeout_s=0.3)
+    options = ExtractOptions(poll_initial_s=0.02, poll_max_s=0.05, job_timeout_s=0.3, rest_max_records=0)
     with pytest.raises(JobFailedError, match="still InProgress"):
         extract_object(
             client,
@@ -225,7 +226,9 @@ def test_bad_query_is_a_query_error(client: SalesforceClient, tmp_path: Path) ->
 
 
 def test_interrupted_download_resumes_from_complete_pages(org: Emulator, tmp_path: Path) -> None:
-    options = ExtractOptions(max_records=2_000, concurrency=1, poll_initial_s=0.02, delete_job=False)
+    options = ExtractOptions(
+        max_records=2_000, concurrency=1, poll_initial_s=0.02, delete_job=False, rest_max_records=0
+    )
     # first run: page 4 keeps failing, so the run stops with pages 0-3 on disk
     with SalesforceClient(org.settings()) as c:
         extract = BulkExtract(c, "Account", ["Id", "Name"], tmp_path, options=options)

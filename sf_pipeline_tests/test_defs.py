@@ -200,12 +200,14 @@ def test_automation_skips_every_object_while_the_api_budget_is_low(org: Emulator
         assert isinstance(result, dg.SkipReason) and "org API budget" in (result.skip_message or "")
         assert "5.0% left" in result.skip_message and "SF_PIPELINE_API_BUDGET_FLOOR" in result.skip_message
         daily = next(s for s in build_schedules(catalog, jobs, AutomationSettings()) if s.name == "salesforce_daily")
-        with dg.instance_for_test() as instance:
-            context = dg.build_schedule_context(
+        with (
+            dg.instance_for_test() as instance,
+            dg.build_schedule_context(
                 scheduled_execution_time=datetime(2026, 11, 22, 2, tzinfo=UTC),
                 instance=instance,
                 resources={"salesforce": SalesforceResource(login_url=org.url)},
-            )
+            ) as context,
+        ):
             assert list(daily(context)) == []
         org.set_api_usage(used=85_000, limit=100_000)  # 15% left: above the floor
         with dg.instance_for_test() as instance, sensor_context(org, cursor, instance) as context:
@@ -236,12 +238,14 @@ def test_schedules_request_the_previous_day_and_the_sweep_in_batches(org: Emulat
         if s.name in ("salesforce_daily", "salesforce_weekly_id_sweep")
     ]
     when = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
-    with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(
+    with (
+        dg.instance_for_test() as instance,
+        dg.build_schedule_context(
             scheduled_execution_time=when,
             instance=instance,
             resources={"salesforce": SalesforceResource(login_url=org.url)},
-        )
+        ) as context,
+    ):
         daily_requests = list(daily(context))
         sweep_requests = list(sweep(context))
     assert {r.partition_key for r in daily_requests} == {"2026-11-01"}, "the partition that holds the 21st"
@@ -269,12 +273,14 @@ def test_weekly_resync_requests_the_partitions_holding_the_last_days_in_batches(
             if s.name == "salesforce_weekly_resync"
         )
         assert resync.cron_schedule == "0 4 * * 0" and resync.default_status == dg.DefaultScheduleStatus.STOPPED
-        with dg.instance_for_test() as instance:
-            context = dg.build_schedule_context(
+        with (
+            dg.instance_for_test() as instance,
+            dg.build_schedule_context(
                 scheduled_execution_time=datetime(2026, 11, 22, 4, 0, tzinfo=UTC),
                 instance=instance,
                 resources={"salesforce": SalesforceResource(login_url=org.url)},
-            )
+            ) as context,
+        ):
             requests = list(resync(context))
         assert [len(r.asset_selection) for r in requests] == [5, 3]
         assert {k.path[1] for r in requests for k in r.asset_selection} == set(catalog.names)
@@ -298,12 +304,12 @@ def test_weekly_formula_reload_reloads_in_full_an_object_that_keeps_formula_fiel
             instance.report_runless_asset_event(
                 dg.AssetMaterialization(asset_key(name), metadata={"formula_fields": dg.MetadataValue.json(fields)})
             )
-        context = dg.build_schedule_context(
+        with dg.build_schedule_context(
             scheduled_execution_time=datetime(2026, 11, 22, 4, 0, tzinfo=UTC),
             instance=instance,
             resources={"salesforce": SalesforceResource(login_url=org.url)},
-        )
-        requests = {r.asset_selection[0].path[1]: r for r in reload(context)}
+        ) as context:
+            requests = {r.asset_selection[0].path[1]: r for r in reload(context)}
     assert list(requests) == ["Invoice__c"], "only objects whose catalog entry keeps formula fields"
     invoice = requests["Invoice__c"]
     assert invoice.run_config == {"ops": {"salesforce__Invoice__c": {"config": {"full_refresh": True}}}}

@@ -94,7 +94,10 @@ def materialize(
             raise_on_error=False,
             tags={ASSET_PARTITION_RANGE_START_TAG: FIRST, ASSET_PARTITION_RANGE_END_TAG: LAST},
             resources={
-                "salesforce": SalesforceResource(login_url=org.url, max_records_per_page=page_records, max_retries=4),
+                # the Bulk stages' faults: the route is never chosen by size here
+                "salesforce": SalesforceResource(
+                    login_url=org.url, max_records_per_page=page_records, max_retries=4, rest_max_records=0
+                ),
                 "warehouse": WarehouseResource(duckdb_path=str(db)),
                 "pipeline_settings": PipelineSettings(work_dir=str(work), chunk_min_rows=100, chunk_target_mb=1),
             },

@@ -118,6 +118,7 @@ def kill_stack(tmp_path: Path, emulator_cache: Path, point: str) -> LocalDagster
         "SF_PIPELINE_PAGE_RECORDS": "500",
         "SF_PIPELINE_CHUNK_MIN_ROWS": "500",
         "SF_PIPELINE_CHUNK_TARGET_MB": "1",
+        "SF_PIPELINE_REST_MAX_RECORDS": "0",  # Bulk pages to kill between, whatever the window's size
     }
     config = EmulatorConfig(port=0, rows=TEST_ROWS, cache_dir=emulator_cache)
     return LocalDagster(tmp_path / "home", tmp_path / "sf.duckdb", config, extra_env=env)

@@ -40,9 +40,8 @@ def test_a_discovered_org_loads_every_object_through_the_daemon(
         )
     assert sum(o.salesforce_rows for o in result.outcomes) > 1_500
     assert names[:2] == ["Account", "Contact"], "heaviest first"
-    assert (
-        "[17/17]" in out and "loading CaseStatus" in out and "17/17 objects loaded with Salesforce's row count" in out
-    )
+    # a step's start is printed when a poll (every second) sees it: a small object's can end in between
+    assert "[17/17]" in out and "loading " in out and "17/17 objects loaded with Salesforce's row count" in out
     assert "Skipped (3):" in out and "Vote: needs a filter" in out
 
     instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path / "demo" / "dagster_home")))
@@ -51,10 +50,9 @@ def test_a_discovered_org_loads_every_object_through_the_daemon(
         event = instance.get_latest_materialization_event(asset_key(name))
         routes[name] = event.asset_materialization.metadata["route"].value
     assert routes["CaseStatus"] == routes["AccountFeed"] == "rest", "routed to REST by discovery"
-    assert (
-        routes["ContactTag"].startswith("rest (demoted: ") and "not supported by the Bulk API" in routes["ContactTag"]
-    )
-    assert routes["ContractHistory"] == routes["NovemberFoxtrot2__x"] == "bulk"
+    # Bulk objects this small are read by REST, by size (the Bulk refusal's demotion: test_org_scale.py)
+    for name in ("ContactTag", "ContractHistory", "NovemberFoxtrot2__x"):
+        assert routes[name].startswith("rest (by size: "), routes[name]
     for run in instance.get_runs():
         steps = {e.step_key for e in instance.all_logs(run.run_id) if e.is_dagster_event and e.step_key}
         assert "salesforce_ids_sweep_check" not in steps, f"{run.run_id} ran the Id sweep"

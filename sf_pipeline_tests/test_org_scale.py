@@ -17,7 +17,7 @@ from sf_pipeline.datapath.sync import sync_object
 from sf_pipeline.emulator import EmulatorConfig
 from sf_pipeline.emulator.org import Org
 from sf_pipeline.errors import CatalogError
-from sf_pipeline.salesforce import QueryError, SalesforceClient
+from sf_pipeline.salesforce import ExtractOptions, QueryError, SalesforceClient
 from sf_pipeline.salesforce.discovery import FILTER_REASON, discover, read_discovery, refresh, write_discovery
 from sf_pipeline.salesforce.soql import count_query
 from sf_pipeline.warehouse import Warehouse
@@ -256,6 +256,7 @@ def _sync(org: Emulator, name: str, db: Path, work: Path, **entry) -> object:
             Warehouse(duckdb_path=db),
             until=datetime(2027, 1, 1, tzinfo=UTC),  # open at its start: every record
             work_dir=work,
+            extract_options=ExtractOptions(rest_max_records=0),  # the catalog's route, whatever the size
         )
 
 

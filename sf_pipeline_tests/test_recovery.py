@@ -88,6 +88,7 @@ def test_sigkill_then_rerun_gives_exactly_the_truth(
         "SF_PIPELINE_DUCKDB": str(db),
         "SF_PIPELINE_WORK_DIR": str(work),
         "SF_PIPELINE_FAULTPOINTS": point,
+        "SF_PIPELINE_REST_MAX_RECORDS": "0",  # a Bulk job's pages to resume, whatever the window's size
     }
     cmd = sync_command("Account", full_refresh=full_refresh)
     dead = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

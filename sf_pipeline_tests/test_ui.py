@@ -72,7 +72,10 @@ def test_the_ui_shows_objects_queued_runs_column_schema_and_progress(tmp_path: P
     OUT.mkdir(exist_ok=True)
     config = EmulatorConfig(port=0, rows=TEST_ROWS, cache_dir=emulator_cache)
     with (
-        LocalDagster(tmp_path / "home", tmp_path / "ui.duckdb", config) as stack,
+        # Bulk, whatever the size: the slow job below keeps Account's run in progress
+        LocalDagster(
+            tmp_path / "home", tmp_path / "ui.duckdb", config, extra_env={"SF_PIPELINE_REST_MAX_RECORDS": "0"}
+        ) as stack,
         tempfile.TemporaryDirectory() as profile,
     ):
         dismiss_community_dialog(stack)

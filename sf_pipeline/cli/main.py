@@ -44,7 +44,7 @@ def _usage(text: str) -> tuple[int, int]:
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
-    from ..emulator import EmulatorConfig, Fault, make_server
+    from ..emulator import PRODUCTION_LATENCY, EmulatorConfig, Fault, make_server
 
     config = EmulatorConfig(
         host=args.host,
@@ -57,6 +57,14 @@ def cmd_emulator(args: argparse.Namespace) -> int:
     )
     if args.api_usage:
         config.api_used, config.api_limit = args.api_usage
+    if args.latency == "production":
+        config = dataclasses.replace(config, **PRODUCTION_LATENCY)
+    if args.bulk_floor_s is not None:
+        config.bulk_floor_s = args.bulk_floor_s
+    if args.request_latency_ms is not None:
+        config.request_latency_s = args.request_latency_ms / 1000
+    if args.bulk_jobs:
+        config.bulk_jobs_used, config.bulk_jobs_limit = args.bulk_jobs
     if args.page_records:
         config.default_page_records = args.page_records
     if args.cache_dir:
@@ -382,6 +390,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", help="where generated object data is cached")
     p.add_argument("--api-usage", type=_usage, help="the org's daily API usage at start, USED/LIMIT (default 0/100000)")
     p.add_argument("--faults", help="JSON file with a list of faults to inject")
+    p.add_argument(
+        "--latency",
+        choices=["loopback", "production"],
+        default="loopback",
+        help="production: a real org's fixed costs (a 10 s Bulk job floor, 80 ms a request; docs/emulator.md)",
+    )
+    p.add_argument("--bulk-floor-s", type=float, help="seconds a query job stays InProgress at least")
+    p.add_argument("--request-latency-ms", type=float, help="milliseconds every request waits before its answer")
+    p.add_argument("--bulk-jobs", type=_usage, help="DailyBulkV2QueryJobs at start, USED/LIMIT (default 0/10000)")
     p.set_defaults(func=cmd_emulator)
 
     p = sub.add_parser("extract", help="extract one object to CSV files with Bulk API 2.0")

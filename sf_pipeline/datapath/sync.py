@@ -78,7 +78,9 @@ class SyncResult:
     api_usage: str = ""  # the org's daily API usage after it (used/limit), as Salesforce last reported it
     route: str = "bulk"  # how the records were read: bulk (query job) or rest (queryAll pages)
     demoted: str = ""  # why a bulk object was read by REST in this run (Salesforce refused the Bulk job)
+    expected_records: int | None = None  # the window's COUNT() when it chose the route (REST when small)
     read_since: datetime | None = None  # where the extract started: ``since`` less the overlap (None: open)
+    window_rows_before: int = 0  # rows the table held in the window before the load (all of it: full refresh)
 
     @property
     def rows_written(self) -> int:
@@ -258,7 +260,10 @@ def sync_object(
             client, entry, work / "extract", sized.extract, describe, chosen.names, read_since, until, full_refresh
         )
         overlap = OverlappedExtract(entry.name, extract, ChunkStream(work / "chunks", sized.split))
-        loaded = _load_window(warehouse, loader, overlap, table, chosen.fields, plan.columns, full_refresh)
+        # one statement, under the object's lock: a merge into an empty table appends; the checks want the before
+        before = warehouse.count_spans(table, entry.cursor_field, {"window": (since, until)})
+        into_empty = not full_refresh and before["all"] == 0
+        loaded = _load_window(warehouse, loader, overlap, chosen.fields, plan.columns, full_refresh, into_empty)
         seconds = time.monotonic() - started
     return _report(
         entry,
@@ -272,6 +277,7 @@ def sync_object(
         api_calls=client.api_calls - calls_before,
         api_usage=str(client.api_usage or ""),
         read_since=read_since,
+        window_rows_before=before["window"],
     )
 
 
@@ -279,19 +285,20 @@ def _load_window(
     warehouse: Warehouse,
     loader: ObjectLoader,
     overlap: OverlappedExtract,
-    table: str,
     fields: list[dict],
     columns: dict[str, str],
     full_refresh: bool,
+    into_empty: bool,
 ) -> LoadResult:
-    """The chunks merged into ``table`` as the extract cuts them; on a full refresh, loaded into the loader's
-    shadow table (a dead run's dropped first) and swapped in once every chunk is in."""
+    """The chunks merged into the object's table as the extract cuts them (appended, ``into_empty``, when it
+    holds no row); on a full refresh, loaded into the loader's shadow table (a dead run's dropped first) and
+    swapped in once every chunk is in."""
+    table = table_name(loader.sobject)
     if full_refresh:
         warehouse.drop_object_table(loader.table, loader.schema_name)
     mode = "replace" if full_refresh else "merge"
     # closing: a load that fails mid-way stops and joins the extract before the error goes on
     with contextlib.closing(overlap.chunks()) as chunks:
-        into_empty = mode == "merge" and warehouse.count_rows(table) == 0
         loaded = loader.load(chunks, fields, mode=mode, column_names=columns, into_empty=into_empty)
     if full_refresh:
         warehouse.swap_in(loader.table, table, loader.schema_name)
@@ -311,6 +318,7 @@ def _report(
     api_calls: int,
     api_usage: str,
     read_since: datetime | None,
+    window_rows_before: int,
 ) -> SyncResult:
     """What one sync did, logged in a line and returned whole. ``target``: table, dataset, mode, window."""
     table, dataset, mode, since, until = target
@@ -355,5 +363,7 @@ def _report(
         api_usage=api_usage,
         route=result.route,
         demoted=result.demoted,
+        expected_records=result.expected,
         read_since=read_since,
+        window_rows_before=window_rows_before,
     )

@@ -111,6 +111,15 @@ def describe_window(since: datetime | None, until: datetime | None) -> str:
     return f"{since.isoformat()} .. {until.isoformat()}"
 
 
+def _route(result: SyncResult) -> str:
+    """How the records were read, and why when it is not the catalog's route."""
+    if result.demoted:
+        return f"{result.route} (demoted: {result.demoted})"
+    if result.route == "rest" and result.expected_records is not None:
+        return f"rest (by size: {result.expected_records} record(s) in the window)"
+    return result.route
+
+
 def _metadata(result: SyncResult, description: str) -> dict[str, object]:
     return {
         # one name, one meaning, everywhere (the UI, the demo, sf-pipeline sync): records as Salesforce sent
@@ -141,7 +150,7 @@ def _metadata(result: SyncResult, description: str) -> dict[str, object]:
         "formula_fields_loaded": dg.MetadataValue.bool(result.formula_fields_loaded),
         "salesforce_api_calls": dg.MetadataValue.int(result.api_calls),
         "org_api_usage": dg.MetadataValue.text(result.api_usage or "unknown"),
-        "route": dg.MetadataValue.text(result.route + (f" (demoted: {result.demoted})" if result.demoted else "")),
+        "route": dg.MetadataValue.text(_route(result)),
         "dagster/column_schema": dg.TableSchema(
             columns=[
                 dg.TableColumn(
@@ -153,25 +162,23 @@ def _metadata(result: SyncResult, description: str) -> dict[str, object]:
     }
 
 
+def _partition_span(context: dg.AssetExecutionContext, first_start: datetime) -> tuple[datetime | None, datetime]:
+    """The one partition a run materializes, open at its start when it is the first."""
+    part = context.partition_time_window
+    return (None if part.start <= first_start else part.start), part.end
+
+
 def _per_partition(
-    context: dg.AssetExecutionContext,
-    metadata: dict[str, object],
-    target,
-    table: str,
-    cursor_field: str | None,
-    first_start: datetime,
+    context: dg.AssetExecutionContext, metadata: dict[str, object], partition_rows: int | None
 ) -> dict[str, object]:
-    """A one-partition window run (``cursor_field`` given) records the partition's row count (the first
+    """A one-partition window run records the partition's row count (``partition_rows``; the first
     partition's counts every older row too); a range run (one materialization per partition is Dagster's
     rule) puts the full record on its last partition and light metadata on every partition."""
     keys = context.partition_keys
     if len(keys) == 1:
-        if cursor_field is None:
+        if partition_rows is None:
             return metadata
-        part = context.partition_time_window
-        since = None if part.start <= first_start else part.start
-        rows = target.count_rows(table, cursor_field, since, part.end)
-        return {**metadata, "dagster/partition_row_count": dg.MetadataValue.int(rows)}
+        return {**metadata, "dagster/partition_row_count": dg.MetadataValue.int(partition_rows)}
     context.add_asset_metadata(metadata, partition_key=keys[-1])
     return {k: v for k, v in metadata.items() if k in LIGHT_METADATA}
 
@@ -223,7 +230,7 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog, budget_floor: flo
         description = describe_window(since, until)
         context.log.info(f"[{entry.name}] {description}")
         target = warehouse.warehouse()
-        before = target.count_rows(table_name(entry.name), entry.cursor_field, since, until)
+        live_only = entry.hard_deletes == "flag"
         chunks = DagsterDltChunks(context, translator)
         result = sync_with(
             salesforce,
@@ -236,8 +243,21 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog, budget_floor: flo
             full_refresh=full_refresh,
             run_chunk=chunks,
         )
+        # every count the metadata and the checks need, in one statement after the load
+        spans: dict[str, tuple[datetime | None, datetime | None]] = {"window": (since, until)}
+        if partitioned and not full_refresh and len(context.partition_keys) == 1:
+            spans["partition"] = _partition_span(context, first_start)
+        after = target.count_spans(result.table, entry.cursor_field, spans, live_only=live_only)
         checks = evaluate_checks(
-            salesforce, target, entry, result, since, until, rows_before=before, budget_floor=budget_floor
+            salesforce,
+            entry,
+            result,
+            since,
+            until,
+            rows_before=result.window_rows_before,
+            rows_in_window=after["window"],
+            rows_in_table=after["all"],
+            budget_floor=budget_floor,
         )
         metadata = _metadata(result, description)
         descriptions = {
@@ -247,11 +267,9 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog, budget_floor: flo
         metadata.update(chunks.merged(descriptions))
         # dagster-dlt names the table after dlt's schema, not the dataset: name it as the warehouse does
         metadata["dagster/table_name"] = dg.MetadataValue.text(f"{result.dataset}.{result.table}")
-        metadata["dagster/row_count"] = dg.MetadataValue.int(target.count_rows(result.table))
+        metadata["dagster/row_count"] = dg.MetadataValue.int(after["all"])
         if partitioned:
-            metadata = _per_partition(
-                context, metadata, target, result.table, None if full_refresh else entry.cursor_field, first_start
-            )
+            metadata = _per_partition(context, metadata, after.get("partition"))
         return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
     return _object_asset

@@ -91,6 +91,18 @@ def budget_reason(client: SalesforceClient, floor: float) -> tuple[ApiUsage, str
     return usage, None
 
 
+def bulk_jobs_reason(client: SalesforceClient, floor: float) -> str | None:
+    """Why a change too big for REST must wait (None while the org's Bulk API 2.0 query jobs of the day are
+    above the floor), from the limits ``budget_reason`` just read."""
+    jobs = client.bulk_jobs
+    if jobs is None or not jobs.below(floor):
+        return None
+    return (
+        f"the org's Bulk API 2.0 query jobs of the day: {jobs} used, {jobs.remaining_fraction:.1%} left, under "
+        f"the floor of {floor:.0%} ({AutomationSettings.ENV['api_budget_floor']}); small changes go by REST"
+    )
+
+
 def pending_objects(instance: dg.DagsterInstance, keys: dict[dg.AssetKey, str]) -> dict[str, str]:
     """Objects (asset key -> object name) with a run queued or in progress, however it was launched (the
     object's asset or one of its checks selected), with that run's id."""

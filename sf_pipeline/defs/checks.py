@@ -12,7 +12,6 @@ from ..catalog import CatalogObject
 from ..datapath.sync import SyncResult
 from ..salesforce import SalesforceClient
 from ..salesforce.soql import count_query
-from ..warehouse import Warehouse
 from .resources import SalesforceResource
 
 RECONCILE_CHECK = "row_count_reconciliation"
@@ -95,12 +94,7 @@ def salesforce_count(
 
 
 def _whole_object(
-    client: SalesforceClient,
-    warehouse: Warehouse,
-    entry: CatalogObject,
-    table: str,
-    budget_floor: float,
-    deletable: bool,
+    client: SalesforceClient, entry: CatalogObject, in_table: int, budget_floor: float, deletable: bool
 ) -> dg.AssetCheckResult:
     """The whole table against the whole object: what a window's check cannot see (history older than the
     first partition, a window never loaded, rows lost). Not counted while the org's API budget is under the
@@ -118,7 +112,6 @@ def _whole_object(
             metadata={"evaluated": False, "org_api_usage": str(usage)},
         )
     truth = salesforce_count(client, entry, deletable=deletable)
-    in_table = warehouse.count_rows(table, live_only=entry.hard_deletes == "flag")
     metadata: dict[str, object] = {"evaluated": True, "warehouse_rows": in_table, "salesforce_live_count": truth}
     if in_table < truth:
         metadata["likely_cause"] = (
@@ -137,21 +130,23 @@ def _whole_object(
 
 def evaluate_checks(
     salesforce: SalesforceResource,
-    warehouse: Warehouse,
     entry: CatalogObject,
     result: SyncResult,
     since: datetime | None,
     until: datetime | None,
     *,
     rows_before: int,
+    rows_in_window: int,
+    rows_in_table: int,
     budget_floor: float,
 ) -> list[dg.AssetCheckResult]:
-    """Every check of one load; ``since``/``until`` the window it loaded (None: open at that end)."""
+    """Every check of one load; ``since``/``until`` the window it loaded (None: open at that end); the
+    table's live rows in the window before and after the load, and in all, as the warehouse counted them."""
     deletable = "IsDeleted" in result.field_info
     with salesforce.client() as client:
         truth = salesforce_count(client, entry, since, until, deletable=deletable)
-        whole = _whole_object(client, warehouse, entry, result.table, budget_floor, deletable)
-    in_warehouse = warehouse.count_rows(result.table, entry.cursor_field, since, until)
+        whole = _whole_object(client, entry, rows_in_table, budget_floor, deletable)
+    in_warehouse = rows_in_window
     return [
         dg.AssetCheckResult(
             check_name=RECONCILE_CHECK,

@@ -6,14 +6,16 @@ overridden with an environment variable through ``EnvVar``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from ..catalog import CatalogObject
 from ..common.sizing import ENV as SIZE_ENV
@@ -56,6 +58,14 @@ class SalesforceResource(dg.ConfigurableResource):
     download_concurrency: int = Field(
         default=0, description="result pages downloaded at once; 0: from the pod's memory (2 or 4)"
     )
+    rest_max_records: int = Field(
+        default=ExtractOptions.rest_max_records,
+        ge=0,
+        description=(
+            "a Bulk object's window whose COUNT() is at most this is read by REST (no job floor, no daily job "
+            "spent); 0: always Bulk"
+        ),
+    )
 
     def settings(self) -> SalesforceSettings:
         return SalesforceSettings(
@@ -71,11 +81,36 @@ class SalesforceResource(dg.ConfigurableResource):
             retry=RetryPolicy(max_attempts=self.max_retries),
         )
 
-    def client(self) -> SalesforceClient:
+    _shared: SalesforceClient | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # one login a run: every load, check and count of the run's objects shares this client (its session
+        # renews itself when Salesforce expires it); Dagster closes it when the run ends
+        self._shared = self._new_client()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
+
+    def _new_client(self) -> SalesforceClient:
         return SalesforceClient(self.settings(), max_connections=max(self.download_concurrency, 4) + 2)
 
+    @contextlib.contextmanager
+    def client(self) -> Iterator[SalesforceClient]:
+        """The run's client (logged in once a run), or, outside a Dagster execution, one of its own."""
+        if self._shared is not None:
+            yield self._shared
+            return
+        with self._new_client() as client:
+            yield client
+
     def extract_options(self) -> ExtractOptions:
-        return ExtractOptions(max_records=self.max_records_per_page, concurrency=self.download_concurrency or None)
+        return ExtractOptions(
+            max_records=self.max_records_per_page,
+            concurrency=self.download_concurrency or None,
+            rest_max_records=self.rest_max_records,
+        )
 
 
 def snowflake_resource(settings: SnowflakeSettings, schema: str) -> Any:
@@ -136,6 +171,31 @@ class WarehouseResource(dg.ConfigurableResource):
         default=None, description="http(s)://host[:port]/account for Azurite or a private endpoint"
     )
 
+    _run_connections: contextlib.ExitStack | None = PrivateAttr(default=None)
+    _snowflake: Any = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._run_connections = contextlib.ExitStack()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._run_connections is not None:
+            self._run_connections.close()
+        self._run_connections = self._snowflake = None
+
+    @contextlib.contextmanager
+    def _snowflake_connection(self, settings: SnowflakeSettings) -> Iterator[Any]:
+        """In a run, one Snowflake connection (one login) for every count, DDL and swap of the run's objects,
+        closed when the run ends; outside a run, a connection of its own. dlt logs in on its own."""
+        if self._run_connections is None:
+            with snowflake_resource(settings, self.dataset).get_connection() as conn:
+                yield conn
+            return
+        if self._snowflake is None:
+            self._snowflake = self._run_connections.enter_context(
+                snowflake_resource(settings, self.dataset).get_connection()
+            )
+        yield self._snowflake
+
     def warehouse(self) -> Warehouse:
         snowflake = SnowflakeSettings(
             account=self.snowflake_account,
@@ -164,7 +224,7 @@ class WarehouseResource(dg.ConfigurableResource):
             duckdb_memory_limit=self.duckdb_memory_limit or None,
             snowflake=snowflake,
             staging=staging,
-            snowflake_connection=lambda: snowflake_resource(snowflake, self.dataset).get_connection(),
+            snowflake_connection=lambda: self._snowflake_connection(snowflake),
         )
         try:
             warehouse.validate()
@@ -303,6 +363,7 @@ RESOURCE_ENV: dict[str, tuple[type[dg.ConfigurableResource], dict[str, str]]] = 
             **SALESFORCE_ENV,
             "max_records_per_page": "SF_PIPELINE_PAGE_RECORDS",
             "download_concurrency": SIZE_ENV["download_concurrency"],
+            "rest_max_records": "SF_PIPELINE_REST_MAX_RECORDS",
         },
     ),
     "warehouse": (

@@ -19,7 +19,7 @@ import dagster as dg
 from ..catalog import Catalog, CatalogObject
 from ..salesforce.changes import ChangeAsk, Changed, count_changes
 from .assets import asset_key, partitions_def, weight_hint
-from .automation import AutomationSettings, budget_reason, pending_objects
+from .automation import AutomationSettings, budget_reason, bulk_jobs_reason, pending_objects
 from .batches import ObjectLoad, batched_requests, group_by_range
 from .jobs import object_weight
 from .resources import PipelineSettings, SalesforceResource
@@ -33,12 +33,18 @@ def _changed_loads(
     by_name: dict[str, CatalogObject],
     parts: dg.TimeWindowPartitionsDefinition,
     cursor: dict[str, str],
+    bulk_wait: str | None,
+    rest_max: int,
 ) -> list[tuple[tuple[str, str], ObjectLoad]]:
     """Each changed object's load over the span asked about, keyed by the partitions holding it (from the
-    cursor's to the one holding the answer's end: the open one); every cursor moves to its answer's end."""
+    cursor's to the one holding the answer's end: the open one); every cursor moves to its answer's end. While
+    the org's Bulk jobs are low (``bulk_wait`` says why), a change too big for REST waits: cursor kept."""
     loads = []
     for ask, changed in changes.items():
         entry, since, covered = by_name[ask.sobject], ask.since, changed.covered
+        if bulk_wait and changed.rows > rest_max and entry.route == "bulk":
+            context.log.info(f"{entry.name}: waits: {changed.rows} row(s) changed need a Bulk job; {bulk_wait}")
+            continue
         cursor[entry.name] = covered.isoformat()
         if not changed.rows:
             context.log.info(f"{entry.name}: skipped: nothing changed in {since.isoformat()} .. {covered.isoformat()}")
@@ -92,7 +98,8 @@ def build_change_sensor(catalog: Catalog, jobs: list, settings: AutomationSettin
                     ChangeAsk(entry.name, entry.cursor_field, since, until, entry.filter, entry.include_deleted)
                 )
             changes = count_changes(client, asks, until, settle=pipeline_settings.window_overlap)
-            loads = _changed_loads(context, changes, by_name, parts, cursor)
+            bulk_wait = bulk_jobs_reason(client, settings.api_budget_floor)
+            loads = _changed_loads(context, changes, by_name, parts, cursor, bulk_wait, salesforce.rest_max_records)
             # the tick's whole cost, the budget check included: what the org's daily allowance pays for sensing
             context.log.info(
                 f"{len(asks)} object(s) asked; this tick spent {client.api_calls} API call(s); org API usage "

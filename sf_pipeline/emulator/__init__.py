@@ -5,5 +5,6 @@ client it tests); never dlt, pyarrow or dagster."""
 from .faults import Fault
 from .org import Org
 from .server import EmulatorConfig, EmulatorServer, make_server
+from .state import PRODUCTION_LATENCY
 
-__all__ = ["EmulatorConfig", "EmulatorServer", "Fault", "Org", "make_server"]
+__all__ = ["PRODUCTION_LATENCY", "EmulatorConfig", "EmulatorServer", "Fault", "Org", "make_server"]

@@ -83,10 +83,14 @@ def reset_records(st: EmulatorState, _: Any) -> Reply:
 
 
 def set_limits(st: EmulatorState, body: dict) -> Reply:
+    """The org's daily API requests (``used``, ``limit``) and Bulk API 2.0 query jobs (``bulk_jobs_used``,
+    ``bulk_jobs_limit``) as of now."""
     with st.lock:
         st.api_used = int(body.get("used", st.api_used))
         st.api_limit = int(body.get("limit", st.api_limit))
-        return 200, {"used": st.api_used, "limit": st.api_limit}
+        st.bulk_jobs_used = int(body.get("bulk_jobs_used", st.bulk_jobs_used))
+        st.config.bulk_jobs_limit = int(body.get("bulk_jobs_limit", st.config.bulk_jobs_limit))
+        return 200, {"used": st.api_used, "limit": st.api_limit, "bulk_jobs_used": st.bulk_jobs_used}
 
 
 def advance_formulas(st: EmulatorState, body: dict) -> Reply:

@@ -116,6 +116,7 @@ class JobEndpoints:
         check_access(model, query, bulk=True)
         validate_bulk(query)
         resolve_fields(model, query, bulk=True)  # bad fields fail the create call, as in Salesforce
+        st.count_bulk_job()
         job = Job(st.new_job_id(), operation, model.name, soql, version, delimiter, line_ending, _now_iso())
         fail = st.faults.take("create", model.name, {"job_failed"})
         slow = st.faults.take("poll", model.name, {"slow_job"})

@@ -66,7 +66,7 @@ class RestEndpoints:
                 200,
                 {
                     "DailyApiRequests": {"Max": limit, "Remaining": max(limit - used, 0)},
-                    "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000 - min(len(st.jobs), 10000)},
+                    "DailyBulkV2QueryJobs": {"Max": st.config.bulk_jobs_limit, "Remaining": st.bulk_jobs_left()},
                 },
             )
         if len(parts) == 3 and parts[0] == "sobjects" and parts[2] in ("updated", "deleted") and method == "GET":

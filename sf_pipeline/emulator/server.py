@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -116,6 +117,8 @@ class Handler(AuthEndpoints, RestEndpoints, ReplicationEndpoints, JobEndpoints, 
         try:
             if url.path.startswith("/__emulator__/"):
                 return self._admin(method, url.path)
+            if st.config.request_latency_s:
+                time.sleep(st.config.request_latency_s)  # the network round trip to a real org
             if url.path == "/services/oauth2/token" and method == "POST":
                 return self._token()
             if url.path in ("/services/data", "/services/data/"):

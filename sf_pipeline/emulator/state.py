@@ -61,6 +61,16 @@ class EmulatorConfig:
     api_used: int = 0  # API requests already made today when the emulator starts
     objects: int = 8  # objects in describeGlobal: the 8 demo objects, then the long tail (longtail.py)
     faults: list[Fault] = field(default_factory=list)
+    # the production-latency profile (0: loopback as fast as it goes; PRODUCTION_LATENCY: a real org's)
+    bulk_floor_s: float = 0.0  # a query job stays InProgress at least this long after it is created
+    request_latency_s: float = 0.0  # every request (OAuth included) waits this long before it is answered
+    bulk_jobs_limit: int = 10_000  # DailyBulkV2QueryJobs: query jobs a rolling 24 hours
+    bulk_jobs_used: int = 0  # query jobs already created when the emulator starts
+
+
+# A real org over the network (shared/docs/production-latency.md): a Bulk API 2.0 query job's asynchronous floor
+# (~10-15 s measured for a 701-row object) and one round trip per API request.
+PRODUCTION_LATENCY = {"bulk_floor_s": 10.0, "request_latency_s": 0.08}
 
 
 @dataclass
@@ -135,6 +145,23 @@ class EmulatorState:
         self.requests: dict[str, int] = {}
         self.api_used = config.api_used
         self.api_limit = config.api_limit
+        self.bulk_jobs_used = config.bulk_jobs_used
+
+    def count_bulk_job(self) -> None:
+        """Count one query job against DailyBulkV2QueryJobs; refused once the allowance is used up."""
+        with self.lock:
+            if self.bulk_jobs_used >= self.config.bulk_jobs_limit:
+                raise ApiError(
+                    400,
+                    "EXCEEDED_QUOTA",
+                    f"Bulk API 2.0 query jobs: the org's limit of {self.config.bulk_jobs_limit} jobs per 24 hours "
+                    "(DailyBulkV2QueryJobs) is used up",
+                )
+            self.bulk_jobs_used += 1
+
+    def bulk_jobs_left(self) -> int:
+        with self.lock:
+            return max(self.config.bulk_jobs_limit - self.bulk_jobs_used, 0)
 
     def count_api_call(self) -> str:
         """Count one API request against the org's daily limit; the Sforce-Limit-Info value to send back.
@@ -216,6 +243,10 @@ def _run_job(state: EmulatorState, job: Job, fail: Fault | None) -> None:
             return
         job.selection = selection
         job.records = selection.count
+        # a real org queues and runs every job asynchronously: small ones too take seconds
+        time.sleep(max(0.0, job.started + state.config.bulk_floor_s - time.monotonic()))
+        if job.state == "Aborted":
+            return
         job.state = "JobComplete"
     except (SoqlError, ApiError) as exc:
         job.error = getattr(exc, "message", str(exc))

@@ -50,6 +50,9 @@ class ExtractOptions:
     poll_max_s: float = 10.0
     job_timeout_s: float = 6 * 3600
     delete_job: bool = True  # delete the job from Salesforce once every page is on disk
+    # a bulk-route window expected to hold at most this many records is read by REST instead (0: never):
+    # docs/performance.md, "Bulk or REST"
+    rest_max_records: int = 10_000
 
     @property
     def pages_in_flight(self) -> int:
@@ -74,6 +77,7 @@ class ExtractResult:
     page_records: list[int] = field(default_factory=list)  # data records per file, as verified on download
     route: str = "bulk"  # bulk, or rest (REST queryAll pages)
     demoted: str = ""  # why a bulk object went by REST in this run: Salesforce's refusal of the Bulk job
+    expected: int | None = None  # Salesforce's COUNT() of the window, when the route was chosen by size
 
 
 @dataclass
@@ -435,6 +439,25 @@ def check_cursor_field(sobject: str, cursor_field: str | None, fields: list[str]
         )
 
 
+def _expected_records(
+    client: SalesforceClient,
+    sobject: str,
+    out_dir: Path,
+    options: ExtractOptions | None,
+    where: str | None,
+    window: dict,
+) -> int | None:
+    """Salesforce's COUNT() of what the extract would read (one API call), to choose the route by size; None
+    when the route is not chosen by size: switched off, or a Bulk job of an earlier run to resume."""
+    from .soql import count_query
+
+    if not (options or ExtractOptions()).rest_max_records or (Path(out_dir) / MANIFEST).exists():
+        return None
+    soql = count_query(sobject, window["cursor_field"], window["since"], window["until"], where)
+    answer = client.query(soql, sobject=sobject, include_deleted=window["include_deleted"])
+    return int(answer["totalSize"])
+
+
 def extract_object(
     client: SalesforceClient,
     sobject: str,
@@ -454,8 +477,11 @@ def extract_object(
 ) -> tuple[ExtractResult, dict]:
     """Describe ``sobject``, select its queryable fields and extract them; returns (result, describe).
 
-    ``route="rest"`` reads REST queryAll pages instead of a Bulk job; a Bulk job that Salesforce refuses for
-    the object itself (``denylists.BULK_REFUSALS``) is demoted to REST for this run, said in the result."""
+    ``route="rest"`` reads REST queryAll pages instead of a Bulk job; so does a bulk-route window whose
+    COUNT() is at most ``options.rest_max_records`` (a Bulk job costs a floor of seconds and one of the org's
+    10,000 daily jobs, whatever its size); a Bulk job that Salesforce refuses for the object itself
+    (``denylists.BULK_REFUSALS``, the daily job quota included) is demoted to REST for this run, said in the
+    result."""
     from .rest_extract import RestExtract  # it builds on this module's ExtractResult
     from .soql import check_identifier, select_fields
 
@@ -474,11 +500,19 @@ def extract_object(
 
     if route == "rest":
         return by_rest(), describe
+    expected = _expected_records(client, sobject, out_dir, options, where, window)
+    if expected is not None and expected <= (options or ExtractOptions()).rest_max_records:
+        log.info("[%s] %d record(s) in the window: read by REST (no Bulk job, no job floor)", sobject, expected)
+        result = by_rest()
+        result.expected = expected
+        return result, describe
     extract = BulkExtract(
         client, sobject, selection.names, out_dir, where=where, options=options, on_page=on_page, **window
     )
     try:
-        return extract.run(), describe
+        result = extract.run()
+        result.expected = expected
+        return result, describe
     except QueryError as exc:
         if not is_bulk_refusal(str(exc)):
             raise

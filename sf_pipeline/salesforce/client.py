@@ -98,6 +98,7 @@ class SalesforceClient:
         self._usage_lock = threading.Lock()
         self.api_calls = 0  # API requests this client made (OAuth token requests are not API calls)
         self.api_usage: ApiUsage | None = None  # the org's usage, from the latest answer that said it
+        self.bulk_jobs: ApiUsage | None = None  # DailyBulkV2QueryJobs, as the limits resource last said it
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -302,10 +303,14 @@ class SalesforceClient:
         return self.json("GET", self.data_path(f"sobjects/{sobject}/describe"), sobject=sobject)
 
     def org_api_usage(self) -> ApiUsage:
-        """The org's daily API usage now (one call to the ``limits`` resource)."""
-        usage = ApiUsage.from_limits(self.json("GET", self.data_path("limits")))
+        """The org's daily API usage now (one call to the ``limits`` resource); its Bulk API 2.0 query jobs
+        of the day are kept in ``bulk_jobs``."""
+        limits = self.json("GET", self.data_path("limits"))
+        usage = ApiUsage.from_limits(limits)
         with self._usage_lock:
             self.api_usage = usage
+            if "DailyBulkV2QueryJobs" in limits:
+                self.bulk_jobs = ApiUsage.from_limits(limits, "DailyBulkV2QueryJobs")
         return usage
 
     def query(self, soql: str, *, sobject: str | None = None, include_deleted: bool = False) -> dict:

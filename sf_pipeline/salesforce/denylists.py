@@ -72,6 +72,7 @@ BULK_REFUSALS = (
     "is not supported by the Bulk API",
     "Selecting compound data not supported in Bulk Query",
     "Bulk API does not support",
+    "DailyBulkV2QueryJobs",  # the org's daily query jobs are used up (the emulator's wording; see docs/emulator.md)
 )
 
 

@@ -1,5 +1,6 @@
 """The org's daily API budget, as Salesforce reports it: the ``Sforce-Limit-Info: api-usage=N/M`` header on
-every REST answer, and ``DailyApiRequests`` in the ``/limits`` resource."""
+every REST answer, and ``DailyApiRequests`` in the ``/limits`` resource; ``DailyBulkV2QueryJobs`` there too,
+the Bulk API 2.0 query jobs of the last 24 hours (10,000 a day)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ class ApiUsage:
         return cls(int(match.group(1)), int(match.group(2))) if match else None
 
     @classmethod
-    def from_limits(cls, limits: dict) -> ApiUsage:
-        daily = limits["DailyApiRequests"]
+    def from_limits(cls, limits: dict, name: str = "DailyApiRequests") -> ApiUsage:
+        """One of the ``/limits`` resource's allowances: ``DailyApiRequests``, ``DailyBulkV2QueryJobs``..."""
+        daily = limits[name]
         return cls(int(daily["Max"]) - int(daily["Remaining"]), int(daily["Max"]))
 
     @property

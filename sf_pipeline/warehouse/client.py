@@ -16,7 +16,8 @@ import dlt
 from ..errors import WarehouseConfigError
 from .ddl import (
     IdComparison,
-    count_rows,
+    Span,
+    count_spans,
     drop_object_table,
     forget_dlt_schema,
     read_column_map,
@@ -160,6 +161,18 @@ class Warehouse:
         with self.connection() as conn:
             return reconcile_ids(conn, self.kind, self.dataset, table, ids_table, id_column, mode)
 
+    def count_spans(
+        self,
+        table: str,
+        cursor_field: str | None = None,
+        spans: dict[str, Span] | None = None,
+        *,
+        live_only: bool = False,
+    ) -> dict[str, int]:
+        """The table's rows (``"all"``) and those of each named span, in one statement (``ddl.count_spans``)."""
+        with self.connection() as conn:
+            return count_spans(conn, self.kind, self.dataset, table, cursor_field, spans, live_only)
+
     def count_rows(
         self,
         table: str,
@@ -169,5 +182,7 @@ class Warehouse:
         *,
         live_only: bool = False,
     ) -> int:
-        with self.connection() as conn:
-            return count_rows(conn, self.kind, self.dataset, table, cursor_field, since, until, live_only)
+        """Rows in the table, or those whose cursor is in [since, until) (either end open: None)."""
+        if not (cursor_field and (since or until)):
+            return self.count_spans(table, live_only=live_only)["all"]
+        return self.count_spans(table, cursor_field, {"span": (since, until)}, live_only=live_only)["span"]

@@ -15,6 +15,8 @@ from .settings import DestinationKind
 
 log = logging.getLogger(__name__)
 
+HARD_DELETED_COLUMN = "_sf_hard_deleted_at"  # set by the Id sweep in flag mode
+
 
 def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
@@ -101,46 +103,52 @@ def swap_in(conn: Any, dialect: DestinationKind, schema: str, loaded: str, table
     log.info("full refresh: %s now holds the rows loaded into %s", name(table), name(loaded))
 
 
-def count_rows(
+Span = tuple[datetime | None, datetime | None]  # [since, until) on the cursor; None: open at that end
+
+
+def count_spans(
     conn: Any,
     dialect: DestinationKind,
     schema: str,
     table: str,
     cursor_field: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    spans: dict[str, Span] | None = None,
     live_only: bool = False,
-) -> int:
-    """Rows in an object's table, optionally those whose cursor falls in [since, until) (either end may be
-    open: None); ``live_only`` leaves out rows the Id sweep flagged hard-deleted."""
-    if not table_exists(conn, dialect, schema, table):
-        return 0
+) -> dict[str, int]:
+    """Rows in an object's table (``"all"``) and in each named span of its cursor, in one statement (a
+    Snowflake statement is a round trip and a compile: a load asks once before and once after). An absent
+    table holds 0 rows: the statement's error says so, no INFORMATION_SCHEMA query is made first.
+    ``live_only`` leaves out rows the Id sweep flagged hard-deleted."""
     timestamp = "TIMESTAMPTZ" if dialect == "duckdb" else "TIMESTAMP_TZ"
-    conditions = []
-    if cursor_field:
-        column = _quote(normalize(dialect, column_name(cursor_field)))
-        if since:
+    column = _quote(normalize(dialect, column_name(cursor_field))) if cursor_field else None
+    live = f"{_quote(normalize(dialect, HARD_DELETED_COLUMN))} IS NULL" if live_only else None
+    selects = [f"COUNT(CASE WHEN {live} THEN 1 END)" if live else "COUNT(*)"]
+    for since, until in (spans or {}).values():
+        conditions = [c for c in (live,) if c]
+        if column and since:
             conditions.append(f"{column} >= {_literal(since.isoformat())}::{timestamp}")
-        if until:
+        if column and until:
             conditions.append(f"{column} < {_literal(until.isoformat())}::{timestamp}")
-    if live_only and _has_column(conn, dialect, schema, table, HARD_DELETED_COLUMN):
-        conditions.append(f"{_quote(normalize(dialect, HARD_DELETED_COLUMN))} IS NULL")
-    sql = f"SELECT COUNT(*) FROM {qualified(dialect, schema, table)}"
-    if conditions:
-        sql += " WHERE " + " AND ".join(conditions)
+        selects.append(f"COUNT(CASE WHEN {' AND '.join(conditions)} THEN 1 END)" if conditions else "COUNT(*)")
+    names = ["all", *(spans or {})]
     cur = conn.cursor()
-    cur.execute(sql)
-    return int(cur.fetchone()[0])
+    try:
+        cur.execute(f"SELECT {', '.join(selects)} FROM {qualified(dialect, schema, table)}")
+    except Exception as exc:  # noqa: BLE001 - DuckDB's CatalogException, Snowflake's ProgrammingError 002003
+        _reset_after_error(conn, dialect)
+        if live_only and HARD_DELETED_COLUMN in str(exc).lower():  # never swept: no row is flagged
+            return count_spans(conn, dialect, schema, table, cursor_field, spans)
+        if "does not exist" not in str(exc):
+            raise
+        return dict.fromkeys(names, 0)
+    return dict(zip(names, (int(n) for n in cur.fetchone()), strict=True))
 
 
-def _has_column(conn: Any, dialect: DestinationKind, schema: str, table: str, column: str) -> bool:
-    cur = conn.cursor()
-    cur.execute(
-        "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = "
-        f"{_literal(normalize(dialect, schema))} AND table_name = {_literal(normalize(dialect, table))} "
-        f"AND column_name = {_literal(normalize(dialect, column))}"
-    )
-    return int(cur.fetchone()[0]) > 0
+def _reset_after_error(conn: Any, dialect: DestinationKind) -> None:
+    """A failed statement aborts DuckDB's open transaction, if any: roll it back so the connection goes on."""
+    if dialect == "duckdb":
+        with contextlib.suppress(Exception):
+            conn.rollback()
 
 
 COLUMN_MAP_TABLE = "_sf_columns"  # every column assignment ever made; a field's latest record (seq) is current
@@ -157,15 +165,20 @@ _COLUMN_MAP_COLUMNS = {
 
 
 def read_column_map(conn: Any, dialect: DestinationKind, schema: str, sobject: str) -> dict[str, ColumnRecord]:
-    """The current record of each field of ``sobject`` an earlier load gave a column."""
-    if not table_exists(conn, dialect, schema, COLUMN_MAP_TABLE):
-        return {}
+    """The current record of each field of ``sobject`` an earlier load gave a column (none before the first
+    load: the table is absent, which the statement's error says)."""
     names = [_quote(normalize(dialect, c)) for c in _COLUMN_MAP_COLUMNS]
     cur = conn.cursor()
-    cur.execute(
-        f"SELECT {', '.join(names)} FROM {qualified(dialect, schema, COLUMN_MAP_TABLE)} "
-        f"WHERE {names[0]} = {_literal(sobject)} ORDER BY {names[-1]}"
-    )
+    try:
+        cur.execute(
+            f"SELECT {', '.join(names)} FROM {qualified(dialect, schema, COLUMN_MAP_TABLE)} "
+            f"WHERE {names[0]} = {_literal(sobject)} ORDER BY {names[-1]}"
+        )
+    except Exception as exc:  # noqa: BLE001 - as count_spans: an absent table
+        if "does not exist" not in str(exc):
+            raise
+        _reset_after_error(conn, dialect)
+        return {}
     out: dict[str, ColumnRecord] = {}
     for _, field, column, label, sf_type, data_type, present, _ in cur.fetchall():
         out[field] = ColumnRecord(column, sf_type, data_type, label or "", bool(present))
@@ -194,9 +207,6 @@ def write_column_map(
     cur.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join(values)}")
     with contextlib.suppress(Exception):
         conn.commit()
-
-
-HARD_DELETED_COLUMN = "_sf_hard_deleted_at"  # set by the Id sweep in flag mode
 
 
 @dataclass(frozen=True)
