@@ -23,7 +23,7 @@ from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, War
 from sf_pipeline.emulator import EmulatorConfig
 from sf_pipeline.emulator.org import RECENT_START
 from sf_pipeline.emulator.soql import epoch_ms
-from sf_pipeline.salesforce import SalesforceClient
+from sf_pipeline.salesforce import ExtractOptions, SalesforceClient
 from sf_pipeline.salesforce.changes import ChangeAsk, count_changes
 from sf_pipeline.warehouse import Warehouse
 
@@ -255,10 +255,14 @@ def test_an_empty_object_loads_on_every_route(org: Emulator, tmp_path: Path, rou
     loads = [{"full_refresh": True}] * 2
     if entry.cursor_field:
         loads = [{"until": until}, {"since": until - timedelta(days=30), "until": until}, *loads]
+    options = ExtractOptions(rest_max_records=0)  # the route asked for, not REST because the object is small
     with SalesforceClient(org.settings()) as client:
         for window in loads:
-            result = sync_object(client, entry, warehouse, work_dir=tmp_path / "work", **window)
+            result = sync_object(
+                client, entry, warehouse, work_dir=tmp_path / "work", extract_options=options, **window
+            )
             assert result.reconciled and result.salesforce_records == result.rows_written == 0, window
+            assert result.route == route, window  # a Bulk job (header-only result) or REST pages
             with duckdb.connect(str(tmp_path / "sf.duckdb"), read_only=True) as con:
                 count = con.execute("SELECT COUNT(*) FROM salesforce.invoice_c").fetchone()[0]
                 names = {r[0] for r in con.execute("DESCRIBE salesforce.invoice_c").fetchall()}
