@@ -29,6 +29,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "sweep_bench.py": (["--rows", "5000000"], ["--rows", "500000"]),
     "history_bench.py": ([], ["--granularity", "monthly"]),
+    "fixed_cost_bench.py": (["--objects", "6"], ["--objects", "3", "--profile", "loopback"]),
     "org_bench.py": (
         ["--objects", "300"],
         ["--objects", "30", "--scale", "0.01", "--edits", "10", "--idle-minutes", "1"],
