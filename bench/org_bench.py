@@ -2,6 +2,7 @@
 
 Usage: python bench/org_bench.py [--objects 300] [--scale 1.0] [--granularity monthly|weekly|daily] [--sample K]
                                  [--batch 100] [--interval 30] [--edits 100] [--idle-minutes 5] [--initial-only]
+                                 [--latency production]
 
 Prints discovery's time and API requests (first, unchanged, one object changed), then, per phase, wall time,
 the objects' own work (extract and load, from their metadata), Dagster's overhead (the rest) per object, runs,
@@ -45,7 +46,7 @@ from sf_pipeline.defs.schedules import build_schedules
 from sf_pipeline.defs.sensors import INITIAL_LOAD_SENSOR, SENSOR_NAME
 from sf_pipeline.defs.sweep import build_id_sweep
 from sf_pipeline.deployment.local import LocalDagster, instigator_ticks, tick_log
-from sf_pipeline.emulator import EmulatorConfig, make_server
+from sf_pipeline.emulator import PRODUCTION_LATENCY, EmulatorConfig, make_server
 from sf_pipeline.salesforce import SalesforceClient, SalesforceSettings
 from sf_pipeline.salesforce.discovery import refresh
 
@@ -221,6 +222,9 @@ def main() -> int:
     ap.add_argument("--initial-only", action="store_true", help="only discovery and the initial load")
     ap.add_argument("--sample", type=int, help="load only K of the objects (every n-th in discovered order)")
     ap.add_argument("--out", default=None, help="where the run's Dagster home and DuckDB file go")
+    ap.add_argument(
+        "--latency", choices=["loopback", "production"], default="loopback", help="the emulator's latency profile"
+    )
     args = ap.parse_args()
     work = Path(args.out or tempfile.mkdtemp(prefix="org-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -238,7 +242,8 @@ def main() -> int:
     os.environ["SF_PIPELINE_BATCH_OBJECTS"] = str(args.batch)
     started = time.monotonic()
     then = None if args.initial_only else (lambda *a: later_phases(*a, args))
-    result = run_org(work / "run", args.scale, args.objects, then=then)
+    latency = PRODUCTION_LATENCY if args.latency == "production" else None
+    result = run_org(work / "run", args.scale, args.objects, then=then, latency=latency)
     total = time.monotonic() - started
     print_summary(result, work / "run")
     home = work / "run" / "dagster_home"

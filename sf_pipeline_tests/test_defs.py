@@ -75,6 +75,12 @@ def test_catalog_errors_name_the_object_and_setting(tmp_path: Path) -> None:
     bad.write_text("objects:\n  - name: Account\n    colour: blue\n")
     with pytest.raises(CatalogError, match="unknown setting.*colour"):
         load_catalog(bad)
+    # the key is always Id (the merge, the deletes, the Id sweep): another one is refused by name
+    bad.write_text("objects:\n  - name: Account\n    primary_key: AccountNumber\n")
+    with pytest.raises(CatalogError, match=r"object 'Account'.*primary_key 'AccountNumber'.*always Id"):
+        load_catalog(bad)
+    bad.write_text("objects:\n  - name: Account\n    primary_key: Id\n")
+    assert load_catalog(bad).get("Account").name == "Account"
 
 
 def resources(org: Emulator, db: Path) -> dict:

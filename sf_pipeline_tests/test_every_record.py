@@ -15,7 +15,7 @@ import duckdb
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from sf_pipeline.catalog import Catalog, CatalogError, CatalogObject, load_catalog
+from sf_pipeline.catalog import Catalog, CatalogObject, load_catalog
 from sf_pipeline.datapath.sync import sync_object
 from sf_pipeline.defs.assets import asset_key, build_assets, partitions_def
 from sf_pipeline.defs.checks import WAREHOUSE_COUNT_CHECK, WHOLE_OBJECT_CHECK
@@ -288,12 +288,3 @@ def test_an_empty_object_materializes_with_every_check_green(org: Emulator, tmp_
         checks = run.get_asset_check_evaluations()
         assert len(checks) == 6 and all(c.passed for c in checks), [(c.check_name, c.metadata) for c in checks]
     assert table_ids(db, "case") == []
-
-
-def test_primary_key_other_than_id_is_refused_by_name(tmp_path: Path) -> None:
-    path = tmp_path / "catalog.yaml"
-    path.write_text("objects:\n  - name: Account\n    primary_key: AccountNumber\n")
-    with pytest.raises(CatalogError, match=r"object 'Account'.*primary_key 'AccountNumber'.*always Id"):
-        load_catalog(path)
-    path.write_text("objects:\n  - name: Account\n    primary_key: Id\n")
-    assert load_catalog(path).get("Account").name == "Account"
