@@ -59,6 +59,27 @@ def costs(fakesnow, url: str, since_statement: int) -> dict[str, int]:
     }
 
 
+def bench_resources(url: str, fakesnow, azurite, container: str, work: Path, bulk_only: bool) -> dict:
+    """The run's resources: the emulator, fakesnow staging in Azurite's container, a work folder."""
+    warehouse = WarehouseResource(
+        destination="snowflake",
+        snowflake_account="sfpipeline-bench",
+        snowflake_user="loader",
+        snowflake_password="fake-password",
+        snowflake_database="BENCH",
+        snowflake_endpoint=fakesnow.endpoint,
+        staging=f"az://{container}/sf",
+        azure_account_name=AZURITE_ACCOUNT,
+        azure_account_key=AZURITE_KEY,
+        azure_blob_endpoint=azurite.blob_endpoint,
+    )
+    return {
+        "salesforce": SalesforceResource(login_url=url, rest_max_records=0 if bulk_only else 10_000),
+        "warehouse": warehouse,
+        "pipeline_settings": PipelineSettings(work_dir=str(work / "w")),
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", choices=["production", "loopback"], default="production")
@@ -87,36 +108,19 @@ def main() -> int:
         run_fakesnow(work / "snow", azurite.connection_string(), SNOWFLAKE_PROFILE if production else None) as fakesnow,
     ):
         azurite.service().create_container(container)
-        resources = {
-            "salesforce": SalesforceResource(login_url=server.url, rest_max_records=0 if args.bulk_only else 10_000),
-            "warehouse": WarehouseResource(
-                destination="snowflake",
-                snowflake_account="sfpipeline-bench",
-                snowflake_user="loader",
-                snowflake_password="fake-password",
-                snowflake_database="BENCH",
-                snowflake_endpoint=fakesnow.endpoint,
-                staging=f"az://{container}/sf",
-                azure_account_name=AZURITE_ACCOUNT,
-                azure_account_key=AZURITE_KEY,
-                azure_blob_endpoint=azurite.blob_endpoint,
-            ),
-            "pipeline_settings": PipelineSettings(work_dir=str(work / "w")),
-        }
+        resources = bench_resources(server.url, fakesnow, azurite, container, work, args.bulk_only)
         assets = build_assets(catalog)
         parts = partitions_def(catalog)
         rows = []
         with dg.instance_for_test() as instance:
-            phases = {
-                "initial load": {
-                    "tags": {
-                        ASSET_PARTITION_RANGE_START_TAG: parts.get_first_partition_key(),
-                        ASSET_PARTITION_RANGE_END_TAG: parts.get_last_partition_key(),
-                    }
-                },
+            whole_history = {
+                ASSET_PARTITION_RANGE_START_TAG: parts.get_first_partition_key(),
+                ASSET_PARTITION_RANGE_END_TAG: parts.get_last_partition_key(),
             }
-            for phase, kwargs in phases.items():
-                rows.append(run_phase(phase, assets, resources, instance, fakesnow, server.url, len(names), kwargs))
+            n = len(names)
+            rows.append(
+                run_phase("initial load", assets, resources, instance, fakesnow, server.url, n, {"tags": whole_history})
+            )
             for phase in ("one-row window (first merge)", "one-row window"):
                 rows.append(edit_and_load(phase, names, server, assets, resources, instance, fakesnow, parts))
     server.shutdown()

@@ -17,6 +17,8 @@ from ..catalog import Catalog, CatalogObject
 from ..common.memory import rss_mb
 from ..datapath.load import table_name
 from ..datapath.sync import SyncResult
+from ..warehouse import Warehouse
+from ..warehouse.ddl import Span
 from .checks import check_specs, evaluate_checks
 from .dlt_runs import DagsterDltChunks, ObjectTranslator
 from .resources import PipelineSettings, SalesforceResource, WarehouseResource, destination_from_env, sync_with
@@ -99,7 +101,7 @@ def load_window(
             f"[{entry.name}] config window {since.isoformat()} .. {until.isoformat()} is not inside the run's "
             f"partitions {window.start.isoformat()} .. {window.end.isoformat()}"
         )
-    return (None if since <= first_start else since), until
+    return _open_at_first(since, first_start), until
 
 
 def describe_window(since: datetime | None, until: datetime | None) -> str:
@@ -162,10 +164,40 @@ def _metadata(result: SyncResult, description: str) -> dict[str, object]:
     }
 
 
+def _open_at_first(start: datetime, first_start: datetime) -> datetime | None:
+    """A span's start, or None (open) where it is the first partition's: all older history is in it."""
+    return None if start <= first_start else start
+
+
 def _partition_span(context: dg.AssetExecutionContext, first_start: datetime) -> tuple[datetime | None, datetime]:
     """The one partition a run materializes, open at its start when it is the first."""
     part = context.partition_time_window
-    return (None if part.start <= first_start else part.start), part.end
+    return _open_at_first(part.start, first_start), part.end
+
+
+def _counts_after(
+    target: Warehouse, entry: CatalogObject, table: str, window: Span, partition: Span | None
+) -> dict[str, int]:
+    """Every count the metadata and the checks need after a load, in one statement: the table's live rows
+    (``all``), the window's and, for a one-partition run, the partition's."""
+    spans = {"window": window, **({"partition": partition} if partition else {})}
+    return target.count_spans(table, entry.cursor_field, spans, live_only=entry.hard_deletes == "flag")
+
+
+def _materialization_metadata(
+    result: SyncResult, description: str, chunks: DagsterDltChunks, table_rows: int
+) -> dict[str, object]:
+    """The load's metadata with dagster-dlt's merged over its chunks, the table named as the warehouse names
+    it (dagster-dlt names it after dlt's schema) and its live rows."""
+    metadata = _metadata(result, description)
+    descriptions = {
+        column: f"{result.field_info[api][1]} ({api}, {result.field_info[api][0]})"
+        for api, column in result.columns.items()
+    }
+    metadata.update(chunks.merged(descriptions))
+    metadata["dagster/table_name"] = dg.MetadataValue.text(f"{result.dataset}.{result.table}")
+    metadata["dagster/row_count"] = dg.MetadataValue.int(table_rows)
+    return metadata
 
 
 def _per_partition(
@@ -230,7 +262,6 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog, budget_floor: flo
         description = describe_window(since, until)
         context.log.info(f"[{entry.name}] {description}")
         target = warehouse.warehouse()
-        live_only = entry.hard_deletes == "flag"
         chunks = DagsterDltChunks(context, translator)
         result = sync_with(
             salesforce,
@@ -243,11 +274,9 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog, budget_floor: flo
             full_refresh=full_refresh,
             run_chunk=chunks,
         )
-        # every count the metadata and the checks need, in one statement after the load
-        spans: dict[str, tuple[datetime | None, datetime | None]] = {"window": (since, until)}
-        if partitioned and not full_refresh and len(context.partition_keys) == 1:
-            spans["partition"] = _partition_span(context, first_start)
-        after = target.count_spans(result.table, entry.cursor_field, spans, live_only=live_only)
+        one_partition = partitioned and not full_refresh and len(context.partition_keys) == 1
+        partition = _partition_span(context, first_start) if one_partition else None
+        after = _counts_after(target, entry, result.table, (since, until), partition)
         checks = evaluate_checks(
             salesforce,
             entry,
@@ -259,15 +288,7 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog, budget_floor: flo
             rows_in_table=after["all"],
             budget_floor=budget_floor,
         )
-        metadata = _metadata(result, description)
-        descriptions = {
-            column: f"{result.field_info[api][1]} ({api}, {result.field_info[api][0]})"
-            for api, column in result.columns.items()
-        }
-        metadata.update(chunks.merged(descriptions))
-        # dagster-dlt names the table after dlt's schema, not the dataset: name it as the warehouse does
-        metadata["dagster/table_name"] = dg.MetadataValue.text(f"{result.dataset}.{result.table}")
-        metadata["dagster/row_count"] = dg.MetadataValue.int(after["all"])
+        metadata = _materialization_metadata(result, description, chunks, after["all"])
         if partitioned:
             metadata = _per_partition(context, metadata, after.get("partition"))
         return dg.MaterializeResult(metadata=metadata, check_results=checks)

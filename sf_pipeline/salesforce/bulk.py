@@ -440,18 +440,13 @@ def check_cursor_field(sobject: str, cursor_field: str | None, fields: list[str]
 
 
 def _expected_records(
-    client: SalesforceClient,
-    sobject: str,
-    out_dir: Path,
-    options: ExtractOptions | None,
-    where: str | None,
-    window: dict,
+    client: SalesforceClient, sobject: str, out_dir: Path, options: ExtractOptions, where: str | None, window: dict
 ) -> int | None:
     """Salesforce's COUNT() of what the extract would read (one API call), to choose the route by size; None
     when the route is not chosen by size: switched off, or a Bulk job of an earlier run to resume."""
     from .soql import count_query
 
-    if not (options or ExtractOptions()).rest_max_records or (Path(out_dir) / MANIFEST).exists():
+    if not options.rest_max_records or (Path(out_dir) / MANIFEST).exists():
         return None
     soql = count_query(sobject, window["cursor_field"], window["since"], window["until"], where)
     answer = client.query(soql, sobject=sobject, include_deleted=window["include_deleted"])
@@ -500,23 +495,28 @@ def extract_object(
 
     if route == "rest":
         return by_rest(), describe
+    options = options or ExtractOptions()
     expected = _expected_records(client, sobject, out_dir, options, where, window)
-    if expected is not None and expected <= (options or ExtractOptions()).rest_max_records:
+    if expected is not None and expected <= options.rest_max_records:
         log.info("[%s] %d record(s) in the window: read by REST (no Bulk job, no job floor)", sobject, expected)
         result = by_rest()
-        result.expected = expected
-        return result, describe
-    extract = BulkExtract(
-        client, sobject, selection.names, out_dir, where=where, options=options, on_page=on_page, **window
-    )
+    else:
+        bulk = BulkExtract(
+            client, sobject, selection.names, out_dir, where=where, options=options, on_page=on_page, **window
+        )
+        result = _bulk_demoted_on_refusal(sobject, bulk, by_rest)
+    result.expected = expected
+    return result, describe
+
+
+def _bulk_demoted_on_refusal(sobject: str, bulk: BulkExtract, by_rest: Callable[[], ExtractResult]) -> ExtractResult:
+    """The Bulk extract, or REST when Salesforce refuses the object's Bulk job (said in ``demoted``)."""
     try:
-        result = extract.run()
-        result.expected = expected
-        return result, describe
+        return bulk.run()
     except QueryError as exc:
         if not is_bulk_refusal(str(exc)):
             raise
         log.warning("[%s] Bulk API 2.0 refused the object (%s): reading it by REST for this run", sobject, exc)
         result = by_rest()
         result.demoted = str(exc)
-        return result, describe
+        return result
