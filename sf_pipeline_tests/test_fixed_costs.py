@@ -123,12 +123,25 @@ def test_the_sensor_lets_big_changes_wait_while_the_days_bulk_jobs_are_low(org: 
     assert new_cursor["Lead"] == since and new_cursor["Case"] > since, "the waiting object's cursor is kept"
 
 
-def test_a_run_logs_in_once_on_each_side(
+def _run_selected(
+    assets: list, resources: dict, instance: dg.DagsterInstance, **kwargs: object
+) -> dg.ExecuteInProcessResult:
+    """The assets run as one run that selects them, as the sensor's and the initial load's batches are launched
+    (the run knows its objects: ``run.asset_selection``)."""
+    job = dg.Definitions(
+        assets=assets, resources=resources, jobs=[dg.define_asset_job("batch", selection=assets)]
+    ).resolve_job_def("batch")
+    return job.execute_in_process(instance=instance, asset_selection=[k for a in assets for k in a.keys], **kwargs)
+
+
+def test_a_run_logs_in_once_on_each_side_and_a_small_window_asks_no_information_schema(
     org: Emulator, fakesnow_server: Fakesnow, azurite: Azurite, tmp_path: Path
 ) -> None:
-    """Three objects in one run (as the sensor's and the initial load's batches run them), with their checks:
-    one OAuth login, and our own Snowflake statements (counts, the column map, DDL) on one connection with no
-    INFORMATION_SCHEMA query. dlt opens its own connections for its steps (its statements: the bench)."""
+    """Three objects in one run, with their checks, then a one-row change of each in the next two: each run
+    logs in once to Salesforce and once to Snowflake (dlt's jobs share the run's connection), and once dlt has
+    recorded the merge's schema a change window costs at most 14 statements an object (2 counts of ours, 12 of
+    dlt's: docs/performance.md) plus 3 a run (the column records of its objects, and whether the two datasets
+    exist, asked with SHOW), none of them an INFORMATION_SCHEMA query. The edits land."""
     container = f"c{uuid.uuid4().hex[:12]}"
     azurite.service().create_container(container)
     warehouse = WarehouseResource(
@@ -143,34 +156,56 @@ def test_a_run_logs_in_once_on_each_side(
         azure_account_key=AZURITE_KEY,
         azure_blob_endpoint=azurite.blob_endpoint,
     )
+    resources = {
+        "salesforce": SalesforceResource(login_url=org.url, max_retries=3),
+        "warehouse": warehouse,
+        "pipeline_settings": PipelineSettings(work_dir=str(tmp_path / "work")),
+    }
     catalog = load_catalog()
     names = ("Lead", "Case", "User")
     assets = [a for a in build_assets(catalog) if any(asset_key(n) in a.keys for n in names)]
     parts = partitions_def(catalog)
     key = parts.get_last_partition_key()
-    before = len(fakesnow_server.statements())
-    org.reset_stats()
+
+    def run(**kwargs: object) -> list[dict]:
+        before = len(fakesnow_server.statements())
+        org.reset_stats()
+        result = _run_selected(assets, resources, instance, **kwargs)
+        assert result.success
+        assert len(result.get_asset_check_evaluations()) == 3 * 6
+        assert all(e.passed for e in result.get_asset_check_evaluations())
+        assert org.stats().get("POST /services/oauth2/token") == 1, "one Salesforce login for the run"
+        seen = fakesnow_server.statements()[before:]
+        assert [s["kind"] for s in seen].count("login") == 1, "one Snowflake login for the run, dlt's jobs included"
+        return seen
+
     with dg.instance_for_test() as instance:
-        result = dg.materialize(
-            assets,
-            instance=instance,
-            tags={ASSET_PARTITION_RANGE_START_TAG: key, ASSET_PARTITION_RANGE_END_TAG: key},
-            resources={
-                "salesforce": SalesforceResource(login_url=org.url, max_retries=3),
-                "warehouse": warehouse,
-                "pipeline_settings": PipelineSettings(work_dir=str(tmp_path / "work")),
-            },
-        )
-    assert result.success
-    assert len(result.get_asset_check_evaluations()) == 3 * 6
-    assert org.stats().get("POST /services/oauth2/token") == 1, "one Salesforce login for the run"
-    ours = [
-        s
-        for s in fakesnow_server.statements()[before:]
-        if s["kind"] != "login" and ("_SF_COLUMNS" in s["statement"] or "COUNT(CASE" in s["statement"])
-    ]
-    assert ours, "the test sees our own statements"
-    assert not [s for s in fakesnow_server.statements()[before:] if "information_schema.tables" in s["statement"]]
+        first = parts.get_first_partition_key()  # the initial load: every partition, the whole history
+        run(tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: key})
+        since = datetime.now(UTC) - timedelta(minutes=1)
+        edited = {}
+        for name in names:
+            record = org.server.state.org.get(name)
+            edited[name] = record.raw_value(record.by_name["id"], 0)
+            field = "Subject" if name == "Case" else "LastName"
+            org.change(name, update=[{"Id": edited[name], field: f"edited {name}"}])
+        window = {"since": since.isoformat(), "until": (datetime.now(UTC) + timedelta(seconds=1)).isoformat()}
+        config = {"ops": {asset_key(n).to_python_identifier(): {"config": window} for n in names}}
+        run(partition_key=key, run_config=config)  # the first merge: dlt records its staging tables
+        for name in names:
+            field = "Subject" if name == "Case" else "LastName"
+            org.change(name, update=[{"Id": edited[name], field: f"edited {name} again"}])
+        window["until"] = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+        seen = run(partition_key=key, run_config=config)
+    statements = [s for s in seen if s["kind"] != "login"]
+    assert not [s for s in statements if s["kind"] == "information_schema"], "no INFORMATION_SCHEMA query"
+    assert len(statements) <= 14 * len(names) + 3, [s["statement"][:60] for s in statements]
+    with warehouse.warehouse().connection() as conn:
+        cur = conn.cursor()
+        cur.execute('SELECT "SUBJECT" FROM "SALESFORCE"."CASE" WHERE "ID" = %s', (edited["Case"],))
+        assert cur.fetchall() == [("edited Case again",)]
+        cur.execute('SELECT "LAST_NAME" FROM "SALESFORCE"."LEAD" WHERE "ID" = %s', (edited["Lead"],))
+        assert cur.fetchall() == [("edited Lead again",)]
 
 
 def test_user_count_check_uses_query_not_queryall() -> None:

@@ -26,7 +26,7 @@ from ..datapath.sync import WINDOW_OVERLAP, SyncResult, sync_object
 from ..errors import SettingsError
 from ..salesforce import ExtractOptions, RetryPolicy, SalesforceClient, SalesforceSettings
 from ..salesforce.settings import ENV as SALESFORCE_ENV
-from ..warehouse import SnowflakeSettings, StagingSettings, Warehouse, WarehouseConfigError
+from ..warehouse import RunColumnMaps, SnowflakeSettings, StagingSettings, Warehouse, WarehouseConfigError
 
 
 class SalesforceResource(dg.ConfigurableResource):
@@ -114,8 +114,11 @@ class SalesforceResource(dg.ConfigurableResource):
 
 
 def snowflake_resource(settings: SnowflakeSettings, schema: str) -> Any:
-    """dagster-snowflake's resource on the warehouse's account: it runs the DDL and counts the pipeline owns."""
+    """dagster-snowflake's resource on the warehouse's account: it runs the DDL and counts the pipeline owns,
+    and dlt's loads share its connection (``snowflake_session``: the session dlt would set up itself)."""
     from dagster_snowflake import SnowflakeResource
+
+    from ..warehouse.snowflake_session import SESSION_TIMEZONE
 
     settings.validate()
     return SnowflakeResource(
@@ -129,7 +132,8 @@ def snowflake_resource(settings: SnowflakeSettings, schema: str) -> Any:
         private_key=settings.private_key,
         private_key_path=settings.private_key_path,
         private_key_password=settings.private_key_passphrase,
-        additional_snowflake_connection_args=settings.endpoint_args() or None,
+        autocommit=True,
+        additional_snowflake_connection_args={**settings.endpoint_args(), "timezone": SESSION_TIMEZONE},
     )
 
 
@@ -173,19 +177,25 @@ class WarehouseResource(dg.ConfigurableResource):
 
     _run_connections: contextlib.ExitStack | None = PrivateAttr(default=None)
     _snowflake: Any = PrivateAttr(default=None)
+    _column_maps: RunColumnMaps | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._run_connections = contextlib.ExitStack()
+        run = context.run
+        if run is not None and run.asset_selection:
+            # the run's objects' column records are read once, when the first of them loads
+            objects = [key.path[-1] for key in run.asset_selection if key.path[0] == "salesforce"]
+            self._column_maps = RunColumnMaps(sorted(objects))
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._run_connections is not None:
             self._run_connections.close()
-        self._run_connections = self._snowflake = None
+        self._run_connections = self._snowflake = self._column_maps = None
 
     @contextlib.contextmanager
     def _snowflake_connection(self, settings: SnowflakeSettings) -> Iterator[Any]:
-        """In a run, one Snowflake connection (one login) for every count, DDL and swap of the run's objects,
-        closed when the run ends; outside a run, a connection of its own. dlt logs in on its own."""
+        """In a run, one Snowflake connection (one login) for every load, count, DDL and swap of the run's
+        objects, closed when the run ends; outside a run, a connection of its own."""
         if self._run_connections is None:
             with snowflake_resource(settings, self.dataset).get_connection() as conn:
                 yield conn
@@ -225,6 +235,7 @@ class WarehouseResource(dg.ConfigurableResource):
             snowflake=snowflake,
             staging=staging,
             snowflake_connection=lambda: self._snowflake_connection(snowflake),
+            run_column_maps=self._column_maps,
         )
         try:
             warehouse.validate()

@@ -14,7 +14,7 @@ naming.py: Salesforce names to table and column names.
 """
 
 from ..errors import WarehouseConfigError
-from .client import Warehouse, duckdb_config, duckdb_connection, duckdb_destination
+from .client import RunColumnMaps, Warehouse, duckdb_config, duckdb_connection, duckdb_destination
 from .ddl import HARD_DELETED_COLUMN, IdComparison, count_spans, drop_object_table, normalize, qualified, table_exists
 from .settings import FILE_FORMATS, DestinationKind, FileFormat, SnowflakeSettings, StagingSettings
 from .staging import StagedFiles
@@ -25,6 +25,7 @@ __all__ = [
     "DestinationKind",
     "FileFormat",
     "IdComparison",
+    "RunColumnMaps",
     "SnowflakeSettings",
     "StagedFiles",
     "StagingSettings",

@@ -21,6 +21,7 @@ from .ddl import (
     drop_object_table,
     forget_dlt_schema,
     read_column_map,
+    read_column_maps,
     reconcile_ids,
     swap_in,
     write_column_map,
@@ -76,6 +77,15 @@ def _sized_cap() -> str:
     return current_sizes().duckdb_memory_limit
 
 
+@dataclass
+class RunColumnMaps:
+    """The column records of a run's objects, read in one statement when the first of them asks and kept up to
+    date by what the run records: a batch of N objects reads ``_sf_columns`` once, not N times."""
+
+    sobjects: list[str]
+    maps: dict[str, dict[str, ColumnRecord]] | None = None
+
+
 @dataclass(frozen=True)
 class Warehouse:
     """One configured warehouse: the dlt destination and staging for loads, a connection for the DDL
@@ -90,6 +100,7 @@ class Warehouse:
     snowflake: SnowflakeSettings = SnowflakeSettings()
     staging: StagingSettings = StagingSettings()
     snowflake_connection: Callable[[], AbstractContextManager[Any]] | None = field(default=None, compare=False)
+    run_column_maps: RunColumnMaps | None = field(default=None, compare=False)
 
     def sized(self, sizes: LoadSizes) -> Warehouse:
         """This warehouse with DuckDB's cap and threads as a load's sizes say (``sizing``)."""
@@ -106,24 +117,30 @@ class Warehouse:
         self.validate()
         if self.kind == "duckdb":
             return duckdb_destination(self.duckdb_path, self.duckdb_memory_limit, self.duckdb_threads)
+        return dlt.destinations.snowflake(**self._snowflake_kwargs())
+
+    def _snowflake_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"credentials": self.snowflake.dlt_credentials()}
         if self.snowflake.stage:
             kwargs["stage_name"] = self.snowflake.stage
         # files PUT into a table stage are removed after COPY, like files staged in a bucket
-        return dlt.destinations.snowflake(keep_staged_files=False, **kwargs)
+        return {"keep_staged_files": False, **kwargs}
 
     @contextlib.contextmanager
     def load_destination(self) -> Iterator[Any]:
-        """The dlt destination for one object's load, whatever number of chunks (pipelines) it takes. On
-        DuckDB every chunk's pipeline shares one connection, closed here: the file is checkpointed once a
-        load rather than once a chunk (bench/README: 2.3 s of a 1 GB load's 16.4 s for each checkpoint)."""
-        if self.kind != "duckdb":
-            yield self.dlt_destination()
-            return
-        from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
-
+        """The dlt destination for one object's load, whatever number of chunks (pipelines) it takes, on the
+        connection ``connection`` gives (in a Dagster run: the run's). On DuckDB the file is checkpointed once
+        a load rather than once a chunk (bench/README: 2.3 s of a 1 GB load's 16.4 s for each checkpoint); on
+        Snowflake dlt's jobs log in once a run rather than once a job (``snowflake_session``)."""
         with self.connection() as conn:
-            yield dlt.destinations.duckdb(DuckDbCredentials(conn))
+            if self.kind == "duckdb":
+                from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+                yield dlt.destinations.duckdb(DuckDbCredentials(conn))
+            else:
+                from .snowflake_session import session_for, session_snowflake
+
+                yield session_snowflake(session_for(conn), **self._snowflake_kwargs())
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Any]:
@@ -145,12 +162,19 @@ class Warehouse:
 
     def column_map(self, sobject: str) -> dict[str, ColumnRecord]:
         """The current column record of every field of ``sobject`` an earlier load gave a column."""
+        cache = self.run_column_maps
         with self.connection() as conn:
-            return read_column_map(conn, self.kind, self.dataset, sobject)
+            if cache is None or sobject not in cache.sobjects:
+                return read_column_map(conn, self.kind, self.dataset, sobject)
+            if cache.maps is None:
+                cache.maps = read_column_maps(conn, self.kind, self.dataset, cache.sobjects)
+            return dict(cache.maps[sobject])
 
     def record_columns(self, sobject: str, records: dict[str, ColumnRecord]) -> None:
         with self.connection() as conn:
             write_column_map(conn, self.kind, self.dataset, sobject, records)
+        if (cache := self.run_column_maps) is not None and cache.maps is not None and sobject in cache.maps:
+            cache.maps[sobject].update(records)
 
     def forget_pipeline(self, dlt_schema: str) -> None:
         """Forget dlt's stored schema of a pipeline whose table the pipeline itself dropped (the Id sweep's)."""

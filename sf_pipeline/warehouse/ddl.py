@@ -167,21 +167,30 @@ _COLUMN_MAP_COLUMNS = {
 def read_column_map(conn: Any, dialect: DestinationKind, schema: str, sobject: str) -> dict[str, ColumnRecord]:
     """The current record of each field of ``sobject`` an earlier load gave a column (none before the first
     load: the table is absent, which the statement's error says)."""
+    return read_column_maps(conn, dialect, schema, [sobject])[sobject]
+
+
+def read_column_maps(
+    conn: Any, dialect: DestinationKind, schema: str, sobjects: list[str]
+) -> dict[str, dict[str, ColumnRecord]]:
+    """``read_column_map`` of several objects in one statement (a run's objects, read once)."""
     names = [_quote(normalize(dialect, c)) for c in _COLUMN_MAP_COLUMNS]
+    out: dict[str, dict[str, ColumnRecord]] = {sobject: {} for sobject in sobjects}
+    if not sobjects:
+        return out
     cur = conn.cursor()
     try:
         cur.execute(
             f"SELECT {', '.join(names)} FROM {qualified(dialect, schema, COLUMN_MAP_TABLE)} "
-            f"WHERE {names[0]} = {_literal(sobject)} ORDER BY {names[-1]}"
+            f"WHERE {names[0]} IN ({', '.join(_literal(s) for s in sorted(set(sobjects)))}) ORDER BY {names[-1]}"
         )
     except Exception as exc:  # noqa: BLE001 - as count_spans: an absent table
         if "does not exist" not in str(exc):
             raise
         _reset_after_error(conn, dialect)
-        return {}
-    out: dict[str, ColumnRecord] = {}
-    for _, field, column, label, sf_type, data_type, present, _ in cur.fetchall():
-        out[field] = ColumnRecord(column, sf_type, data_type, label or "", bool(present))
+        return out
+    for sobject, field, column, label, sf_type, data_type, present, _ in cur.fetchall():
+        out[sobject][field] = ColumnRecord(column, sf_type, data_type, label or "", bool(present))
     return out
 
 

@@ -81,12 +81,15 @@ class SnowflakeSettings:
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[Any]:
-        """A connection with the same credentials dlt loads with (password or key pair, endpoint)."""
+        """A connection with the same credentials dlt loads with (password or key pair, endpoint) and the
+        session dlt sets on its own (``CONNECTION_PARAMS``), so dlt's loads can share it."""
         import snowflake.connector
+
+        from .snowflake_session import CONNECTION_PARAMS
 
         credentials = self.dlt_credentials()
         credentials.on_resolved()  # reads private_key_path, as dlt does when it resolves them
-        conn = snowflake.connector.connect(**credentials.to_connector_params())
+        conn = snowflake.connector.connect(**{**credentials.to_connector_params(), **CONNECTION_PARAMS})
         try:
             yield conn
         finally:
