@@ -51,12 +51,31 @@ def test_the_production_profile_holds_every_job_for_its_floor_and_every_request_
         started = time.monotonic()
         client.describe("User")
         one_request = time.monotonic() - started
+        slow_org.reset_stats()
         started = time.monotonic()
         result, _ = extract_object(client, "User", tmp_path, options=ExtractOptions(rest_max_records=0))
         bulk = time.monotonic() - started
     # lower bounds only: the profile adds waits; how long the machine takes besides is not asserted
     assert one_request >= 0.05 and result.route == "bulk" and result.records == 300
     assert bulk >= 1.5, "a query job of 300 records still waits for the floor"
+
+
+def test_the_poll_cadence_sees_a_job_of_bulks_floor_soon_after_it_ends() -> None:
+    """Status requests at 0, 0.5, 1.25, 2.4, 4.1, 6.6, 10.4, 15.4 s...: a job done at Bulk's ~10 s floor is
+    seen at 10.4 s (doubling up to 10 s saw it at 12.6 s), one done at 14 s at 15.4 s, and none later than
+    5 s after it ends, for 7 requests to the 10 s job."""
+    from sf_pipeline.salesforce.bulk import poll_delays
+
+    asked, delays = [0.0], poll_delays(ExtractOptions())
+    while asked[-1] < 60:
+        asked.append(asked[-1] + next(delays))
+
+    def seen(done: float) -> float:
+        return next(t for t in asked if t >= done)
+
+    assert seen(10) == pytest.approx(10.39, abs=0.01) and asked.index(seen(10)) + 1 == 7
+    assert seen(14) == pytest.approx(15.39, abs=0.01)
+    assert all(seen(done) - done <= 5.0 for done in (0.1, 3, 7, 12, 20, 33, 47))
 
 
 def test_the_daily_bulk_jobs_are_counted_reported_and_refused_when_used_up(org: Emulator, tmp_path: Path) -> None:
