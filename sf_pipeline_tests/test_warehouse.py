@@ -350,3 +350,27 @@ def test_long_and_odd_text_on_the_snowflake_path(org: Emulator, warehouse: Wareh
             values[api] = dict(cur.fetchall())
     seen = assert_text_round_trips(org.org.get("Invoice__c"), values)
     assert seen >= set(ODD_TEXT) - {"tab"}, seen
+
+
+def test_a_runs_column_records_are_read_once_and_written_as_one_insert(tmp_path: Path) -> None:
+    """A run that knows its objects reads their column records in one statement, then writes each schema change
+    with its seq continuing the object's own; what it wrote reads back the same without the run's cache."""
+    from sf_pipeline.warehouse import RunColumnMaps
+    from sf_pipeline.warehouse.ddl import COLUMN_MAP_TABLE
+    from sf_pipeline.warehouse.naming import ColumnRecord
+
+    plain = Warehouse(duckdb_path=tmp_path / "w.duckdb")
+    first = {"Id": ColumnRecord("id", "id", "string"), "Name": ColumnRecord("name", "string", "string")}
+    run = Warehouse(duckdb_path=tmp_path / "w.duckdb", run_column_maps=RunColumnMaps(["Account", "Lead"]))
+    assert run.column_map("Account") == {} and run.column_map("Lead") == {}  # no table yet
+    run.record_columns("Account", first)
+    run.record_columns("Lead", {"Id": first["Id"]})
+    assert run.column_map("Account") == first
+    retyped = {"Name": ColumnRecord("name__v2", "textarea", "large_string")}
+    later = Warehouse(duckdb_path=tmp_path / "w.duckdb", run_column_maps=RunColumnMaps(["Account"]))
+    assert later.column_map("Account") == first
+    later.record_columns("Account", retyped)
+    assert plain.column_map("Account") == {**first, **retyped} and plain.column_map("Lead") == {"Id": first["Id"]}
+    with plain.connection() as conn:
+        seqs = conn.execute(f"SELECT sobject, seq FROM salesforce.{COLUMN_MAP_TABLE} ORDER BY sobject, seq").fetchall()
+    assert seqs == [("Account", 1), ("Account", 2), ("Account", 3), ("Lead", 1)]

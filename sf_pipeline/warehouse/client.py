@@ -17,6 +17,7 @@ from ..errors import WarehouseConfigError
 from .ddl import (
     IdComparison,
     Span,
+    StoredColumns,
     count_spans,
     drop_object_table,
     forget_dlt_schema,
@@ -80,10 +81,11 @@ def _sized_cap() -> str:
 @dataclass
 class RunColumnMaps:
     """The column records of a run's objects, read in one statement when the first of them asks and kept up to
-    date by what the run records: a batch of N objects reads ``_sf_columns`` once, not N times."""
+    date by what the run records: a batch of N objects reads ``_sf_columns`` once, not N times, and writes a
+    schema change with one INSERT."""
 
     sobjects: list[str]
-    maps: dict[str, dict[str, ColumnRecord]] | None = None
+    stored: StoredColumns | None = None
 
 
 @dataclass(frozen=True)
@@ -166,15 +168,26 @@ class Warehouse:
         with self.connection() as conn:
             if cache is None or sobject not in cache.sobjects:
                 return read_column_map(conn, self.kind, self.dataset, sobject)
-            if cache.maps is None:
-                cache.maps = read_column_maps(conn, self.kind, self.dataset, cache.sobjects)
-            return dict(cache.maps[sobject])
+            if cache.stored is None:
+                cache.stored = read_column_maps(conn, self.kind, self.dataset, cache.sobjects)
+            return dict(cache.stored.maps[sobject])
 
     def record_columns(self, sobject: str, records: dict[str, ColumnRecord]) -> None:
+        if not records:
+            return
+        cache = self.run_column_maps
+        stored = cache.stored if cache is not None and sobject in cache.sobjects else None
         with self.connection() as conn:
-            write_column_map(conn, self.kind, self.dataset, sobject, records)
-        if (cache := self.run_column_maps) is not None and cache.maps is not None and sobject in cache.maps:
-            cache.maps[sobject].update(records)
+            if stored is None:
+                write_column_map(conn, self.kind, self.dataset, sobject, records)
+                return
+            last_seq = stored.seqs[sobject]
+            write_column_map(
+                conn, self.kind, self.dataset, sobject, records, last_seq=last_seq, table_exists=stored.table_exists
+            )
+        stored.maps[sobject].update(records)
+        stored.seqs[sobject] = last_seq + len(records)
+        stored.table_exists = True
 
     def forget_pipeline(self, dlt_schema: str) -> None:
         """Forget dlt's stored schema of a pipeline whose table the pipeline itself dropped (the Id sweep's)."""

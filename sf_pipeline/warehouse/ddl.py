@@ -167,17 +167,23 @@ _COLUMN_MAP_COLUMNS = {
 def read_column_map(conn: Any, dialect: DestinationKind, schema: str, sobject: str) -> dict[str, ColumnRecord]:
     """The current record of each field of ``sobject`` an earlier load gave a column (none before the first
     load: the table is absent, which the statement's error says)."""
-    return read_column_maps(conn, dialect, schema, [sobject])[sobject]
+    return read_column_maps(conn, dialect, schema, [sobject]).maps[sobject]
 
 
-def read_column_maps(
-    conn: Any, dialect: DestinationKind, schema: str, sobjects: list[str]
-) -> dict[str, dict[str, ColumnRecord]]:
+@dataclass
+class StoredColumns:
+    """What ``_sf_columns`` holds for some objects: each one's current records and its last ``seq``, and
+    whether the table exists at all."""
+
+    maps: dict[str, dict[str, ColumnRecord]]
+    seqs: dict[str, int]
+    table_exists: bool
+
+
+def read_column_maps(conn: Any, dialect: DestinationKind, schema: str, sobjects: list[str]) -> StoredColumns:
     """``read_column_map`` of several objects in one statement (a run's objects, read once)."""
     names = [_quote(normalize(dialect, c)) for c in _COLUMN_MAP_COLUMNS]
-    out: dict[str, dict[str, ColumnRecord]] = {sobject: {} for sobject in sobjects}
-    if not sobjects:
-        return out
+    stored = StoredColumns({s: {} for s in sobjects}, dict.fromkeys(sobjects, 0), table_exists=True)
     cur = conn.cursor()
     try:
         cur.execute(
@@ -188,34 +194,44 @@ def read_column_maps(
         if "does not exist" not in str(exc):
             raise
         _reset_after_error(conn, dialect)
-        return out
-    for sobject, field, column, label, sf_type, data_type, present, _ in cur.fetchall():
-        out[sobject][field] = ColumnRecord(column, sf_type, data_type, label or "", bool(present))
-    return out
+        stored.table_exists = False
+        return stored
+    for sobject, field, column, label, sf_type, data_type, present, seq in cur.fetchall():
+        stored.maps[sobject][field] = ColumnRecord(column, sf_type, data_type, label or "", bool(present))
+        stored.seqs[sobject] = max(stored.seqs[sobject], int(seq))
+    return stored
 
 
 def write_column_map(
-    conn: Any, dialect: DestinationKind, schema: str, sobject: str, records: dict[str, ColumnRecord]
+    conn: Any,
+    dialect: DestinationKind,
+    schema: str,
+    sobject: str,
+    records: dict[str, ColumnRecord],
+    *,
+    last_seq: int | None = None,
+    table_exists: bool = False,
 ) -> None:
-    """Append records (new, retyped, removed or returned fields); earlier ones stay as history."""
+    """Append records (new, retyped, removed or returned fields); earlier ones stay as history. A caller that
+    knows the object's last ``seq`` and that the table exists (a run that read them) saves the statements that
+    would ask. The connection autocommits: one INSERT is atomic."""
     if not records:
         return
     table = qualified(dialect, schema, COLUMN_MAP_TABLE)
     names = [_quote(normalize(dialect, c)) for c in _COLUMN_MAP_COLUMNS]
     cur = conn.cursor()
-    cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(normalize(dialect, schema))}")
-    columns_sql = ", ".join(f"{n} {t}" for n, t in zip(names, _COLUMN_MAP_COLUMNS.values(), strict=True))
-    cur.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns_sql})")
-    cur.execute(f"SELECT COALESCE(MAX({names[-1]}), 0) FROM {table} WHERE {names[0]} = {_literal(sobject)}")
-    seq = int(cur.fetchone()[0])
+    if not table_exists:
+        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(normalize(dialect, schema))}")
+        columns_sql = ", ".join(f"{n} {t}" for n, t in zip(names, _COLUMN_MAP_COLUMNS.values(), strict=True))
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns_sql})")
+    if last_seq is None:
+        cur.execute(f"SELECT COALESCE(MAX({names[-1]}), 0) FROM {table} WHERE {names[0]} = {_literal(sobject)}")
+        last_seq = int(cur.fetchone()[0])
     values = []
-    for field, r in sorted(records.items()):
-        seq += 1
+    for seq, (field, r) in enumerate(sorted(records.items()), start=last_seq + 1):
         literals = [sobject, field, r.column, r.label, r.sf_type, r.data_type]
         values.append(f"({', '.join(_literal(v) for v in literals)}, {'TRUE' if r.present else 'FALSE'}, {seq})")
     cur.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join(values)}")
-    with contextlib.suppress(Exception):
-        conn.commit()
 
 
 @dataclass(frozen=True)
