@@ -47,6 +47,7 @@ class SnowflakeSession:
     connection: Any
     lock: threading.RLock = field(default_factory=threading.RLock)
     datasets: set[str] = field(default_factory=set)  # fully qualified names seen to exist on this connection
+    in_transaction: bool = False
 
 
 _SESSIONS: weakref.WeakKeyDictionary[Any, SnowflakeSession] = weakref.WeakKeyDictionary()
@@ -78,8 +79,20 @@ class SessionSqlClient(SnowflakeSqlClient):
 
     @contextmanager
     def begin_transaction(self) -> Iterator[DBTransaction]:
-        with self.session.lock, super().begin_transaction() as transaction:
-            yield transaction
+        with self.session.lock:
+            self.session.in_transaction = True
+            try:
+                with super().begin_transaction() as transaction:
+                    yield transaction
+            finally:
+                self.session.in_transaction = False
+
+    def _reset_connection(self) -> None:
+        # after a failed statement: outside a transaction the session is in autocommit already, and dlt's
+        # reset (ROLLBACK, then autocommit on) would cost two statements for nothing (a first load asks for
+        # tables that are not there yet)
+        if self.session.in_transaction:
+            super()._reset_connection()
 
     @contextmanager
     def execute_query(self, query: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
