@@ -18,6 +18,7 @@ from ..datapath.load import table_name
 from ..defs.assets import asset_key
 from ..defs.automation import PENDING_STATUSES, AutomationSettings
 from ..defs.checks import salesforce_count
+from ..defs.resources import destination_from_env, resource_from_env
 from ..defs.sensors import INITIAL_LOAD_SENSOR
 from ..deployment.local import LocalDagster
 from ..emulator import EmulatorConfig
@@ -126,6 +127,8 @@ def _check_rows(outcomes: list[Outcome], catalog: Catalog, settings: SalesforceS
     """Each object's table rows against Salesforce's COUNT() of its live records (one REST call each), the
     whole-object check's count."""
     warehouse = Warehouse(duckdb_path=duckdb_path)
+    if destination_from_env() != "duckdb":  # the run's warehouse, as its resources read it
+        warehouse = resource_from_env("warehouse").warehouse()  # type: ignore[attr-defined]
     with SalesforceClient(settings) as client:
         for outcome in outcomes:
             entry = catalog.get(outcome.name)
