@@ -20,7 +20,6 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import httpx
-from dagster._core.instance.ref import InstanceRef
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import median, table  # noqa: E402
@@ -97,7 +96,7 @@ def main() -> int:
                 full_refresh=True,
                 work_dir=tmp / "seed",
             )
-        instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(stack.home)))
+        instance = dg.DagsterInstance.from_config(str(stack.home))
         stack.start_daemon()
         stack.start_sensor(SENSOR_NAME)
         time.sleep(args.interval + 5)  # the first tick (nothing changed) has passed

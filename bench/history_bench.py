@@ -25,7 +25,6 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dagster as dg
 from common import materialize_range_command, table
-from dagster._core.instance.ref import InstanceRef
 
 from sf_pipeline.catalog import DEFAULT_CATALOG, load_catalog
 from sf_pipeline.defs.assets import partitions_def
@@ -56,7 +55,7 @@ def run_once(work: Path, url: str, name: str, granularity: str) -> list[object]:
     started = time.monotonic()
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.monotonic() - started
-    instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+    instance = dg.DagsterInstance.from_config(str(home))
     (run,) = instance.get_runs()
     events = collections.Counter(
         e.dagster_event.event_type_value for e in instance.all_logs(run.run_id) if e.is_dagster_event

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.tags import AUTO_RETRY_RUN_ID_TAG
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -127,7 +126,7 @@ def main() -> None:
     rows = []
     with LocalDagster(work / "home", work / "sf.duckdb", config, extra_env=env) as stack:
         stack.start_daemon()
-        instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(stack.home)))
+        instance = dg.DagsterInstance.from_config(str(stack.home))
 
         def submit(name: str) -> str:
             entry = catalog.get(name)

@@ -40,7 +40,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import dagster as dg
 from common import table
-from dagster._core.instance.ref import InstanceRef
 
 from sf_pipeline.catalog import DEFAULT_CATALOG, Catalog
 from sf_pipeline.cli.demo import OrgRun, follow_objects, print_summary, run_org
@@ -95,7 +94,7 @@ def overrides(work: Path, granularity: str, include: list[str] | None) -> Path:
 
 
 def events_by_type(home: Path, run_ids: list[str]) -> collections.Counter:
-    instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+    instance = dg.DagsterInstance.from_config(str(home))
     counts: collections.Counter = collections.Counter()
     for run_id in run_ids:
         counts.update(e.dagster_event.event_type_value for e in instance.all_logs(run_id) if e.is_dagster_event)
@@ -291,7 +290,7 @@ def run(args: argparse.Namespace) -> int:
     total = time.monotonic() - started
     print_summary(result, work / "run")
     home = work / "run" / "dagster_home"
-    instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+    instance = dg.DagsterInstance.from_config(str(home))
     initial = [r.run_id for r in instance.get_runs() if r.tags.get("dagster/sensor_name") == INITIAL_LOAD_SENSOR]
     row, events = phase_row(
         "initial load", instance, home, initial, result.outcomes, result.wall_seconds, result.api_calls

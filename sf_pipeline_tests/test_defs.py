@@ -4,6 +4,8 @@ and the sensor and schedules make the right run requests, all evaluated against 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -396,3 +398,26 @@ def test_initial_load_requests_every_object_never_loaded_once_in_batches(live_in
         with dg.build_sensor_context(instance=instance, cursor=first.cursor) as context:
             again = sensor(context)
     assert isinstance(again, dg.SkipReason) or not again.run_requests, "each object is requested once"
+
+
+def test_the_code_location_loads_without_a_beta_warning() -> None:
+    """Loading the definitions prints no Dagster beta or preview warning (one a partitioned asset, before)."""
+    code = (
+        "import warnings, dagster\n"
+        "warnings.simplefilter('error', dagster.BetaWarning)\n"
+        "warnings.simplefilter('error', dagster.PreviewWarning)\n"
+        "import sf_pipeline.definitions\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_resync_schedule_that_is_not_cron_is_refused_by_name() -> None:
+    from sf_pipeline.defs.automation import AutomationSettings
+    from sf_pipeline.errors import SettingsError
+
+    var = AutomationSettings.ENV["resync_cron"]
+    assert AutomationSettings.from_env({var: "0 3 * * 0"}).resync_cron == "0 3 * * 0"
+    for bad in ("weekly", "61 3 * * 0"):
+        with pytest.raises(SettingsError, match=var):
+            AutomationSettings.from_env({var: bad})

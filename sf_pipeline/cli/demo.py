@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.instance.ref import InstanceRef
 
 from ..catalog import DISCOVERED_ENV, Catalog, load_catalog
 from ..datapath.load import table_name
@@ -175,7 +174,7 @@ def run_org(
         print(f"Starting dagster-webserver and dagster-daemon (DAGSTER_HOME={home}) ...", flush=True)
         stack.extra_env[DISCOVERED_ENV] = str(discovered)
         stack.start()
-        instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+        instance = dg.DagsterInstance.from_config(str(home))
         stack.start_daemon()
         api_before, started = stack.emulator.state.api_used, time.monotonic()
         stack.start_sensor(INITIAL_LOAD_SENSOR)

@@ -9,7 +9,6 @@ import os
 from dataclasses import dataclass, field, fields
 
 import dagster as dg
-from dagster._utils.schedules import is_valid_cron_string
 
 from ..errors import SettingsError
 from ..salesforce import ApiUsage, SalesforceClient
@@ -72,7 +71,7 @@ class AutomationSettings:
             raise SettingsError(
                 f"{cls.ENV['api_budget_floor']} must be a fraction in [0, 1), got {settings.api_budget_floor}"
             )
-        if not is_valid_cron_string(settings.resync_cron):
+        if not _is_cron(settings.resync_cron):
             raise SettingsError(f"{cls.ENV['resync_cron']} is not a cron schedule: {settings.resync_cron!r}")
         for name in ("sensor_interval_seconds", "first_lookback_hours", "resync_days", "batch_objects"):
             if getattr(settings, name) < 1:
@@ -114,3 +113,12 @@ def pending_objects(instance: dg.DagsterInstance, keys: dict[dg.AssetKey, str]) 
             if key in keys:
                 out.setdefault(keys[key], run.run_id)
     return out
+
+
+def _is_cron(schedule: str) -> bool:
+    """Whether Dagster takes ``schedule`` as a schedule's cron string (its own check, through its public API)."""
+    try:
+        dg.ScheduleDefinition(name="cron_check", cron_schedule=schedule, job_name="cron_check")
+    except dg.DagsterInvalidDefinitionError:
+        return False
+    return True

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import dagster as dg
+
+# the tags a run of a partition range carries ("dagster/asset_partition_range_start"/"_end"): documented for
+# backfills, exported from no public module
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from ..catalog import CatalogObject

@@ -5,6 +5,9 @@ objects go first. A run selects one object (a UI launch) or a batch of them (bat
 from __future__ import annotations
 
 import dagster as dg
+
+# the tags a run of a partition range carries ("dagster/asset_partition_range_start"/"_end"): documented for
+# backfills, exported from no public module
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from ..catalog import Catalog, CatalogObject

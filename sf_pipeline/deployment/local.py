@@ -108,12 +108,10 @@ class LocalDagster:
             if self.procs["webserver"].poll() is not None:
                 raise RuntimeError(f"dagster-webserver exited; see {self.home / 'webserver.log'}")
             try:
-                if httpx.get(f"{self.url}/server_info", timeout=2).status_code == 200:
-                    # the code location loads after the server answers: wait until GraphQL sees it
-                    from dagster_graphql import DagsterGraphQLClient
-
-                    client = DagsterGraphQLClient("127.0.0.1", port_number=self.port)
-                    client._get_repo_locations_and_names_with_pipeline("salesforce_objects")  # noqa: SLF001
+                # the code location loads after the server answers: wait until GraphQL sees its job
+                if httpx.get(f"{self.url}/server_info", timeout=2).status_code == 200 and self._has_job(
+                    "salesforce_objects"
+                ):
                     return
             except Exception:  # noqa: BLE001 - not up yet
                 pass
@@ -137,6 +135,11 @@ class LocalDagster:
 
     LOCATION = "sf_pipeline.definitions"  # workspace.yaml's python_module
     REPOSITORY = "__repository__"
+
+    def _has_job(self, name: str) -> bool:
+        query = "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } } }"
+        nodes = self.graphql(query, {}).get("repositoriesOrError", {}).get("nodes", [])
+        return any(job["name"] == name for node in nodes for job in node["jobs"])
 
     def graphql(self, query: str, variables: dict) -> dict:
         response = httpx.post(f"{self.url}/graphql", json={"query": query, "variables": variables}, timeout=60)

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import psutil
 from dagster import DagsterEventType, DagsterRun, DefaultRunLauncher
+
+# what a run launcher's check_run_worker_health returns: part of the RunLauncher interface, with no public module
 from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 
 # A process is the run's if it was created no later than the event naming it (plus clock granularity).
