@@ -40,7 +40,8 @@ def main() -> None:
     t = time.monotonic()
     sum(b.num_rows for b in arrow_batches([src], fields, "Account"))
     timings["arrow typed CSV read"] = time.monotonic() - t
-    with tempfile.TemporaryDirectory(dir=OUT) as tmp, DltSettings().applied():
+    DltSettings().configure()
+    with tempfile.TemporaryDirectory(dir=OUT) as tmp:
         work = Path(tmp)
         sizes = current_sizes()
         with Warehouse(duckdb_path=work / "x.duckdb").sized(sizes).load_destination() as destination:

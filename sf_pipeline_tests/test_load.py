@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import dlt
 import duckdb
 import pytest
 
@@ -243,3 +245,37 @@ def test_read_ahead_keeps_order_raises_the_producers_error_and_stops_with_its_co
     ahead.close()
     assert stopped.is_set()
     assert not [t for t in threading.enumerate() if t.name == "read-ahead"]
+
+
+class _WatchedEnviron(dict):
+    """``os.environ`` stand-in that records every write (the extract and read-ahead threads read it)."""
+
+    def __init__(self, initial: dict[str, str]) -> None:
+        super().__init__(initial)
+        self.writes: list[str] = []
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self.writes.append(key)
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.writes.append(key)
+        super().__delitem__(key)
+
+    def pop(self, key: str, *default: object) -> object:
+        self.writes.append(key)
+        return super().pop(key, *default)
+
+
+def test_a_load_changes_no_environment_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """dlt's settings go to dlt's own config, not os.environ (which other threads read during a load)."""
+    src = tmp_path / "Thing__c.csv"
+    src.write_text("Id,Name\n1,a\n2,b\n")
+    watched = _WatchedEnviron(dict(os.environ))
+    monkeypatch.setattr(os, "environ", watched)
+    res = ObjectLoader("Thing__c", duckdb_destination(tmp_path / "x.duckdb"), pipelines_dir=tmp_path / "p").load(
+        [Chunk([src], 2, src.stat().st_size)], None, "replace"
+    )
+    assert res.rows == 2
+    assert watched.writes == []
+    assert dlt.config["load.delete_completed_jobs"] is True  # completed load packages are still deleted

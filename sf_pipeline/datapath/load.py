@@ -13,12 +13,10 @@ batch boundaries, never copied into chunk files first.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import itertools
 import logging
 import math
-import os
 import shutil
 import tempfile
 import time
@@ -73,23 +71,12 @@ class DltSettings:
                 f"got {self.loader_file_format!r}"
             )
 
-    @contextlib.contextmanager
-    def applied(self) -> Iterator[None]:
-        values = {
-            "RUNTIME__LOG_LEVEL": self.log_level,
-            "LOAD__DELETE_COMPLETED_JOBS": str(self.delete_completed_jobs).lower(),
-            "RESTORE_FROM_DESTINATION": "false",
-        }
-        saved = {k: os.environ.get(k) for k in values}
-        os.environ.update(values)
-        try:
-            yield
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+    def configure(self) -> None:
+        """dlt's configuration for our pipelines, written to dlt's in-memory config (never to ``os.environ``,
+        which the extract and read-ahead threads read while a load runs). Idempotent; the same values for
+        every pipeline of the process but the log level, which is the latest caller's."""
+        dlt.config["runtime.log_level"] = self.log_level
+        dlt.config["load.delete_completed_jobs"] = self.delete_completed_jobs
 
 
 @dataclass
@@ -289,7 +276,8 @@ class ObjectLoader:
         columns = self._column_hints("append" if first_load else mode, has_deleted)
         load_ids: list[str] = []
         rows = size = count = 0
-        with self.settings.applied(), PeakRss() as rss:
+        self.settings.configure()
+        with PeakRss() as rss:
             try:
                 for k, part in enumerate(parts):
                     count = k + 1
@@ -347,7 +335,7 @@ class ObjectLoader:
             shutil.rmtree(folder, ignore_errors=True)
 
     def _pipeline(self, pipelines_dir: Path) -> Any:
-        return dlt.pipeline(
+        pipeline = dlt.pipeline(
             pipeline_name=self.pipeline_name,
             pipelines_dir=str(pipelines_dir),
             destination=self.destination,
@@ -355,6 +343,10 @@ class ObjectLoader:
             dataset_name=self.dataset_name,
             progress=None,
         )
+        # a fresh pipeline must not pull a stored state and schema back from the destination: the loader says
+        # what the table is (its column records), and the lookup costs statements
+        pipeline.config.restore_from_destination = False
+        return pipeline
 
     def _fresh_workdir(self) -> Path:
         """One folder per table, cleared first: a dead run's load packages are deleted, never loaded."""
