@@ -17,6 +17,7 @@ from sf_pipeline.datapath.split import Chunk, MalformedCsvError, plan_chunks
 from sf_pipeline.datapath.sync import sync_object
 from sf_pipeline.defs.assets import partitions_def
 from sf_pipeline.defs.checks import EMPTY_GUARD_CHECK, SHRINK_CHECK
+from sf_pipeline.defs.resources import SalesforceResource
 from sf_pipeline.emulator.soql import epoch_ms
 from sf_pipeline.errors import CatalogError
 from sf_pipeline.salesforce import SalesforceClient, SalesforceError
@@ -184,3 +185,25 @@ def test_a_result_much_smaller_than_before_fails_the_warning_check(org: Emulator
     check = {c.check_name: c for c in second.get_asset_check_evaluations()}[SHRINK_CHECK]
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     assert check.metadata["rows_before"].value == 3 * live and check.metadata["rows_after"].value == live
+
+
+def test_a_missing_login_url_fails_naming_it_and_never_dials_localhost(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """No production default points at the emulator: without SF_LOGIN_URL the client, the CLI and a Dagster run
+    fail naming it."""
+    from sf_pipeline.cli.main import main
+    from sf_pipeline.errors import SettingsError
+
+    monkeypatch.delenv("SF_LOGIN_URL", raising=False)
+    with pytest.raises(SettingsError, match="SF_LOGIN_URL is not set"):
+        SalesforceClient()
+    assert main(["sync", "Account", "--full-refresh"]) == 1
+    assert "SF_LOGIN_URL is not set" in capsys.readouterr().err
+
+    @dg.asset
+    def uses_the_org(salesforce: SalesforceResource) -> None: ...
+
+    with pytest.raises(dg.DagsterResourceFunctionError) as failed:  # the run fails as its resources start
+        dg.materialize([uses_the_org], resources={"salesforce": SalesforceResource()})
+    assert "SF_LOGIN_URL is not set" in str(failed.value.__cause__)

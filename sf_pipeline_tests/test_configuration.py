@@ -51,6 +51,7 @@ def test_a_set_variable_reaches_its_resource(
     monkeypatch: pytest.MonkeyPatch, variable: str, value: str, resource: str, field: str, expected: object
 ) -> None:
     assert RESOURCE_ENV[resource][1][field] == variable
+    monkeypatch.setenv("SF_LOGIN_URL", "http://127.0.0.1:9")  # required; never dialled: no request is made
     monkeypatch.setenv(variable, value)
     with dg.build_resources(default_resources()) as resources:
         assert getattr(getattr(resources, resource), field) == expected

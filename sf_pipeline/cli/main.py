@@ -78,7 +78,8 @@ def cmd_emulator(args: argparse.Namespace) -> int:
         )
     print(
         f"Salesforce emulator listening on {server.url} (seed {config.seed}, {len(server.state.org.objects)} objects); "
-        f"client id {config.client_id!r}, user {config.username!r}",
+        f"client id {config.client_id!r}, user {config.username!r}; point the pipeline at it with "
+        f"SF_LOGIN_URL={server.url}",
         flush=True,
     )
     try:
@@ -486,6 +487,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except SfPipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except Exception as exc:
+        # our own error, raised directly or by a resource as Dagster starts it (which wraps it)
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, SfPipelineError):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        print(f"error: {cause}", file=sys.stderr)
         return 1

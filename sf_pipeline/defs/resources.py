@@ -30,11 +30,11 @@ from ..warehouse import RunColumnMaps, SnowflakeSettings, StagingSettings, Wareh
 
 
 class SalesforceResource(dg.ConfigurableResource):
-    """How to reach the org (defaults: the bundled emulator's demo org)."""
+    """How to reach the org: ``login_url`` must be set (the demo sets it to its emulator)."""
 
-    login_url: str = Field(
-        default=SalesforceSettings.login_url,
-        description="OAuth host: https://login.salesforce.com, your My Domain, or the emulator",
+    login_url: str | None = Field(
+        default=None,
+        description="OAuth host: https://login.salesforce.com, your My Domain, or the emulator (required)",
     )
     client_id: str = Field(default=SalesforceSettings.client_id, description="the connected app's consumer key")
     client_secret: str = Field(

@@ -84,6 +84,7 @@ class SalesforceClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.settings = settings or SalesforceSettings.from_env()
+        self.settings.validate()
         self.retry = self.settings.retry
         self._http = httpx.Client(
             timeout=httpx.Timeout(self.settings.timeout_s, connect=30.0),

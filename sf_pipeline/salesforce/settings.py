@@ -1,6 +1,7 @@
 """Connection settings for one Salesforce org, from arguments or environment variables.
 
-With nothing set, they point at the bundled emulator's demo org on 127.0.0.1:8765.
+The org's login URL has no default: a deployment that forgets ``SF_LOGIN_URL`` fails naming it rather than
+talking to whatever answers on localhost (the demo and the tests set it to their emulator).
 """
 
 from __future__ import annotations
@@ -8,7 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-DEFAULT_LOGIN_URL = "http://127.0.0.1:8765"
+from ..errors import SettingsError
+
 DEFAULT_API_VERSION = "62.0"
 ENV = {
     "login_url": "SF_LOGIN_URL",
@@ -42,7 +44,7 @@ class RetryPolicy:
 class SalesforceSettings:
     """How to reach and log in to one org. Secrets are kept out of ``repr``."""
 
-    login_url: str = DEFAULT_LOGIN_URL
+    login_url: str | None = None
     client_id: str = "demo-client-id"
     client_secret: str = field(default="demo-client-secret", repr=False)
     username: str | None = None
@@ -59,6 +61,13 @@ class SalesforceSettings:
         env = os.environ if environ is None else environ
         values = {name: env[var] for name, var in ENV.items() if env.get(var)}
         return cls(**{**values, **{k: v for k, v in overrides.items() if v is not None}})
+
+    def validate(self) -> None:
+        if not self.login_url:
+            raise SettingsError(
+                f"{ENV['login_url']} is not set: the org's OAuth host (https://login.salesforce.com, "
+                "https://test.salesforce.com or your My Domain); `sf-pipeline demo` sets it to its emulator"
+            )
 
     @property
     def flow(self) -> str:
