@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -286,3 +287,53 @@ def test_concurrent_downloads_share_one_renewal(client: SalesforceClient, org: E
         f"{SMALL_PAGES.concurrency} downloads hit the expired session; renewals: {token_requests}"
     )
     assert threading.active_count() < 20
+
+
+def test_a_create_whose_answer_is_lost_leaves_one_job(client: SalesforceClient, org: Emulator, tmp_path: Path) -> None:
+    """The job is created but its answer never comes back (a proxy drops it): the client creates it again,
+    then aborts and deletes the one it could not see. The extract is whole and no second job is left."""
+    earlier = {j["id"] for j in client.list_jobs()}  # other tests' jobs on the shared org
+    org.fault(kind="lost_answer", stage="create", object="Case", times=1)
+    org.reset_stats()
+    result, _ = extract_object(client, "Case", tmp_path, options=replace(SMALL_PAGES, delete_job=False))
+    assert ids_in(result.files) == org.truth_ids("Case")
+    assert org.stats()["POST /services/data/v62.0/jobs/query"] == 2
+    cases = [j["id"] for j in client.list_jobs() if j["object"] == "Case" and j["id"] not in earlier]
+    assert cases == [result.job_id], "the lost job was deleted, the used one kept"
+
+
+def test_a_create_refused_with_a_server_error_is_not_repeated_blindly(
+    client: SalesforceClient, org: Emulator, tmp_path: Path
+) -> None:
+    """A 503 answer to a create may come after the job was made: each new attempt is a create checked for a lost
+    job afterwards, never a plain resend; the job list holds one job for the extract."""
+    earlier = {j["id"] for j in client.list_jobs()}
+    org.fault(kind="server_error", stage="create", object="Lead", times=2, status=503)
+    result, _ = extract_object(client, "Lead", tmp_path, options=replace(SMALL_PAGES, delete_job=False))
+    assert ids_in(result.files) == org.truth_ids("Lead")
+    assert [j["id"] for j in client.list_jobs() if j["object"] == "Lead" and j["id"] not in earlier] == [result.job_id]
+
+
+def test_retry_waits_are_jittered_and_a_retry_after_is_capped() -> None:
+    """Backoff with full jitter (no two workers throttled together wait alike) within its cap, and a
+    Retry-After honoured up to ``max_retry_after_s``: a proxy asking for an hour does not stall a run."""
+    import httpx
+    import tenacity
+
+    from sf_pipeline.salesforce.retries import RetryableResponse, _wait
+    from sf_pipeline.salesforce.settings import RetryPolicy
+
+    policy = RetryPolicy(initial_backoff_s=0.5, max_backoff_s=30.0, max_retry_after_s=120.0)
+    wait = _wait(policy)
+
+    def state(attempt: int, failure: BaseException) -> tenacity.RetryCallState:
+        s = tenacity.RetryCallState(tenacity.Retrying(), None, (), {})
+        s.attempt_number = attempt
+        s.set_exception((type(failure), failure, None))
+        return s
+
+    throttled = httpx.Response(429, request=httpx.Request("GET", "https://x"))
+    assert wait(state(1, RetryableResponse(throttled, 7.0))) == 7.0
+    assert wait(state(1, RetryableResponse(throttled, 3600.0))) == 120.0
+    waits = [wait(state(4, httpx.ConnectError("down"))) for _ in range(50)]
+    assert all(0 <= w <= 30.0 for w in waits) and len({round(w, 6) for w in waits}) > 40

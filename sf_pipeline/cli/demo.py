@@ -127,7 +127,8 @@ def _check_rows(outcomes: list[Outcome], catalog: Catalog, settings: SalesforceS
     whole-object check's count."""
     warehouse = Warehouse(duckdb_path=duckdb_path)
     if destination_from_env() != "duckdb":  # the run's warehouse, as its resources read it
-        warehouse = resource_from_env("warehouse").warehouse()  # type: ignore[attr-defined]
+        with dg.build_resources({"warehouse": resource_from_env("warehouse")}) as resources:
+            warehouse = resources.warehouse.warehouse()
     with SalesforceClient(settings) as client:
         for outcome in outcomes:
             entry = catalog.get(outcome.name)

@@ -14,6 +14,7 @@ KINDS = {
     "job_failed",  # the query job ends Failed with ``message``
     "slow_job",  # the query job stays InProgress for ``polls`` status requests
     "request_limit",  # 403 REQUEST_LIMIT_EXCEEDED (not transient)
+    "lost_answer",  # create: the job is created and runs, then the connection closes with no answer
 }
 STAGES = {"token", "sobjects", "describe", "query", "create", "poll", "results", "result_pages", "any"}
 

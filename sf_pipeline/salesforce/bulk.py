@@ -25,7 +25,8 @@ from ..common.faultpoints import faultpoint
 from ..common.memory import peak_rss_mb
 from .client import SalesforceClient, html_error, is_html
 from .denylists import is_bulk_refusal
-from .errors import JobFailedError, QueryError, SalesforceError, UnexpectedResponseError
+from .errors import JobFailedError, JobTimeoutError, QueryError, SalesforceError, UnexpectedResponseError
+from .retries import retrying
 from .soql import build_query
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,10 @@ def poll_delays(options: ExtractOptions) -> Iterator[float]:
     while True:
         yield delay
         delay = min(delay * options.poll_growth, options.poll_max_s)
+
+
+class _PageCut(Exception):
+    """A result page's body ended early or could not be read: worth fetching again."""
 
 
 @dataclass
@@ -195,13 +200,13 @@ class BulkExtract:
                         request=f"GET jobs/query/{job_id}",
                     )
                 if time.monotonic() > deadline:
-                    raise JobFailedError(
+                    raise JobTimeoutError(
                         f"query job {job_id} still {state} after {self.options.job_timeout_s:.0f}s",
                         sobject=self.sobject,
                     )
                 time.sleep(next(delays))
         except BaseException as exc:
-            if not isinstance(exc, JobFailedError) or "still" in str(exc):
+            if not isinstance(exc, JobFailedError) or isinstance(exc, JobTimeoutError):  # still running: abort it
                 self._abort(job_id)
             raise
 
@@ -240,31 +245,26 @@ class BulkExtract:
         final = self.out_dir / name
         part = final.with_suffix(".part")
         headers = {"Accept-Encoding": "gzip"} if self.options.gzip else {"Accept-Encoding": "identity"}
-        attempts = self.client.retry.max_attempts
-        for attempt in range(1, attempts + 1):
+
+        def once() -> tuple[int, str | None]:
             try:
                 return self._download_once(url, part, final, headers)
             except SalesforceError:
                 raise
             except Exception as exc:  # a body cut mid-stream: the page is fetched again from its locator
                 part.unlink(missing_ok=True)
-                if attempt == attempts:
-                    raise SalesforceError(
-                        f"result page {name} failed {attempts} times: {type(exc).__name__}: {exc}",
-                        sobject=self.sobject,
-                        request=f"GET {url.split('?')[0]}",
-                    ) from exc
-                delay = self.client.retry.delay(attempt)
-                log.warning(
-                    "[%s] page %s interrupted (%s); retry %d in %.1fs",
-                    self.sobject,
-                    name,
-                    type(exc).__name__,
-                    attempt,
-                    delay,
-                )
-                time.sleep(delay)
-        raise AssertionError("unreachable")
+                raise _PageCut(exc) from exc
+
+        policy = self.client.retry
+        try:
+            return retrying(policy, f"[{self.sobject}] result page {name}", also=(_PageCut,))(once)
+        except _PageCut as exc:
+            cause = exc.__cause__
+            raise SalesforceError(
+                f"result page {name} failed {policy.max_attempts} times: {type(cause).__name__}: {cause}",
+                sobject=self.sobject,
+                request=f"GET {url.split('?')[0]}",
+            ) from cause
 
     def _download_once(self, url: str, part: Path, final: Path, headers: dict[str, str]) -> tuple[int, str | None]:
         with self.client.stream("GET", url, sobject=self.sobject, headers=headers) as response:

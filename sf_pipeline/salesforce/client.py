@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -20,12 +20,14 @@ import httpx
 from .errors import (
     ApiLimitError,
     AuthError,
+    OutcomeUnknown,
     QueryError,
     SalesforceError,
     TransientError,
     UnexpectedResponseError,
 )
 from .limits import ApiUsage
+from .retries import NOT_SENT, RetryableResponse, retry_after, retrying
 from .settings import SalesforceSettings
 
 log = logging.getLogger(__name__)
@@ -181,46 +183,43 @@ class SalesforceClient:
         stream: bool = False,
         request_name: str | None = None,
         api_call: bool = True,
+        idempotent: bool = True,
         **kwargs: Any,
     ) -> httpx.Response:
-        """Send with retries on 429/5xx/transport errors. A streamed response is returned open."""
+        """Send with retries on 429/5xx/transport errors (``retries``). A streamed response is returned open.
+        A request that is not ``idempotent`` and may have reached Salesforce raises ``OutcomeUnknown``."""
         name = request_name or f"{method} {httpx.URL(url).path}"
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                request = self._http.build_request(method, url, **kwargs)
-                response = self._http.send(request, stream=stream)
-                if api_call:
-                    self._note_usage(response)
-            except httpx.TransportError as exc:
-                if attempt >= self.retry.max_attempts:
-                    raise TransientError(
-                        f"{type(exc).__name__}: {exc} (after {attempt} attempts)", sobject=sobject, request=name
-                    ) from exc
-                self._wait_to_retry(name, type(exc).__name__, attempt, None)
-                continue
+
+        def send() -> httpx.Response:
+            response = self._http.send(self._http.build_request(method, url, **kwargs), stream=stream)
+            if api_call:
+                self._note_usage(response)
             if response.status_code in RETRY_STATUS:
                 if stream:
                     response.read()
                     response.close()
-                if attempt >= self.retry.max_attempts:
-                    code, message = _error_detail(response)
-                    raise TransientError(
-                        f"HTTP {response.status_code} {code or ''} {message} (after {attempt} attempts)",
-                        sobject=sobject,
-                        request=name,
-                        error_code=code,
-                        status=response.status_code,
-                    )
-                self._wait_to_retry(name, f"HTTP {response.status_code}", attempt, _retry_after(response))
-                continue
+                raise RetryableResponse(response, retry_after(response))
             return response
 
-    def _wait_to_retry(self, name: str, failure: str, attempt: int, retry_after: float | None) -> None:
-        delay = self.retry.delay(attempt, retry_after)
-        log.warning("%s failed (%s); retry %d/%d in %.1fs", name, failure, attempt, self.retry.max_attempts - 1, delay)
-        time.sleep(delay)
+        try:
+            return retrying(self.retry, name, idempotent=idempotent)(send)
+        except RetryableResponse as exc:
+            if not idempotent and exc.response.status_code != 429:
+                raise OutcomeUnknown(f"HTTP {exc.response.status_code}", sobject=sobject, request=name) from exc
+            code, message = _error_detail(exc.response)
+            raise TransientError(
+                f"HTTP {exc.response.status_code} {code or ''} {message} (after {self.retry.max_attempts} attempts)",
+                sobject=sobject,
+                request=name,
+                error_code=code,
+                status=exc.response.status_code,
+            ) from exc
+        except httpx.TransportError as exc:
+            if not idempotent and not isinstance(exc, NOT_SENT):
+                raise OutcomeUnknown(f"{type(exc).__name__}: {exc}", sobject=sobject, request=name) from exc
+            raise TransientError(
+                f"{type(exc).__name__}: {exc} (after {self.retry.max_attempts} attempts)", sobject=sobject, request=name
+            ) from exc
 
     def _note_usage(self, response: httpx.Response) -> None:
         usage = ApiUsage.from_header(response.headers.get("Sforce-Limit-Info"))
@@ -230,7 +229,14 @@ class SalesforceClient:
                 self.api_usage = usage
 
     def request(
-        self, method: str, path: str, *, sobject: str | None = None, stream: bool = False, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        sobject: str | None = None,
+        stream: bool = False,
+        idempotent: bool = True,
+        **kwargs: Any,
     ) -> httpx.Response:
         """An authenticated API call; raises for error statuses (after retries and one session renewal).
 
@@ -244,7 +250,9 @@ class SalesforceClient:
             headers = {"Authorization": f"Bearer {self._token}", **kwargs.pop("headers", {})}
             kwargs["headers"] = headers
             url = path if path.startswith("http") else f"{self._instance_url}{path}"
-            response = self._send_with_retries(method, url, sobject, stream=stream, request_name=name, **kwargs)
+            response = self._send_with_retries(
+                method, url, sobject, stream=stream, request_name=name, idempotent=idempotent, **kwargs
+            )
             if response.status_code == 401 and not renewed:
                 if stream:
                     response.read()
@@ -329,6 +337,10 @@ class SalesforceClient:
         column_delimiter: str = "COMMA",
         line_ending: str = "LF",
     ) -> dict:
+        """Create a query job, once: a create whose answer was lost (the job may exist) is made again, and the
+        job the lost answer was about is then aborted and deleted, so a retried create never leaves two jobs
+        running. That job is found in the job list: the same object and operation, created by the same user
+        since the first attempt, and not the new one (one load of an object runs at a time: the queue's)."""
         body = {
             "operation": "queryAll" if include_deleted else "query",
             "query": soql,
@@ -336,7 +348,41 @@ class SalesforceClient:
             "columnDelimiter": column_delimiter,
             "lineEnding": line_ending,
         }
-        return self.json("POST", self.data_path("jobs/query"), sobject=sobject, json=body)
+        started = datetime.now(UTC) - timedelta(seconds=1)  # Salesforce stamps to the millisecond
+        lost: OutcomeUnknown | None = None
+        for attempt in range(1, self.retry.max_attempts + 1):
+            try:
+                job = self.json("POST", self.data_path("jobs/query"), sobject=sobject, json=body, idempotent=False)
+            except OutcomeUnknown as exc:
+                if attempt == self.retry.max_attempts:
+                    raise OutcomeUnknown(
+                        f"{exc.args[0].split(': ', 1)[-1]} (after {attempt} attempts; a job may exist)",
+                        sobject=exc.sobject,
+                        request=exc.request,
+                    ) from exc
+                log.warning("[%s] creating the query job: %s, the job may exist; creating it again", sobject, exc)
+                lost = exc
+                continue
+            if lost is not None:
+                self._abort_lost_jobs(job, started)
+            return job
+        raise AssertionError("unreachable")
+
+    def _abort_lost_jobs(self, kept: dict, since: datetime) -> None:
+        for other in self.list_jobs():
+            if (
+                other["id"] != kept["id"]
+                and other.get("object") == kept.get("object")
+                and other.get("operation") == kept.get("operation")
+                and other.get("createdById") == kept.get("createdById")
+                and _salesforce_time(other.get("createdDate")) >= since
+            ):
+                if other.get("state") in ("UploadComplete", "InProgress"):
+                    self.abort_job(other["id"], sobject=kept.get("object"))
+                self.delete_job(other["id"], sobject=kept.get("object"))
+                log.warning(
+                    "[%s] aborted and deleted query job %s, created by a lost answer", kept["object"], other["id"]
+                )
 
     def get_job(self, job_id: str, *, sobject: str | None = None) -> dict:
         return self.json("GET", self.data_path(f"jobs/query/{job_id}"), sobject=sobject)
@@ -351,11 +397,9 @@ class SalesforceClient:
         return self.json("GET", self.data_path("jobs/query"))["records"]
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
+def _salesforce_time(value: str | None) -> datetime:
+    """Salesforce's ``2026-12-06T05:00:00.000+0000``; the epoch when absent or unreadable."""
     try:
-        return float(value)
+        return datetime.strptime(value or "", "%Y-%m-%dT%H:%M:%S.%f%z")
     except ValueError:
-        return None
+        return datetime.fromtimestamp(0, UTC)

@@ -37,6 +37,10 @@ class JobFailedError(SalesforceError):
     """A Bulk query job ended Failed or Aborted; the message is Salesforce's errorMessage."""
 
 
+class JobTimeoutError(JobFailedError):
+    """A Bulk query job still running when ``ExtractOptions.job_timeout_s`` ran out (it is aborted)."""
+
+
 class UnexpectedResponseError(SalesforceError):
     """A response that is not what the protocol promises: an HTML login page served with HTTP 200,
     a CSV header that does not match the fields asked for, or a record count that does not add up."""
@@ -44,6 +48,10 @@ class UnexpectedResponseError(SalesforceError):
 
 class TransientError(SalesforceError):
     """Throttling, 5xx or network trouble that outlasted every retry."""
+
+
+class OutcomeUnknown(TransientError):
+    """A request that is not safe to repeat (creating a job) failed after it may have reached Salesforce."""
 
 
 class ApiLimitError(SalesforceError):

@@ -27,17 +27,13 @@ ENV = {
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Retries for 429, 5xx and connection errors: exponential backoff, Retry-After honoured."""
+    """Retries for 429, 5xx and connection errors (``retries``): exponential backoff with full jitter, at most
+    ``max_backoff_s`` a wait; a Retry-After honoured up to ``max_retry_after_s``."""
 
     max_attempts: int = 6
     initial_backoff_s: float = 0.5
     max_backoff_s: float = 30.0
-    multiplier: float = 2.0
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        if retry_after is not None:
-            return max(retry_after, 0.0)
-        return min(self.max_backoff_s, self.initial_backoff_s * self.multiplier ** (attempt - 1))
+    max_retry_after_s: float = 120.0
 
 
 @dataclass(frozen=True)
