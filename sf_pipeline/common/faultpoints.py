@@ -11,8 +11,10 @@ there marks it fired), so the retry of a run killed at a point runs through it.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
+import threading
 from collections import Counter
 
 from ..errors import InjectedFault, SettingsError
@@ -28,9 +30,11 @@ POINTS = {
 }
 ACTIONS = {"raise", "stop"}
 _hits: Counter[tuple[str, str]] = Counter()
+_hits_lock = threading.Lock()  # download threads reach page_written at once
 
 
-def _parse(spec: str) -> list[tuple[str, str | None, int, str]]:
+@functools.lru_cache(maxsize=8)
+def _parse(spec: str) -> tuple[tuple[str, str | None, int, str], ...]:
     rules = []
     for item in filter(None, (part.strip() for part in spec.split(","))):
         target, _, action = item.partition("=")
@@ -42,16 +46,19 @@ def _parse(spec: str) -> list[tuple[str, str | None, int, str]]:
                 f"and an action in {sorted(ACTIONS)}"
             )
         rules.append((point, sobject or None, int(nth or 1), action))
-    return rules
+    return tuple(rules)
 
 
 def faultpoint(point: str, sobject: str) -> None:
+    """Off (one environment lookup) unless a test set ``SF_PIPELINE_FAULTPOINTS``."""
     spec = os.environ.get(ENV)
     if not spec:
         return
-    _hits[(point, sobject)] += 1
+    with _hits_lock:
+        _hits[(point, sobject)] += 1
+        hit = _hits[(point, sobject)]
     for rule_point, rule_object, nth, action in _parse(spec):
-        if rule_point == point and rule_object in (None, sobject) and _hits[(point, sobject)] == nth:
+        if rule_point == point and rule_object in (None, sobject) and hit == nth:
             if not _first_time(f"{rule_point}-{rule_object}-{nth}-{action}"):
                 continue
             if action == "stop":
@@ -72,4 +79,5 @@ def _first_time(rule: str) -> bool:
 
 
 def reset() -> None:
-    _hits.clear()
+    with _hits_lock:
+        _hits.clear()
