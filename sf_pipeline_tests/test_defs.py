@@ -421,3 +421,24 @@ def test_a_resync_schedule_that_is_not_cron_is_refused_by_name() -> None:
     for bad in ("weekly", "61 3 * * 0"):
         with pytest.raises(SettingsError, match=var):
             AutomationSettings.from_env({var: bad})
+
+
+def test_objects_are_weighed_with_one_asset_records_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tick weighs every object it requests (heaviest first) from one asset-records query, not one
+    latest-materialization query an object."""
+    from sf_pipeline.defs.assets import weight_hint
+    from sf_pipeline.defs.jobs import object_weights
+
+    catalog = load_catalog()
+    entries = [catalog.get("Lead"), catalog.get("Case"), catalog.get("User")]
+    with dg.instance_for_test() as instance:
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(asset_key=asset_key("Lead"), metadata={"bytes": 5_000_000})
+        )
+        calls = []
+        real = instance.get_asset_records
+        monkeypatch.setattr(instance, "get_asset_records", lambda keys=None: calls.append(keys) or real(keys))
+        monkeypatch.setattr(instance, "get_latest_materialization_event", lambda *a: pytest.fail("one query an object"))
+        weights = object_weights(instance, entries)
+    assert weights == {"Lead": 5, "Case": weight_hint(entries[1]), "User": weight_hint(entries[2])}
+    assert len(calls) == 1

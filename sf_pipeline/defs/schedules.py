@@ -11,16 +11,17 @@ from datetime import UTC, datetime, time, timedelta
 import dagster as dg
 
 from ..catalog import Catalog, CatalogObject
-from .assets import asset_key, partitions_def
+from .assets import partitions_def
 from .automation import AutomationSettings, budget_reason
 from .batches import ObjectLoad, batched_requests
-from .jobs import FULL_REFRESH_JOB, PARTITIONED_JOB, object_weight
+from .jobs import FULL_REFRESH_JOB, PARTITIONED_JOB, latest_materializations, object_weights
 from .resources import SalesforceResource
 from .sweep import SWEEP_JOB
 
 
 def _loads(instance: dg.DagsterInstance, entries: list[CatalogObject], **kwargs: object) -> list[ObjectLoad]:
-    return [ObjectLoad(e, object_weight(instance, e), **kwargs) for e in entries]  # type: ignore[arg-type]
+    weights = object_weights(instance, entries)
+    return [ObjectLoad(e, weights[e.name], **kwargs) for e in entries]  # type: ignore[arg-type]
 
 
 def _budget_allows(
@@ -36,12 +37,10 @@ def _budget_allows(
     return True
 
 
-def _keeps_formulas(instance: dg.DagsterInstance, entry: CatalogObject) -> bool:
+def _keeps_formulas(materialization: dg.AssetMaterialization | None, entry: CatalogObject) -> bool:
     """The catalog keeps the object's formula fields and its last load saw some."""
     if entry.formula_fields != "include":
         return False
-    event = instance.get_latest_materialization_event(asset_key(entry.name))
-    materialization = event.asset_materialization if event else None
     return bool(
         materialization
         and materialization.metadata.get("formula_fields")
@@ -152,8 +151,9 @@ def _formula_reload(
         if not keys or not _budget_allows(context, salesforce, settings.api_budget_floor, formula_objects):
             return []
         reload = []
+        latest = latest_materializations(context.instance, formula_objects)
         for entry in formula_objects:
-            if not _keeps_formulas(context.instance, entry):
+            if not _keeps_formulas(latest.get(entry.name), entry):
                 context.log.info(f"{entry.name}: skipped: its last load saw no formula field")
                 continue
             context.log.info(f"{entry.name}: keeps formula fields: reloaded in full")

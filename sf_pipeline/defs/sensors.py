@@ -21,7 +21,7 @@ from ..salesforce.changes import ChangeAsk, Changed, count_changes
 from .assets import asset_key, partitions_def, weight_hint
 from .automation import AutomationSettings, budget_reason, bulk_jobs_reason, pending_objects
 from .batches import ObjectLoad, batched_requests, group_by_range
-from .jobs import object_weight
+from .jobs import object_weights
 from .resources import PipelineSettings, SalesforceResource
 
 SENSOR_NAME = "salesforce_change_sensor"
@@ -40,6 +40,9 @@ def _changed_loads(
     cursor's to the one holding the answer's end: the open one); every cursor moves to its answer's end. While
     the org's Bulk jobs are low (``bulk_wait`` says why), a change too big for REST waits: cursor kept."""
     loads = []
+    weights = object_weights(
+        context.instance, [by_name[ask.sobject] for ask, changed in changes.items() if changed.rows]
+    )
     for ask, changed in changes.items():
         entry, since, covered = by_name[ask.sobject], ask.since, changed.covered
         if bulk_wait and changed.rows > rest_max and entry.route == "bulk":
@@ -51,7 +54,7 @@ def _changed_loads(
             continue
         since = max(since, parts.start)
         keys = tuple(parts.get_partition_key_for_timestamp(t.timestamp()) for t in (since, covered))
-        loads.append((keys, ObjectLoad(entry, object_weight(context.instance, entry), since, covered)))
+        loads.append((keys, ObjectLoad(entry, weights[entry.name], since, covered)))
         context.log.info(
             f"{entry.name}: {changed.rows} row(s) created, edited or deleted in {since.isoformat()} .. "
             f"{covered.isoformat()}: requested (partitions {keys[0]}..{keys[1]})"
