@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test test-fast lint bench install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: $(STAMP) lint
 	scripts/ensure-azurite
 	scripts/ensure-postgres
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# the inner loop: everything but the end-to-end tests (pytest -m e2e), with no lint
+test-fast: $(STAMP)
+	scripts/ensure-azurite
+	$(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)

@@ -14,6 +14,8 @@ import yaml
 from sf_pipeline.defs.jobs import CONCURRENCY_TAG
 from sf_pipeline.deployment.run_launcher import ProcessCheckingRunLauncher
 
+pytestmark = pytest.mark.e2e  # a Dagster instance with its daemon, processes or a pod: make test-fast skips it
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -32,6 +32,8 @@ from sf_pipeline.emulator.soql import epoch_ms
 
 from .helpers import TEST_ROWS, Emulator
 
+pytestmark = pytest.mark.e2e  # a Dagster instance with its daemon, processes or a pod: make test-fast skips it
+
 RECOVERY_TIMEOUT_S = 300  # "within a few minutes": the retry and the next object's run both done by then
 # The trailing 8 monthly partitions (about 2,500 of the test org's Accounts) keep each run short and still
 # span pages.

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import gc
 
+import pytest
+
 from sf_pipeline.common.memory import release_freed_memory, rss_mb
+
+pytestmark = pytest.mark.e2e  # a Dagster instance with its daemon, processes or a pod: make test-fast skips it
 
 
 def test_release_freed_memory_returns_freed_heap_to_the_os() -> None:

@@ -17,6 +17,8 @@ from sf_pipeline.cli.demo import print_summary, run_org
 from sf_pipeline.defs.assets import asset_key
 from sf_pipeline.defs.sensors import INITIAL_LOAD_SENSOR
 
+pytestmark = pytest.mark.e2e  # a Dagster instance with its daemon, processes or a pod: make test-fast skips it
+
 
 def test_a_discovered_org_loads_every_object_through_the_daemon(
     tmp_path: Path, emulator_cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture

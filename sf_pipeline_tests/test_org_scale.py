@@ -24,6 +24,8 @@ from sf_pipeline.warehouse import Warehouse
 
 from .helpers import Emulator, running_emulator
 
+pytestmark = pytest.mark.e2e  # a Dagster instance with its daemon, processes or a pod: make test-fast skips it
+
 OBJECTS = 30
 
 

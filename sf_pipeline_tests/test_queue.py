@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pytest
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
@@ -25,6 +26,8 @@ from sf_pipeline.emulator import EmulatorConfig
 
 from .helpers import TEST_ROWS
 from .postgres import postgres_server
+
+pytestmark = pytest.mark.e2e  # a Dagster instance with its daemon, processes or a pod: make test-fast skips it
 
 RANGE = ("2026-10-01", "2026-10-31")  # a month: every object has rows there, and a run stays short
 ASSET_JOB = "__ASSET_JOB"  # the implicit job the asset graph launches

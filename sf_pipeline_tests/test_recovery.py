@@ -23,6 +23,8 @@ from sf_pipeline.emulator.soql import epoch_ms
 
 from .helpers import Emulator
 
+pytestmark = pytest.mark.e2e  # a Dagster instance with its daemon, processes or a pod: make test-fast skips it
+
 ROOT = Path(__file__).resolve().parent.parent
 SINCE, UNTIL = "2024-01-01T00:00:00+00:00", "2027-01-01T00:00:00+00:00"
 

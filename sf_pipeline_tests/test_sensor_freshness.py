@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pytest
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.tags import SCHEDULED_EXECUTION_TIME_TAG
 
@@ -25,6 +26,8 @@ from sf_pipeline.salesforce import SalesforceClient
 from sf_pipeline.warehouse import Warehouse
 
 from .helpers import TEST_ROWS, Emulator
+
+pytestmark = pytest.mark.e2e  # a Dagster instance with its daemon, processes or a pod: make test-fast skips it
 
 INTERVAL_S = 10  # SF_PIPELINE_SENSOR_INTERVAL_SECONDS for the test (the default is 300)
 

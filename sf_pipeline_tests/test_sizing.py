@@ -28,6 +28,8 @@ from sf_pipeline.errors import SettingsError
 
 from .helpers import Emulator
 
+pytestmark = pytest.mark.e2e  # a Dagster instance with its daemon, processes or a pod: make test-fast skips it
+
 V1_ROOT = Path("/sys/fs/cgroup/memory")
 
 

@@ -22,6 +22,8 @@ from sf_pipeline.emulator import EmulatorConfig
 
 from .helpers import TEST_ROWS
 
+pytestmark = pytest.mark.e2e  # a Dagster instance with its daemon, processes or a pod: make test-fast skips it
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "test-output"
 ASSET_JOB = "__ASSET_JOB"  # the implicit job the asset graph's Materialize button launches
