@@ -34,8 +34,8 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from sf_pipeline.catalog import load_catalog
 from sf_pipeline.defs.assets import asset_key, build_assets, partitions_def
 from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, WarehouseResource
-from sf_pipeline.emulator import PRODUCTION_LATENCY, EmulatorConfig, make_server
 from sf_pipeline_tests.servers import AZURITE_ACCOUNT, AZURITE_KEY, run_azurite, run_fakesnow
+from sf_testbed.emulator import PRODUCTION_LATENCY, EmulatorConfig, make_server
 
 SNOWFLAKE_PROFILE = "login=0.4,statement=0.12,information_schema=0.6"
 OBJECTS = ["Lead", "Case", "Opportunity", "Contact", "Task", "Invoice__c", "User", "Account"]

@@ -28,10 +28,10 @@ from sf_pipeline.catalog import load_catalog  # noqa: E402
 from sf_pipeline.datapath.sync import sync_object  # noqa: E402
 from sf_pipeline.defs.assets import asset_key  # noqa: E402
 from sf_pipeline.defs.sensors import SENSOR_NAME  # noqa: E402
-from sf_pipeline.deployment.local import LocalDagster  # noqa: E402
-from sf_pipeline.emulator import EmulatorConfig  # noqa: E402
 from sf_pipeline.salesforce import RetryPolicy, SalesforceClient, SalesforceSettings  # noqa: E402
 from sf_pipeline.warehouse import Warehouse  # noqa: E402
+from sf_testbed.emulator import EmulatorConfig  # noqa: E402
+from sf_testbed.local_dagster import LocalDagster  # noqa: E402
 
 
 def lead_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:

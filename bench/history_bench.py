@@ -28,7 +28,7 @@ from common import materialize_range_command, table
 
 from sf_pipeline.catalog import DEFAULT_CATALOG, load_catalog
 from sf_pipeline.defs.assets import partitions_def
-from sf_pipeline.emulator import EmulatorConfig, make_server
+from sf_testbed.emulator import EmulatorConfig, make_server
 
 ROOT = Path(__file__).resolve().parent.parent
 

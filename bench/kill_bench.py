@@ -32,10 +32,10 @@ from common import median, table  # noqa: E402
 from sf_pipeline.catalog import load_catalog  # noqa: E402
 from sf_pipeline.defs.assets import asset_key, partitions_def  # noqa: E402
 from sf_pipeline.defs.jobs import job_name, run_tags  # noqa: E402
-from sf_pipeline.deployment.local import LocalDagster  # noqa: E402
 from sf_pipeline.deployment.run_launcher import recorded_pids  # noqa: E402
-from sf_pipeline.emulator import EmulatorConfig  # noqa: E402
-from sf_pipeline.emulator.soql import epoch_ms  # noqa: E402
+from sf_testbed.emulator import EmulatorConfig  # noqa: E402
+from sf_testbed.emulator.soql import epoch_ms  # noqa: E402
+from sf_testbed.local_dagster import LocalDagster  # noqa: E402
 
 
 def truth_ids(stack: LocalDagster, since: datetime, until: datetime) -> list[str]:

@@ -108,8 +108,8 @@ print(json.dumps({"rows": rows, "seconds": s, "bytes": SIZE, "peak_mb": resource
 MANY = """
 import gc, json, sys, tempfile
 from pathlib import Path
-from sf_pipeline.emulator.org import Org
-from sf_pipeline.emulator.results import base_fields, header_line
+from sf_testbed.emulator.org import Org
+from sf_testbed.emulator.results import base_fields, header_line
 from sf_pipeline.datapath.load import ObjectLoader
 from sf_pipeline.warehouse import duckdb_destination
 from sf_pipeline.common.memory import rss_mb

@@ -16,8 +16,8 @@ import json
 import random
 from pathlib import Path
 
-from sf_pipeline.emulator.org import Org
-from sf_pipeline.emulator.results import base_fields, header_line
+from sf_testbed.emulator.org import Org
+from sf_testbed.emulator.results import base_fields, header_line
 
 SHAPES = ("account", "short", "long")
 

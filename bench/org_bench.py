@@ -49,10 +49,10 @@ from sf_pipeline.defs.resources import SalesforceResource
 from sf_pipeline.defs.schedules import build_schedules
 from sf_pipeline.defs.sensors import INITIAL_LOAD_SENSOR, SENSOR_NAME
 from sf_pipeline.defs.sweep import build_id_sweep
-from sf_pipeline.deployment.local import LocalDagster, instigator_ticks, tick_log
-from sf_pipeline.emulator import PRODUCTION_LATENCY, EmulatorConfig, make_server
 from sf_pipeline.salesforce import SalesforceClient, SalesforceSettings
 from sf_pipeline.salesforce.discovery import refresh
+from sf_testbed.emulator import PRODUCTION_LATENCY, EmulatorConfig, make_server
+from sf_testbed.local_dagster import LocalDagster, instigator_ticks, tick_log
 
 
 def discovery_phase(objects: int, work: Path) -> tuple[list[list[object]], list[str]]:

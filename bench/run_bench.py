@@ -33,7 +33,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import OUT, ROOT, materialize_range_command, start_emulator, table  # noqa: E402
 
-from sf_pipeline.emulator.state import CACHE_ENV, DEFAULT_CACHE  # noqa: E402
+from sf_testbed.emulator.state import CACHE_ENV, DEFAULT_CACHE  # noqa: E402
 
 CGROUP_ROOT = Path("/sys/fs/cgroup/memory")
 

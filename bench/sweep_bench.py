@@ -28,9 +28,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, start_emulator, table  # noqa: E402
 
-from sf_pipeline.deployment.local import free_port  # noqa: E402
-from sf_pipeline.emulator.org import Org  # noqa: E402
-from sf_pipeline.emulator.schemas import ID_PREFIX, salesforce_id  # noqa: E402
+from sf_testbed.emulator.org import Org  # noqa: E402
+from sf_testbed.emulator.schemas import ID_PREFIX, salesforce_id  # noqa: E402
+from sf_testbed.local_dagster import free_port  # noqa: E402
 
 
 def build_table(db: Path, rows: int, scratch: Path) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sf_pipeline.emulator import EmulatorConfig
 from sf_pipeline.salesforce import SalesforceClient
+from sf_testbed.emulator import EmulatorConfig
 
 from .helpers import TEST_ROWS, Emulator, running_emulator
 from .servers import Azurite, Fakesnow

@@ -9,9 +9,9 @@ from pathlib import Path
 import dagster as dg
 import httpx
 
-from sf_pipeline.emulator import EmulatorConfig, EmulatorServer, Fault, make_server
-from sf_pipeline.emulator.org import ObjectModel
 from sf_pipeline.salesforce import RetryPolicy, SalesforceSettings
+from sf_testbed.emulator import EmulatorConfig, EmulatorServer, Fault, make_server
+from sf_testbed.emulator.org import ObjectModel
 
 # Small objects keep the suite fast; Account is large enough to span several result pages.
 TEST_ROWS = {

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sf_pipeline.deployment.local import free_port
+from sf_testbed.local_dagster import free_port
 
 
 def _binary(name: str) -> str:

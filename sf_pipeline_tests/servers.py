@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from sf_pipeline.deployment.local import free_port
+from sf_testbed.local_dagster import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 AZURITE_BIN = ROOT / ".cache" / "azurite" / "node_modules" / ".bin" / "azurite-blob"

@@ -18,11 +18,11 @@ from sf_pipeline.datapath.sync import sync_object
 from sf_pipeline.defs.assets import partitions_def
 from sf_pipeline.defs.checks import EMPTY_GUARD_CHECK, SHRINK_CHECK
 from sf_pipeline.defs.resources import SalesforceResource
-from sf_pipeline.emulator.soql import epoch_ms
 from sf_pipeline.errors import CatalogError
 from sf_pipeline.salesforce import SalesforceClient, SalesforceError
 from sf_pipeline.salesforce.soql import InvalidIdentifierError, build_query, select_fields
 from sf_pipeline.warehouse import Warehouse, duckdb_destination
+from sf_testbed.emulator.soql import epoch_ms
 
 from .helpers import Emulator, materialize_object
 

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sf_pipeline.emulator import EmulatorConfig
-from sf_pipeline.emulator.soql import epoch_ms
 from sf_pipeline.salesforce import QueryError, SalesforceClient
 from sf_pipeline.salesforce.changes import MAX_QUERIES, MAX_SUBREQUESTS, ChangeAsk, Changed, count_changes
+from sf_testbed.emulator import EmulatorConfig
+from sf_testbed.emulator.soql import epoch_ms
 
 from .helpers import Emulator, running_emulator
 

@@ -26,8 +26,8 @@ from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, War
 from sf_pipeline.defs.schedules import build_schedules
 from sf_pipeline.defs.sensors import build_change_sensor, build_initial_load_sensor
 from sf_pipeline.defs.sweep import ID_SWEEP_CHECK, build_id_sweep
-from sf_pipeline.emulator.soql import epoch_ms
 from sf_pipeline.errors import SettingsError
+from sf_testbed.emulator.soql import epoch_ms
 
 from .helpers import Emulator
 

@@ -130,7 +130,7 @@ def test_gzip_when_asked(api: httpx.Client) -> None:
 def test_a_large_page_is_compressed_once_then_served_from_its_gzip(
     api: httpx.Client, org: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("sf_pipeline.emulator.results.GZIP_CACHE_MIN_BYTES", 1)  # every page is "large"
+    monkeypatch.setattr("sf_testbed.emulator.results.GZIP_CACHE_MIN_BYTES", 1)  # every page is "large"
     info = run_job(api, "SELECT Id, Name, Description FROM Account")
     assert not list(org.server.state.job_dir.glob(f"gz/{info['id']}-*.gz"))
     url = f"{api.base_url}/jobs/query/{info['id']}/results"
@@ -201,7 +201,7 @@ def test_window_filters_and_query_all(api: httpx.Client, org: Emulator) -> None:
         },
     )
     assert lo < hi
-    from sf_pipeline.emulator.soql import epoch_ms
+    from sf_testbed.emulator.soql import epoch_ms
 
     s, u = epoch_ms(since), epoch_ms(until)
     assert live["numberRecordsProcessed"] == len(org.truth_ids("Contact", s, u))

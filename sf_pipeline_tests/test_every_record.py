@@ -20,12 +20,12 @@ from sf_pipeline.datapath.sync import sync_object
 from sf_pipeline.defs.assets import asset_key, build_assets, partitions_def
 from sf_pipeline.defs.checks import WAREHOUSE_COUNT_CHECK, WHOLE_OBJECT_CHECK
 from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, WarehouseResource
-from sf_pipeline.emulator import EmulatorConfig
-from sf_pipeline.emulator.org import RECENT_START
-from sf_pipeline.emulator.soql import epoch_ms
 from sf_pipeline.salesforce import ExtractOptions, SalesforceClient
 from sf_pipeline.salesforce.changes import ChangeAsk, count_changes
 from sf_pipeline.warehouse import Warehouse
+from sf_testbed.emulator import EmulatorConfig
+from sf_testbed.emulator.org import RECENT_START
+from sf_testbed.emulator.soql import epoch_ms
 
 from .helpers import TEST_ROWS, Emulator, running_emulator
 

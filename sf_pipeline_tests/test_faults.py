@@ -23,9 +23,9 @@ from sf_pipeline.datapath.split import SplitOptions
 from sf_pipeline.datapath.sync import sync_object
 from sf_pipeline.defs.assets import asset_key, build_assets, partitions_def
 from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, WarehouseResource
-from sf_pipeline.emulator.soql import epoch_ms
 from sf_pipeline.salesforce import SalesforceClient
 from sf_pipeline.warehouse import Warehouse
+from sf_testbed.emulator.soql import epoch_ms
 
 from .helpers import Emulator
 

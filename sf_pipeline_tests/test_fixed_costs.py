@@ -26,9 +26,9 @@ from sf_pipeline.defs.automation import AutomationSettings
 from sf_pipeline.defs.jobs import build_jobs
 from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, WarehouseResource
 from sf_pipeline.defs.sensors import build_change_sensor
-from sf_pipeline.emulator import EmulatorConfig
 from sf_pipeline.salesforce import ExtractOptions, SalesforceClient
 from sf_pipeline.warehouse import Warehouse
+from sf_testbed.emulator import EmulatorConfig
 
 from .helpers import TEST_ROWS, Emulator, running_emulator
 from .servers import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, Fakesnow

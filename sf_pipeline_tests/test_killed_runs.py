@@ -25,10 +25,10 @@ from sf_pipeline.catalog import load_catalog
 from sf_pipeline.defs.assets import asset_key, partitions_def
 from sf_pipeline.defs.batches import ObjectLoad, batched_requests
 from sf_pipeline.defs.jobs import job_name, run_tags
-from sf_pipeline.deployment.local import LocalDagster
 from sf_pipeline.deployment.run_launcher import recorded_pids
-from sf_pipeline.emulator import EmulatorConfig
-from sf_pipeline.emulator.soql import epoch_ms
+from sf_testbed.emulator import EmulatorConfig
+from sf_testbed.emulator.soql import epoch_ms
+from sf_testbed.local_dagster import LocalDagster
 
 from .helpers import TEST_ROWS, Emulator
 

@@ -14,13 +14,13 @@ import pytest
 
 from sf_pipeline.catalog import load_catalog
 from sf_pipeline.datapath.sync import sync_object
-from sf_pipeline.emulator import EmulatorConfig
-from sf_pipeline.emulator.org import Org
 from sf_pipeline.errors import CatalogError
 from sf_pipeline.salesforce import ExtractOptions, QueryError, SalesforceClient
 from sf_pipeline.salesforce.discovery import FILTER_REASON, discover, read_discovery, refresh, write_discovery
 from sf_pipeline.salesforce.soql import count_query
 from sf_pipeline.warehouse import Warehouse
+from sf_testbed.emulator import EmulatorConfig
+from sf_testbed.emulator.org import Org
 
 from .helpers import Emulator, running_emulator
 

@@ -21,8 +21,8 @@ from dagster._core.storage.tags import (
 from sf_pipeline.catalog import load_catalog
 from sf_pipeline.defs.assets import asset_key
 from sf_pipeline.defs.jobs import CONCURRENCY_TAG, PRIORITY_TAG, job_name, run_tags
-from sf_pipeline.deployment.local import LocalDagster
-from sf_pipeline.emulator import EmulatorConfig
+from sf_testbed.emulator import EmulatorConfig
+from sf_testbed.local_dagster import LocalDagster
 
 from .helpers import TEST_ROWS
 from .postgres import postgres_server

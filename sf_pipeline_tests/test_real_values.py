@@ -14,11 +14,11 @@ import pytest
 
 from sf_pipeline.catalog import CatalogObject
 from sf_pipeline.datapath.sync import sync_object
-from sf_pipeline.emulator import EmulatorConfig
-from sf_pipeline.emulator.values import java_double
 from sf_pipeline.salesforce import SalesforceClient
 from sf_pipeline.warehouse import Warehouse
 from sf_pipeline.warehouse.naming import assign_columns, column_name, table_name
+from sf_testbed.emulator import EmulatorConfig
+from sf_testbed.emulator.values import java_double
 
 from .helpers import ODD_TEXT, Emulator, assert_text_round_trips, running_emulator
 

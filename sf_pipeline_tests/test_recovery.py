@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from sf_pipeline.emulator.soql import epoch_ms
+from sf_testbed.emulator.soql import epoch_ms
 
 from .helpers import Emulator
 

@@ -21,9 +21,9 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from sf_pipeline.catalog import load_catalog
 from sf_pipeline.defs.assets import partitions_def
 from sf_pipeline.defs.checks import SCHEMA_CHECK
-from sf_pipeline.deployment.local import free_port
-from sf_pipeline.emulator import EmulatorConfig
 from sf_pipeline.salesforce import SalesforceClient, SalesforceSettings
+from sf_testbed.emulator import EmulatorConfig
+from sf_testbed.local_dagster import free_port
 
 from .helpers import Emulator, materialize_object, running_emulator
 from .servers import stop, wait_for_port

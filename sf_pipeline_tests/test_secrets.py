@@ -16,7 +16,7 @@ from dagster._serdes import serialize_value
 from sf_pipeline.catalog import load_catalog
 from sf_pipeline.defs.assets import asset_key, build_assets
 from sf_pipeline.defs.resources import default_resources
-from sf_pipeline.emulator import EmulatorConfig, make_server
+from sf_testbed.emulator import EmulatorConfig, make_server
 
 from .servers import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, Fakesnow
 

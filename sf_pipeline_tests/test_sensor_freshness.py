@@ -20,10 +20,10 @@ from sf_pipeline.defs.assets import asset_key
 from sf_pipeline.defs.jobs import CONCURRENCY_TAG, run_tags
 from sf_pipeline.defs.sensors import SENSOR_NAME
 from sf_pipeline.defs.sweep import ID_SWEEP_CHECK, SWEEP_JOB
-from sf_pipeline.deployment.local import LocalDagster, instigator_ticks, tick_log
-from sf_pipeline.emulator import EmulatorConfig
 from sf_pipeline.salesforce import SalesforceClient
 from sf_pipeline.warehouse import Warehouse
+from sf_testbed.emulator import EmulatorConfig
+from sf_testbed.local_dagster import LocalDagster, instigator_ticks, tick_log
 
 from .helpers import TEST_ROWS, Emulator
 

@@ -17,8 +17,8 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from sf_pipeline.catalog import load_catalog
 from sf_pipeline.defs.assets import asset_key
-from sf_pipeline.deployment.local import LocalDagster
-from sf_pipeline.emulator import EmulatorConfig
+from sf_testbed.emulator import EmulatorConfig
+from sf_testbed.local_dagster import LocalDagster
 
 from .helpers import TEST_ROWS
 

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from sf_testbed.emulator import EmulatorConfig
+from sf_testbed.local_dagster import LocalDagster
+
 from ..catalog import DISCOVERED_ENV, Catalog, load_catalog
 from ..datapath.load import table_name
 from ..defs.assets import asset_key
@@ -19,8 +22,6 @@ from ..defs.automation import PENDING_STATUSES, AutomationSettings
 from ..defs.checks import salesforce_count
 from ..defs.resources import destination_from_env, resource_from_env
 from ..defs.sensors import INITIAL_LOAD_SENSOR
-from ..deployment.local import LocalDagster
-from ..emulator import EmulatorConfig
 from ..salesforce import SalesforceClient, SalesforceError, SalesforceSettings
 from ..salesforce.discovery import DiscoveryStats, refresh
 from ..warehouse import Warehouse

@@ -44,7 +44,7 @@ def _usage(text: str) -> tuple[int, int]:
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
-    from ..emulator import PRODUCTION_LATENCY, EmulatorConfig, Fault, make_server
+    from sf_testbed.emulator import PRODUCTION_LATENCY, EmulatorConfig, Fault, make_server
 
     config = EmulatorConfig(
         host=args.host,

@@ -21,9 +21,9 @@ from pathlib import Path
 import dagster as dg
 import httpx
 
-from ..emulator import EmulatorConfig, EmulatorServer, make_server
+from .emulator import EmulatorConfig, EmulatorServer, make_server
 
-ROOT = Path(__file__).resolve().parents[2]  # the repository: dagster.yaml, workspace.yaml
+ROOT = Path(__file__).resolve().parents[1]  # the repository: dagster.yaml, workspace.yaml
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
