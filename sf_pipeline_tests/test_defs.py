@@ -93,6 +93,7 @@ def resources(org: Emulator, db: Path) -> dict:
     }
 
 
+@pytest.mark.e2e  # the whole pipeline through Dagster into the warehouse
 def test_backfill_range_is_one_run_with_correct_rows(
     org: Emulator, tmp_path: Path, live_instance: dg.DagsterInstance
 ) -> None:

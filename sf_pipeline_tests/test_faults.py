@@ -119,6 +119,7 @@ def assert_exactly_the_truth(catalog: Catalog, org: Emulator, db: Path, sobject:
     assert loaded == truth, f"{len(loaded)} rows loaded, {len(truth)} expected"
 
 
+@pytest.mark.e2e  # the whole pipeline through Dagster with the org's fault injected
 @pytest.mark.parametrize("case", salesforce_cases(), ids=lambda c: c.id)
 def test_salesforce_fault(catalog: Catalog, org: Emulator, tmp_path: Path, case: Case) -> None:
     db, work = tmp_path / "sf.duckdb", tmp_path / "work"
@@ -141,6 +142,7 @@ def test_salesforce_fault(catalog: Catalog, org: Emulator, tmp_path: Path, case:
     assert_exactly_the_truth(catalog, org, db, "Case")
 
 
+@pytest.mark.e2e  # the whole pipeline through Dagster, a run failed and run again
 @pytest.mark.parametrize(
     "point",
     [
@@ -171,6 +173,7 @@ def test_pipeline_stage_failure_then_retry(
     assert [p.name for p in work.iterdir()] == ["Account.lock"]
 
 
+@pytest.mark.e2e  # the whole pipeline through Dagster, a run failed and run again
 def test_a_failed_full_refresh_leaves_the_table_as_it_was(
     org: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

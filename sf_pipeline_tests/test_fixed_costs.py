@@ -153,6 +153,7 @@ def _run_selected(
     return job.execute_in_process(instance=instance, asset_selection=[k for a in assets for k in a.keys], **kwargs)
 
 
+@pytest.mark.e2e  # the whole pipeline through Dagster into the warehouse
 def test_a_run_logs_in_once_on_each_side_and_a_small_window_asks_no_information_schema(
     org: Emulator, fakesnow_server: Fakesnow, azurite: Azurite, tmp_path: Path
 ) -> None:

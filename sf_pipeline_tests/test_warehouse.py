@@ -97,6 +97,7 @@ def load_files_in(azurite: Azurite, container: str) -> list[str]:
     return [b for b in azurite.blobs(container) if b.rsplit("/", 1)[-1] != "init"]
 
 
+@pytest.mark.e2e  # the whole pipeline through Dagster into the warehouse
 def test_full_refresh_then_window_stage_in_azure_and_clean_up(
     org: Emulator, warehouse: Warehouse, fakesnow_server: Fakesnow, azurite: Azurite, container: str, tmp_path: Path
 ) -> None:
