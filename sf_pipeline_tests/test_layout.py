@@ -96,7 +96,10 @@ def test_the_code_location_image_holds_no_testbed() -> None:
 
 
 def test_the_data_path_runs_without_dagster() -> None:
-    code = "import sys, sf_pipeline.datapath; print(sorted(m for m in sys.modules if m.split('.')[0] == 'dagster'))"
+    code = (
+        "import sys, sf_pipeline.datapath.sync, sf_pipeline.datapath.reconcile\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'dagster'))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -106,3 +109,13 @@ def test_every_package_says_what_it_owns_and_may_import() -> None:
         doc = ast.get_docstring(ast.parse(init.read_text())) or ""
         assert len(doc) > 60, f"{init.relative_to(PACKAGE)} needs a docstring saying what the package owns"
         assert "import" in doc.lower(), f"{init.relative_to(PACKAGE)}: say what it may import"
+
+
+def test_the_splitter_loads_neither_dlt_nor_pyarrow() -> None:
+    """``sf-pipeline split`` pays for what it uses: the package's names resolve on first use."""
+    code = (
+        "import sys, sf_pipeline.datapath.split\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'dlt', 'pyarrow'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -7,10 +7,38 @@ with the extract running alongside the load (``overlap``) in a work folder a dea
 May import ``errors``, ``common``, ``salesforce``, ``warehouse`` and ``catalog``; never dagster.
 """
 
-from .load import DltSettings, ObjectLoader, table_name
-from .reconcile import SweepResult, sweep_ids
-from .split import Chunk, SplitOptions, split_csv
-from .sync import SyncResult, sync_object
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Names are resolved on first use, so that ``import sf_pipeline.datapath.split`` (``sf-pipeline split``) does
+# not load dlt and pyarrow with the loader: each module loads what it uses.
+_HOMES = {
+    "DltSettings": "load",
+    "ObjectLoader": "load",
+    "table_name": "load",
+    "SweepResult": "reconcile",
+    "sweep_ids": "reconcile",
+    "Chunk": "split",
+    "SplitOptions": "split",
+    "split_csv": "split",
+    "SyncResult": "sync",
+    "sync_object": "sync",
+}
+
+if TYPE_CHECKING:
+    from .load import DltSettings, ObjectLoader, table_name
+    from .reconcile import SweepResult, sweep_ids
+    from .split import Chunk, SplitOptions, split_csv
+    from .sync import SyncResult, sync_object
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+
 
 __all__ = [
     "Chunk",
