@@ -320,11 +320,11 @@ def test_retry_waits_are_jittered_and_a_retry_after_is_capped() -> None:
     import httpx
     import tenacity
 
-    from sf_pipeline.salesforce.retries import RetryableResponse, _wait
+    from sf_pipeline.salesforce.retries import RetryableResponse, backoff
     from sf_pipeline.salesforce.settings import RetryPolicy
 
     policy = RetryPolicy(initial_backoff_s=0.5, max_backoff_s=30.0, max_retry_after_s=120.0)
-    wait = _wait(policy)
+    wait = backoff(policy)
 
     def state(attempt: int, failure: BaseException) -> tenacity.RetryCallState:
         s = tenacity.RetryCallState(tenacity.Retrying(), None, (), {})

@@ -95,13 +95,15 @@ def test_the_code_location_image_holds_no_testbed() -> None:
     assert "COPY sf_pipeline ./sf_pipeline" in dockerfile and "sf_testbed" not in dockerfile
 
 
-def test_the_data_path_runs_without_dagster() -> None:
-    code = (
-        "import sys, sf_pipeline.datapath.sync, sf_pipeline.datapath.reconcile\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'dagster'))"
-    )
+def loaded_after(imports: str, packages: set[str]) -> list[str]:
+    """Which of ``packages`` a fresh interpreter has loaded after ``import <imports>``."""
+    code = f"import sys, {imports}\nprint(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    return sorted(set(out.split()) & packages)
+
+
+def test_the_data_path_runs_without_dagster() -> None:
+    assert loaded_after("sf_pipeline.datapath.sync, sf_pipeline.datapath.reconcile", {"dagster"}) == []
 
 
 def test_every_package_says_what_it_owns_and_may_import() -> None:
@@ -113,9 +115,4 @@ def test_every_package_says_what_it_owns_and_may_import() -> None:
 
 def test_the_splitter_loads_neither_dlt_nor_pyarrow() -> None:
     """``sf-pipeline split`` pays for what it uses: the package's names resolve on first use."""
-    code = (
-        "import sys, sf_pipeline.datapath.split\n"
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'dlt', 'pyarrow'}))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert loaded_after("sf_pipeline.datapath.split", {"dlt", "pyarrow"}) == []

@@ -349,21 +349,19 @@ class SalesforceClient:
             "lineEnding": line_ending,
         }
         started = datetime.now(UTC) - timedelta(seconds=1)  # Salesforce stamps to the millisecond
-        lost: OutcomeUnknown | None = None
         for attempt in range(1, self.retry.max_attempts + 1):
             try:
                 job = self.json("POST", self.data_path("jobs/query"), sobject=sobject, json=body, idempotent=False)
             except OutcomeUnknown as exc:
                 if attempt == self.retry.max_attempts:
                     raise OutcomeUnknown(
-                        f"{exc.args[0].split(': ', 1)[-1]} (after {attempt} attempts; a job may exist)",
+                        f"{exc.detail} (after {attempt} attempts; a job may exist)",
                         sobject=exc.sobject,
                         request=exc.request,
                     ) from exc
                 log.warning("[%s] creating the query job: %s, the job may exist; creating it again", sobject, exc)
-                lost = exc
                 continue
-            if lost is not None:
+            if attempt > 1:  # an earlier attempt's answer was lost: its job, if any, is not ours to keep
                 self._abort_lost_jobs(job, started)
             return job
         raise AssertionError("unreachable")
@@ -378,7 +376,10 @@ class SalesforceClient:
                 and _salesforce_time(other.get("createdDate")) >= since
             ):
                 if other.get("state") in ("UploadComplete", "InProgress"):
-                    self.abort_job(other["id"], sobject=kept.get("object"))
+                    # it may finish between the list and the abort: then Salesforce refuses the abort, and
+                    # deleting it is all that is left to do
+                    with contextlib.suppress(QueryError):
+                        self.abort_job(other["id"], sobject=kept.get("object"))
                 self.delete_job(other["id"], sobject=kept.get("object"))
                 log.warning(
                     "[%s] aborted and deleted query job %s, created by a lost answer", kept["object"], other["id"]

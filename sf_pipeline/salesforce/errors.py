@@ -17,6 +17,7 @@ class SalesforceError(SfPipelineError):
         error_code: str | None = None,
         status: int | None = None,
     ) -> None:
+        self.detail = message  # the message without the object and request in front
         self.sobject = sobject
         self.request = request
         self.error_code = error_code

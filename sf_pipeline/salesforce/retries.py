@@ -41,15 +41,16 @@ def retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def _wait(policy: RetryPolicy) -> Callable[[tenacity.RetryCallState], float]:
-    backoff = tenacity.wait_random_exponential(multiplier=policy.initial_backoff_s, max=policy.max_backoff_s)
+def backoff(policy: RetryPolicy) -> Callable[[tenacity.RetryCallState], float]:
+    """How long to wait before the next try: the failure's ``Retry-After`` (capped), else full-jitter backoff."""
+    jittered = tenacity.wait_random_exponential(multiplier=policy.initial_backoff_s, max=policy.max_backoff_s)
 
     def wait(state: tenacity.RetryCallState) -> float:
         failure = state.outcome.exception() if state.outcome else None
         asked = getattr(failure, "retry_after", None)
         if asked is not None:
             return min(max(asked, 0.0), policy.max_retry_after_s)
-        return backoff(state)
+        return jittered(state)
 
     return wait
 
@@ -82,7 +83,7 @@ def retrying(
 
     return tenacity.Retrying(
         stop=tenacity.stop_after_attempt(policy.max_attempts),
-        wait=_wait(policy),
+        wait=backoff(policy),
         retry=tenacity.retry_if_exception(retryable),
         before_sleep=before_sleep,
         reraise=True,
