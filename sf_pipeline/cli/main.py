@@ -11,7 +11,7 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..datapath.split import SplitOptions
@@ -369,6 +369,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
+    _emulator_command(sub)
+    _file_step_commands(sub)
+    _pipeline_commands(sub)
+    _operations_commands(sub)
+    return parser
+
+
+def _emulator_command(sub: Any) -> None:
+    """``emulator``: the testbed's org, with its size, faults and latency profile."""
     p = sub.add_parser("emulator", help="serve the local Salesforce org (Bulk API 2.0 emulator)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
@@ -402,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bulk-jobs", type=_usage, help="DailyBulkV2QueryJobs at start, USED/LIMIT (default 0/10000)")
     p.set_defaults(func=cmd_emulator)
 
+
+def _file_step_commands(sub: Any) -> None:
+    """``extract``, ``split``, ``load``: one step of the data path at a time, on files."""
     p = sub.add_parser("extract", help="extract one object to CSV files with Bulk API 2.0")
     p.add_argument("object")
     p.add_argument("--out", required=True)
@@ -429,6 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
     _split_arguments(p)
     p.set_defaults(func=cmd_load)
 
+
+def _pipeline_commands(sub: Any) -> None:
+    """``demo``, ``sync``, ``discover``, ``sweep``: what the code location runs, from the command line."""
     p = sub.add_parser("demo", help="run the whole pipeline on the embedded defaults")
     p.add_argument("--scale", type=float, default=1.0, help="multiply the demo org's row counts")
     p.add_argument("--objects", type=int, default=8, help="objects in the emulator's org (e.g. 300: a real org's size)")
@@ -454,6 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("object")
     p.set_defaults(func=cmd_sweep)
 
+
+def _operations_commands(sub: Any) -> None:
+    """``check-connections``, ``free-slots``, ``settings``: for whoever runs the deployment."""
     p = sub.add_parser(
         "check-connections",
         help="report whether the org, the staging area and the warehouse are reachable and authorised (loads nothing)",
@@ -470,7 +488,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("settings", help="every environment variable with its default and meaning (markdown)")
     p.add_argument("--update", metavar="FILE", help="rewrite the generated tables in FILE (docs/configuration.md)")
     p.set_defaults(func=cmd_settings)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

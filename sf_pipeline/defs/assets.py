@@ -10,6 +10,7 @@ whole object whatever start the user picked. Its metadata says so (``window``).
 """
 
 import warnings
+from collections.abc import Callable
 from datetime import datetime
 
 import dagster as dg
@@ -217,23 +218,10 @@ def _per_partition(
 
 
 def build_object_asset(entry: CatalogObject, catalog: Catalog, budget_floor: float) -> dg.AssetsDefinition:
-    key = asset_key(entry.name)
     partitioned = entry.cursor_field is not None
     parts = partitions_def(catalog)
     first_start = first_partition_start(parts)
-    translator = ObjectTranslator(
-        key,
-        entry,
-        GROUP_PREFIX + entry.kind,
-        (
-            f"Salesforce {entry.name}, extracted with Bulk API 2.0 and loaded with dlt into "
-            f"salesforce.{table_name(entry.name)}. Partitioned on {entry.cursor_field}."
-            if partitioned
-            else f"Salesforce {entry.name}, fully refreshed on every run."
-        ),
-        {"salesforce", "dlt", destination_from_env()},
-    )
-    spec = translator.spec()
+    translator = _translator(entry)
 
     def _object_asset(
         context: dg.AssetExecutionContext,
@@ -280,6 +268,27 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog, budget_floor: flo
             metadata = _per_partition(context, metadata, after.get("partition"))
         return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
+    return _as_asset(_object_asset, entry, translator.spec(), parts if partitioned else None)
+
+
+def _translator(entry: CatalogObject) -> ObjectTranslator:
+    """The object's asset spec (key, group, kinds, description), shared with dagster-dlt's events."""
+    description = (
+        f"Salesforce {entry.name}, extracted with Bulk API 2.0 and loaded with dlt into "
+        f"salesforce.{table_name(entry.name)}. Partitioned on {entry.cursor_field}."
+        if entry.cursor_field is not None
+        else f"Salesforce {entry.name}, fully refreshed on every run."
+    )
+    kinds = {"salesforce", "dlt", destination_from_env()}
+    return ObjectTranslator(asset_key(entry.name), entry, GROUP_PREFIX + entry.kind, description, kinds)
+
+
+def _as_asset(
+    fn: Callable[..., dg.MaterializeResult],
+    entry: CatalogObject,
+    spec: dg.AssetSpec,
+    parts: dg.TimeWindowPartitionsDefinition | None,
+) -> dg.AssetsDefinition:
     with warnings.catch_warnings():
         # BackfillPolicy.single_run is what makes a range of partitions one run and one query (docs/dagster.md);
         # Dagster marks the parameter beta and would print that once per object when the code location loads
@@ -291,13 +300,13 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog, budget_floor: flo
             description=spec.description,
             owners=list(spec.owners),
             tags=dict(spec.tags),
-            partitions_def=parts if partitioned else None,
-            backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
+            partitions_def=parts,
+            backfill_policy=dg.BackfillPolicy.single_run() if parts else None,
             pool=POOL,
             op_tags={PRIORITY_TAG: str(weight_hint(entry))},
-            check_specs=check_specs(key),
+            check_specs=check_specs(spec.key),
             metadata={"salesforce/weight": entry.weight},
-        )(_object_asset)
+        )(fn)
 
 
 def build_assets(catalog: Catalog, budget_floor: float = 0.0) -> list[dg.AssetsDefinition]:
