@@ -303,13 +303,15 @@ def test_a_create_whose_answer_is_lost_leaves_one_job(client: SalesforceClient, 
 
 
 def test_a_create_refused_with_a_server_error_is_not_repeated_blindly(
-    client: SalesforceClient, org: Emulator, tmp_path: Path
+    client: SalesforceClient, org: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A 503 answer to a create may come after the job was made: each new attempt is a create checked for a lost
-    job afterwards, never a plain resend; the job list holds one job for the extract."""
+    job afterwards (said in the log), never a plain resend; the job list holds one job for the extract."""
     earlier = {j["id"] for j in client.list_jobs()}
     org.fault(kind="server_error", stage="create", object="Lead", times=2, status=503)
-    result, _ = extract_object(client, "Lead", tmp_path, options=replace(SMALL_PAGES, delete_job=False))
+    with caplog.at_level("WARNING", logger="sf_pipeline.salesforce.client"):
+        result, _ = extract_object(client, "Lead", tmp_path, options=replace(SMALL_PAGES, delete_job=False))
+    assert sum("the job may exist; creating it again" in r.getMessage() for r in caplog.records) == 2
     assert ids_in(result.files) == org.truth_ids("Lead")
     assert [j["id"] for j in client.list_jobs() if j["object"] == "Lead" and j["id"] not in earlier] == [result.job_id]
 
