@@ -59,6 +59,9 @@ class LocalDagster:
             "DAGSTER_HOME": str(self.home),
             "SF_LOGIN_URL": self.emulator.url,
             "SF_PIPELINE_DUCKDB": str(self.duckdb_path),
+            # a work folder of its own: the default (the system temp folder) is shared with every other stack on
+            # the machine, and two stacks loading the same object would find its lock taken (ObjectBusyError)
+            "SF_PIPELINE_WORK_DIR": str(self.home / "work"),
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
         }
