@@ -4,7 +4,8 @@
 
     SfPipelineError
     ├── SettingsError        a setting that cannot work (names the variable or option)
-    │   └── WarehouseConfigError
+    │   ├── WarehouseConfigError
+    │   └── PodTooSmallError  a memory limit too small for any load (names the minimum)
     ├── CatalogError         a catalog entry that cannot be used
     ├── InvalidIdentifierError  a name that is not a plain Salesforce API name
     ├── SalesforceError      the org refused or failed (salesforce/errors.py: AuthError, JobFailedError, ...)
@@ -30,6 +31,10 @@ class SettingsError(SfPipelineError, ValueError):
 
 class WarehouseConfigError(SettingsError):
     """A warehouse or staging setting that cannot work; the message names the setting."""
+
+
+class PodTooSmallError(SettingsError):
+    """The memory limit leaves a load too little to run; the message names the limit and the minimum."""
 
 
 class CatalogError(SfPipelineError, ValueError):

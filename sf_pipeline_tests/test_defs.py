@@ -417,7 +417,7 @@ def test_a_resync_schedule_that_is_not_cron_is_refused_by_name() -> None:
     from sf_pipeline.defs.automation import AutomationSettings
     from sf_pipeline.errors import SettingsError
 
-    var = AutomationSettings.ENV["resync_cron"]
+    var = AutomationSettings.variable("resync_cron")
     assert AutomationSettings.from_env({var: "0 3 * * 0"}).resync_cron == "0 3 * * 0"
     for bad in ("weekly", "61 3 * * 0"):
         with pytest.raises(SettingsError, match=var):

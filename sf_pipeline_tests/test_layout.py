@@ -106,6 +106,17 @@ def test_the_data_path_runs_without_dagster() -> None:
     assert loaded_after("sf_pipeline.datapath.sync, sf_pipeline.datapath.reconcile", {"dagster"}) == []
 
 
+def test_the_commands_that_load_read_their_settings_without_dagster() -> None:
+    """`sf-pipeline sync`, `sweep`, `load`, `discover` and `check-connections` read the settings models the
+    resources inherit, not the resources: in a small pod, Dagster's ~60 MB of imports is memory a load lacks."""
+    imports = "sf_pipeline.datapath.configured, sf_pipeline.datapath.settings, sf_pipeline.warehouse.settings"
+    assert loaded_after(imports, {"dagster"}) == []
+    main = (PACKAGE / "cli" / "main.py").read_text()
+    for command in ("sync", "sweep", "load", "discover", "check_connections"):
+        body = main.split(f"def cmd_{command}(", 1)[1].split("\ndef ", 1)[0]
+        assert "dagster" not in body and "defs." not in body, f"cmd_{command} imports Dagster or its resources"
+
+
 def test_every_package_says_what_it_owns_and_may_import() -> None:
     for init in sorted(PACKAGE.glob("*/__init__.py")):
         doc = ast.get_docstring(ast.parse(init.read_text())) or ""

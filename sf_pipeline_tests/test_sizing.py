@@ -109,12 +109,17 @@ def test_sizes_follow_the_limit_and_explicit_settings_win() -> None:
 
 
 def test_a_bad_size_setting_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sf_pipeline.datapath.settings import LoadSettings
+    from sf_pipeline.salesforce.settings import ExtractSettings
+    from sf_pipeline.warehouse.settings import WarehouseSettings
+
     monkeypatch.setenv("SF_PIPELINE_MEMORY_LIMIT_MB", "4GB")
-    with pytest.raises(SettingsError, match="SF_PIPELINE_MEMORY_LIMIT_MB must be a whole number, got '4GB'"):
-        SizeSettings.from_env()
+    with pytest.raises(SettingsError, match="SF_PIPELINE_MEMORY_LIMIT_MB: .*integer.*, got '4GB'"):
+        LoadSettings.from_env()
     monkeypatch.setenv("SF_PIPELINE_MEMORY_LIMIT_MB", "512")
     monkeypatch.setenv("SF_PIPELINE_CHUNK_TARGET_MB", "64")
-    assert SizeSettings.from_env() == SizeSettings(memory_limit_mb=512, chunk_bytes=64 * MiB)
+    given = LoadSettings.from_env().size_settings(WarehouseSettings.from_env(), ExtractSettings.from_env())
+    assert given == SizeSettings(memory_limit_mb=512, chunk_bytes=64 * MiB)
 
 
 DESCRIBE = [
@@ -192,9 +197,60 @@ def test_every_load_logs_the_limit_it_found(org: Emulator, tmp_path: Path, caplo
             Warehouse(duckdb_path=tmp_path / "sf.duckdb", duckdb_memory_limit="64MB"),
             full_refresh=True,
             work_dir=tmp_path,
-            memory_limit_mb=300,
+            memory_limit_mb=4000,
         )
     lines = [r.getMessage() for r in caplog.records if r.name == "sf_pipeline.common.sizing"]
     assert len(lines) == 2 and all(line.startswith("[User] memory limit ") for line in lines), lines
     assert "(SF_PIPELINE_MEMORY_LIMIT_MB)" in lines[1] and "DuckDB 64MB" in lines[1], lines[1]
     assert "set explicitly: duckdb_memory_limit" in lines[1]
+
+
+def _sync_in_cgroup(limit_mb: int, url: str, tmp_path: Path) -> tuple[subprocess.CompletedProcess, float]:
+    """`sf-pipeline sync Account --full-refresh` in a v1 memory cgroup of ``limit_mb`` this test makes: its
+    result and the cgroup's peak (MiB)."""
+    group = V1_ROOT / f"sf_pipeline_sync_{os.getpid()}_{limit_mb}"
+    group.mkdir()
+    try:
+        (group / "memory.limit_in_bytes").write_text(str(limit_mb * MiB))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SF_PIPELINE_", "SF_"))}
+        env |= {
+            "SF_LOGIN_URL": url,
+            "SF_PIPELINE_DUCKDB": str(tmp_path / f"pod_{limit_mb}.duckdb"),
+            "SF_PIPELINE_WORK_DIR": str(tmp_path / f"work_{limit_mb}"),
+        }
+        proc = subprocess.run(
+            [sys.executable, "-m", "sf_pipeline.cli", "--log-level", "INFO", "sync", "Account", "--full-refresh"],
+            env=env,
+            capture_output=True,
+            text=True,
+            preexec_fn=lambda: (group / "cgroup.procs").write_text(str(os.getpid())),
+        )
+        return proc, int((group / "memory.max_usage_in_bytes").read_text()) / MiB
+    finally:
+        group.rmdir()
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(os.geteuid() != 0 or not (V1_ROOT / "cgroup.procs").exists(), reason="needs root and cgroup v1")
+def test_a_sync_fits_a_210_mib_pod_and_a_smaller_pod_fails_by_name(emulator_cache: Path, tmp_path: Path) -> None:
+    """200,000 Account records from the org (HTTP to the emulator) into DuckDB by `sf-pipeline sync` in a
+    210 MiB pod (issue 32: 1.5x a peer connector's peak; it was SIGKILLed there while the command imported
+    Dagster). In a 150 MiB pod the same command fails at once naming the minimum, never exit 137."""
+    from sf_testbed.emulator import EmulatorConfig
+
+    from .helpers import running_emulator
+
+    config = EmulatorConfig(port=0, rows={"Account": 200_000}, cache_dir=emulator_cache)
+    with running_emulator(config) as org:
+        fits, peak = _sync_in_cgroup(210, org.url, tmp_path)
+        small, _ = _sync_in_cgroup(150, org.url, tmp_path)
+    assert fits.returncode == 0, f"exit {fits.returncode} (137: OOM-killed), peak {peak:.0f} MiB\n{fits.stderr[-2000:]}"
+    result = json.loads(fits.stdout.strip().splitlines()[-1])
+    assert result["records_read"] == 200_000 and result["reconciled"], result
+    with duckdb.connect(str(tmp_path / "pod_210.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM salesforce.account").fetchone() == (result["rows_written"],)
+    assert small.returncode == 1, f"exit {small.returncode} (137: OOM-killed)\n{small.stderr[-2000:]}"
+    assert "[Account] memory limit 150 MiB" in small.stderr and "give the pod at least" in small.stderr, small.stderr
+    assert not (tmp_path / "pod_150.duckdb").exists() or "account" not in str(
+        duckdb.connect(str(tmp_path / "pod_150.duckdb"), read_only=True).execute("SHOW ALL TABLES").fetchall()
+    )

@@ -140,10 +140,13 @@ def cmd_split(args: argparse.Namespace) -> int:
 
 def cmd_load(args: argparse.Namespace) -> int:
     """CSV files into DuckDB, sized like a sync by the memory the process has (and the same settings)."""
-    from ..common.sizing import SizeSettings, size_load
+    from ..common.sizing import size_load
     from ..datapath.load import ObjectLoader
+    from ..datapath.settings import LoadSettings
+    from ..salesforce.settings import ExtractSettings
     from ..salesforce.soql import UNQUERYABLE_TYPES
     from ..warehouse import Warehouse
+    from ..warehouse.settings import WarehouseSettings
 
     source = Path(args.csv_or_dir)
     files = sorted(source.glob("*.csv")) if source.is_dir() else [source]
@@ -155,7 +158,7 @@ def cmd_load(args: argparse.Namespace) -> int:
         describe = json.loads(Path(args.describe).read_text())
         fields = [f for f in describe["fields"] if f.get("type") not in UNQUERYABLE_TYPES]
     split = _split_options(args)
-    given = SizeSettings.from_env()
+    given = LoadSettings.from_env().size_settings(WarehouseSettings.from_env(), ExtractSettings.from_env())
     sizes = size_load(args.object, dataclasses.replace(given, chunk_bytes=split.target_bytes or given.chunk_bytes))
     warehouse = Warehouse(duckdb_path=Path(args.duckdb)).sized(sizes)
     with warehouse.load_destination() as destination:
@@ -180,10 +183,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """One object and one window end to end, with the settings the code location reads (no Dagster run)."""
-    import dagster as dg
-
     from ..catalog import load_catalog
-    from ..defs.resources import default_resources, sync_with
+    from ..datapath.configured import PlainOrg, sync_with
+    from ..datapath.settings import LoadSettings
+    from ..warehouse.settings import WarehouseSettings
 
     entry = load_catalog().get(args.object)
     if not args.full_refresh and not args.until:
@@ -195,19 +198,19 @@ def cmd_sync(args: argparse.Namespace) -> int:
     split = {"min_rows": args.chunk_min_rows}
     if args.chunk_target_mb is not None:
         split["target_bytes"] = int(args.chunk_target_mb * 2**20)
-    with dg.build_resources(default_resources()) as resources:
-        result = sync_with(
-            resources.salesforce,
-            resources.warehouse,
-            resources.pipeline_settings,
-            entry,
-            resources.warehouse.warehouse(),
-            since=args.since,
-            until=args.until,
-            full_refresh=args.full_refresh,
-            extract_overrides={"max_records": args.max_records} if args.max_records else None,
-            split_overrides={k: v for k, v in split.items() if v is not None},
-        )
+    warehouse = WarehouseSettings.from_env()
+    result = sync_with(
+        PlainOrg.from_env(),
+        LoadSettings.from_env(),
+        entry,
+        warehouse.warehouse(),
+        file_format=warehouse.staging_file_format,
+        since=args.since,
+        until=args.until,
+        full_refresh=args.full_refresh,
+        extract_overrides={"max_records": args.max_records} if args.max_records else None,
+        split_overrides={k: v for k, v in split.items() if v is not None},
+    )
     print(
         json.dumps(
             {
@@ -230,17 +233,15 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 def cmd_discover(args: argparse.Namespace) -> int:
     """Discover the org's objects into a catalog file (only what changed since the file's last discovery)."""
-    import dagster as dg
-
     from ..catalog import DISCOVERED_ENV
-    from ..defs.resources import default_resources
+    from ..datapath.configured import PlainOrg
     from ..salesforce.discovery import refresh
 
     out = args.out or os.environ.get(DISCOVERED_ENV)
     if not out:
         print(f"error: give --out FILE (or set {DISCOVERED_ENV})", file=sys.stderr)
         return 2
-    with dg.build_resources(default_resources()) as resources, resources.salesforce.client() as client:
+    with PlainOrg.from_env().client() as client:
         discovery, stats = refresh(client, Path(out), full=args.full)
     rest = sum(o.route == "rest" for o in discovery.loadable)
     print(
@@ -255,20 +256,16 @@ def cmd_discover(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """The Id sweep of one catalog object (as its ``ids_match_salesforce`` check runs it), no Dagster run."""
-    import dagster as dg
-
     from ..catalog import load_catalog
-    from ..defs.resources import default_resources, sweep_with
+    from ..datapath.configured import PlainOrg, sweep_with
+    from ..datapath.settings import LoadSettings
+    from ..warehouse.settings import WarehouseSettings
 
     entry = load_catalog().get(args.object)
-    with dg.build_resources(default_resources()) as resources:
-        result = sweep_with(
-            resources.salesforce,
-            resources.pipeline_settings,
-            entry,
-            resources.warehouse.warehouse(),
-            resources.warehouse.staging_file_format,
-        )
+    warehouse = WarehouseSettings.from_env()
+    result = sweep_with(
+        PlainOrg.from_env(), LoadSettings.from_env(), entry, warehouse.warehouse(), warehouse.staging_file_format
+    )
     c = result.comparison
     print(
         json.dumps(
@@ -290,15 +287,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_check_connections(args: argparse.Namespace) -> int:
-    """Reads the settings the code location reads (environment variables through its resources)."""
-    import dagster as dg
-
+    """Reads the settings the code location reads (the same variables, the same models)."""
     from ..catalog import load_catalog
-    from ..defs.resources import default_resources
+    from ..salesforce import SalesforceSettings
+    from ..warehouse.settings import WarehouseSettings
     from .connections import check_all, format_checks
 
-    with dg.build_resources(default_resources()) as resources:
-        checks = check_all(resources.salesforce.settings(), resources.warehouse.warehouse(), load_catalog().names)
+    checks = check_all(SalesforceSettings.from_env(), WarehouseSettings.from_env().warehouse(), load_catalog().names)
     print(format_checks(checks))
     return 0 if all(c.ok for c in checks) else 1
 

@@ -2,7 +2,7 @@
 
 The limit is the process's own memory cgroup's (cgroup v2 ``memory.max`` or v1 ``memory.limit_in_bytes``,
 the smallest along its path: a pod's limit may sit on a parent group), else the machine's RAM;
-``SF_PIPELINE_MEMORY_LIMIT_MB`` overrides what is found. From what is left of it (the limit less what the
+a setting (``LoadSettings.memory_limit_mb``) overrides what is found. From what is left of it (the limit less what the
 process already holds, less a margin for the page cache the kernel must keep and for memory outside the
 caps) a load takes DuckDB's cap, its thread count, the chunk size, the CSV block size, how many blocks are
 parsed ahead and how many result pages download at once. Any of them set explicitly wins.
@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psutil
 
-from ..errors import SettingsError
+from ..errors import PodTooSmallError
 
 log = logging.getLogger(__name__)
 
@@ -99,47 +100,19 @@ def find_memory_limit(setting_mb: int | None = None, proc: Path = Path("/proc/se
     """The limit a load sizes itself by: the setting, else the cgroup's, else the machine's RAM."""
     ram = MemoryLimit(psutil.virtual_memory().total, "the machine's RAM (no cgroup limit found)")
     if setting_mb:
-        return MemoryLimit(setting_mb * MiB, ENV["memory_limit_mb"])
+        return MemoryLimit(setting_mb * MiB, "SF_PIPELINE_MEMORY_LIMIT_MB")
     found = cgroup_memory_limit(proc)
     return found if found is not None and found.bytes < ram.bytes else ram
 
 
-# The variables of the sizes a user may set: read here for `sf-pipeline load`, by the resources for Dagster
-ENV = {
-    "memory_limit_mb": "SF_PIPELINE_MEMORY_LIMIT_MB",
-    "duckdb_memory_limit": "SF_PIPELINE_DUCKDB_MEMORY_LIMIT",
-    "chunk_target_mb": "SF_PIPELINE_CHUNK_TARGET_MB",
-    "download_concurrency": "SF_PIPELINE_DOWNLOAD_CONCURRENCY",
-}
-
-
 @dataclass(frozen=True)
 class SizeSettings:
-    """What a user set explicitly; None (the default) for each size derived from the limit."""
+    """What a user set explicitly (``LoadSettings.size_settings``); None for each size derived from the limit."""
 
-    memory_limit_mb: int | None = None  # SF_PIPELINE_MEMORY_LIMIT_MB: overrides the limit found
-    duckdb_memory_limit: str | None = None  # SF_PIPELINE_DUCKDB_MEMORY_LIMIT, e.g. "192MB"
-    chunk_bytes: int | None = None  # SF_PIPELINE_CHUNK_TARGET_MB
-    download_concurrency: int | None = None  # SF_PIPELINE_DOWNLOAD_CONCURRENCY: pages in flight
-
-    @classmethod
-    def from_env(cls) -> SizeSettings:
-        """The same variables the code location's resources read (``sf-pipeline load`` has no Dagster)."""
-
-        def number(name: str) -> int | None:
-            value = os.environ.get(name, "").strip()
-            try:
-                return int(value) if value else None
-            except ValueError:
-                raise SettingsError(f"{name} must be a whole number, got {value!r}") from None
-
-        chunk_mb = number(ENV["chunk_target_mb"])
-        return cls(
-            memory_limit_mb=number(ENV["memory_limit_mb"]),
-            duckdb_memory_limit=os.environ.get(ENV["duckdb_memory_limit"]) or None,
-            chunk_bytes=chunk_mb * MiB if chunk_mb else None,
-            download_concurrency=number(ENV["download_concurrency"]),
-        )
+    memory_limit_mb: int | None = None  # overrides the limit found
+    duckdb_memory_limit: str | None = None  # e.g. "192MB"
+    chunk_bytes: int | None = None
+    download_concurrency: int | None = None  # result pages in flight
 
 
 @dataclass(frozen=True)
@@ -176,6 +149,9 @@ CHUNK_PER_DUCKDB_MB = 2.5  # chunk MiB per MiB of DuckDB cap (a merge's join spi
 CHUNK_MIN_MB, CHUNK_MAX_MB = 64, 1024
 BLOCK_SMALL, BLOCK_LARGE = 1 * MiB, 2 * MiB
 LARGE_AT_MB = 256  # spare memory from which blocks are 2 MiB and parsed two ahead
+# Below this much spare memory a load is refused: DuckDB's floor cap. Measured (bench/README "A pod too small"):
+# a 200,000-row Account sync passed with 49 MiB spare and was SIGKILLed with 39.
+MIN_SPARE_MB = DUCKDB_MIN_MB
 
 
 def plan_sizes(limit: MemoryLimit, in_use_bytes: int, cpus: int, given: SizeSettings | None = None) -> LoadSizes:
@@ -206,12 +182,27 @@ def plan_sizes(limit: MemoryLimit, in_use_bytes: int, cpus: int, given: SizeSett
     return replace(sizes, **explicit, explicit=tuple(explicit))
 
 
+def minimum_limit_mb(in_use_mb: float) -> int:
+    """The smallest limit under which a load that starts holding ``in_use_mb`` still has ``MIN_SPARE_MB`` beyond
+    the margin (the margin grows with the limit, so this solves for it)."""
+    needed = in_use_mb + MIN_SPARE_MB
+    return math.ceil(max(needed + MARGIN_MIN_MB, needed / (1 - MARGIN_SHARE)))
+
+
 def size_load(sobject: str, given: SizeSettings | None = None) -> LoadSizes:
-    """The sizes for a load starting now in this process, logged with the limit they come from."""
+    """The sizes for a load starting now in this process, logged with the limit they come from; a limit too
+    small for any load fails now, naming the minimum, rather than be SIGKILLed by the kernel mid-load."""
     given = given or SizeSettings()
     limit = find_memory_limit(given.memory_limit_mb)
     sizes = plan_sizes(limit, psutil.Process().memory_info().rss, os.cpu_count() or 1, given)
     log.info("[%s] %s", sobject, sizes.describe())
+    if sizes.spare_mb < MIN_SPARE_MB:
+        raise PodTooSmallError(
+            f"[{sobject}] memory limit {limit.mib:.0f} MiB ({limit.source}) is too small to load: the process "
+            f"already holds {sizes.in_use_mb:.0f} MiB and a load needs {MIN_SPARE_MB} MiB beyond a margin of "
+            f"{max(MARGIN_MIN_MB, limit.mib * MARGIN_SHARE):.0f} MiB; give the pod at least "
+            f"{minimum_limit_mb(sizes.in_use_mb)} MiB"
+        )
     return sizes
 
 

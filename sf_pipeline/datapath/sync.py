@@ -34,16 +34,13 @@ from ..warehouse.naming import ColumnPlan, plan_columns
 from .arrow_types import arrow_type
 from .load import REFRESH_SUFFIX, ChunkRunner, DltSettings, LoadResult, ObjectLoader, table_name
 from .overlap import OverlappedExtract
+from .settings import WINDOW_OVERLAP_MINUTES
 from .split import ChunkStream, SplitOptions
 from .workspace import object_workspace, window_name, work_root
 
 log = logging.getLogger(__name__)
 
-# How far before its start a window is read again. SystemModstamp is set when a transaction starts writing a
-# record, and the record is visible only once the transaction commits: a long transaction (a bulk update, a
-# trigger chain) commits records stamped minutes earlier, after a window covering that stamp was read.
-# Salesforce's replication API lags its latestDateCovered for the same reason; Singer's tap looks back too.
-WINDOW_OVERLAP = timedelta(minutes=5)
+WINDOW_OVERLAP = timedelta(minutes=WINDOW_OVERLAP_MINUTES)  # why: datapath/settings.py
 
 
 @dataclass

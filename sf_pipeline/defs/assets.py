@@ -17,13 +17,14 @@ import dagster as dg
 
 from ..catalog import Catalog, CatalogObject
 from ..common.memory import rss_mb
+from ..datapath.configured import sync_with
 from ..datapath.load import table_name
 from ..datapath.sync import SyncResult
 from ..warehouse import Warehouse
 from ..warehouse.ddl import Span
 from .checks import check_specs, evaluate_checks
 from .dlt_runs import DagsterDltChunks, ObjectTranslator
-from .resources import PipelineSettings, SalesforceResource, WarehouseResource, destination_from_env, sync_with
+from .resources import PipelineSettings, SalesforceResource, WarehouseResource, destination_from_env
 
 GROUP_PREFIX = "salesforce_"  # one asset group per kind of object: salesforce_standard, salesforce_custom...
 POOL = "salesforce_object_load"
@@ -240,10 +241,10 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog, budget_floor: flo
         chunks = DagsterDltChunks(context, translator)
         result = sync_with(
             salesforce,
-            warehouse,
             pipeline_settings,
             entry,
             target,
+            file_format=warehouse.staging_file_format,
             since=since,
             until=until,
             full_refresh=full_refresh,

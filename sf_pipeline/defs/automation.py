@@ -5,12 +5,10 @@ Every decision is a line in the tick's log, so the UI's tick history explains ea
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field, fields
-
 import dagster as dg
+from pydantic import field_validator
 
-from ..errors import SettingsError
+from ..common.env_settings import EnvSettings, setting
 from ..salesforce import ApiUsage, SalesforceClient
 
 PENDING_STATUSES = [
@@ -21,62 +19,45 @@ PENDING_STATUSES = [
 ]
 
 
-@dataclass(frozen=True)
-class AutomationSettings:
+class AutomationSettings(EnvSettings):
     """How often the change sensor looks, how far back it looks the first time, how many trailing days the
     weekly re-sync reloads, the share of the org's daily API budget automation never spends, and how many
-    objects one run loads."""
+    objects one run loads. Read from the environment when the code location loads."""
 
-    sensor_interval_seconds: int = field(default=300, metadata={"doc": "seconds between the change sensor's ticks"})
-    first_lookback_hours: int = field(default=24, metadata={"doc": "how far back the sensor's first tick looks"})
-    resync_days: int = field(
-        default=7, metadata={"doc": "the weekly re-sync reloads the partitions holding the last N days"}
+    sensor_interval_seconds: int = setting(
+        300, "SF_PIPELINE_SENSOR_INTERVAL_SECONDS", "seconds between the change sensor's ticks", ge=1
     )
-    resync_cron: str = field(
-        default="0 4 * * 0",
-        metadata={"doc": "when the weekly re-sync and the formula reload run (cron, UTC; default Sundays 04:00)"},
+    first_lookback_hours: int = setting(
+        24, "SF_PIPELINE_SENSOR_LOOKBACK_HOURS", "how far back the sensor's first tick looks", ge=1
     )
-    api_budget_floor: float = field(
-        default=0.10,
-        metadata={"doc": "the sensor and schedules skip objects while less of the org's daily API budget remains"},
+    resync_days: int = setting(
+        7, "SF_PIPELINE_RESYNC_DAYS", "the weekly re-sync reloads the partitions holding the last N days", ge=1
     )
-    batch_objects: int = field(
-        default=100, metadata={"doc": "objects one sensor, schedule or initial-load run loads, one after another"}
+    resync_cron: str = setting(
+        "0 4 * * 0",
+        "SF_PIPELINE_RESYNC_CRON",
+        "when the weekly re-sync and the formula reload run (cron, UTC; default Sundays 04:00)",
+    )
+    api_budget_floor: float = setting(
+        0.10,
+        "SF_PIPELINE_API_BUDGET_FLOOR",
+        "the sensor and schedules skip objects while less of the org's daily API budget remains",
+        ge=0,
+        lt=1,
+    )
+    batch_objects: int = setting(
+        100,
+        "SF_PIPELINE_BATCH_OBJECTS",
+        "objects one sensor, schedule or initial-load run loads, one after another",
+        ge=1,
     )
 
-    ENV = {
-        "sensor_interval_seconds": "SF_PIPELINE_SENSOR_INTERVAL_SECONDS",
-        "first_lookback_hours": "SF_PIPELINE_SENSOR_LOOKBACK_HOURS",
-        "resync_days": "SF_PIPELINE_RESYNC_DAYS",
-        "resync_cron": "SF_PIPELINE_RESYNC_CRON",
-        "api_budget_floor": "SF_PIPELINE_API_BUDGET_FLOOR",
-        "batch_objects": "SF_PIPELINE_BATCH_OBJECTS",
-    }
-
+    @field_validator("resync_cron")
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> AutomationSettings:
-        env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for f in fields(cls):
-            var = cls.ENV[f.name]
-            if not env.get(var):
-                continue
-            kind = {"api_budget_floor": float, "resync_cron": str}.get(f.name, int)
-            try:
-                values[f.name] = kind(env[var])
-            except ValueError:
-                raise SettingsError(f"{var} must be a {kind.__name__}, got {env[var]!r}") from None
-        settings = cls(**values)  # type: ignore[arg-type]
-        if not 0 <= settings.api_budget_floor < 1:
-            raise SettingsError(
-                f"{cls.ENV['api_budget_floor']} must be a fraction in [0, 1), got {settings.api_budget_floor}"
-            )
-        if not _is_cron(settings.resync_cron):
-            raise SettingsError(f"{cls.ENV['resync_cron']} is not a cron schedule: {settings.resync_cron!r}")
-        for name in ("sensor_interval_seconds", "first_lookback_hours", "resync_days", "batch_objects"):
-            if getattr(settings, name) < 1:
-                raise SettingsError(f"{cls.ENV[name]} must be at least 1, got {getattr(settings, name)}")
-        return settings
+    def _cron(cls, value: str) -> str:
+        if not _is_cron(value):
+            raise ValueError("not a cron schedule")
+        return value
 
 
 def budget_reason(client: SalesforceClient, floor: float) -> tuple[ApiUsage, str | None]:
@@ -85,7 +66,7 @@ def budget_reason(client: SalesforceClient, floor: float) -> tuple[ApiUsage, str
     if usage.below(floor):
         return usage, (
             f"org API budget: {usage} requests used today, {usage.remaining_fraction:.1%} left, "
-            f"under the floor of {floor:.0%} ({AutomationSettings.ENV['api_budget_floor']})"
+            f"under the floor of {floor:.0%} ({AutomationSettings.variable('api_budget_floor')})"
         )
     return usage, None
 
@@ -98,7 +79,7 @@ def bulk_jobs_reason(client: SalesforceClient, floor: float) -> str | None:
         return None
     return (
         f"the org's Bulk API 2.0 query jobs of the day: {jobs} used, {jobs.remaining_fraction:.1%} left, under "
-        f"the floor of {floor:.0%} ({AutomationSettings.ENV['api_budget_floor']}); small changes go by REST"
+        f"the floor of {floor:.0%} ({AutomationSettings.variable('api_budget_floor')}); small changes go by REST"
     )
 
 

@@ -7,10 +7,11 @@ from collections.abc import Iterator
 import dagster as dg
 
 from ..catalog import Catalog
+from ..datapath.configured import sweep_with
 from ..datapath.reconcile import SweepResult
 from .assets import ID_SWEEP_CHECK, POOL, asset_key
 from .jobs import CONCURRENCY_TAG
-from .resources import PipelineSettings, SalesforceResource, WarehouseResource, sweep_with
+from .resources import PipelineSettings, SalesforceResource, WarehouseResource
 
 SWEEP_JOB = "salesforce_id_sweep"
 

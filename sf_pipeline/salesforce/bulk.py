@@ -27,6 +27,7 @@ from .client import SalesforceClient, html_error, is_html
 from .denylists import is_bulk_refusal
 from .errors import JobFailedError, JobTimeoutError, QueryError, SalesforceError, UnexpectedResponseError
 from .retries import retrying
+from .settings import PAGE_RECORDS, REST_MAX_RECORDS
 from .soql import build_query
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class ExtractOptions:
     """How a job is polled and its results fetched. These defaults are the pipeline's (the Dagster
     resource and the CLI take theirs from here)."""
 
-    max_records: int | None = 250_000  # records per result page (the server may send fewer)
+    max_records: int | None = PAGE_RECORDS  # records per result page (the server may send fewer)
     concurrency: int | None = None  # pages downloaded at once; None: from the pod's memory (sizing)
     gzip: bool = True
     # a job's status is asked at 0.5 s, then each wait 1.5 times the last, at most 5 s apart: a job that takes
@@ -55,9 +56,8 @@ class ExtractOptions:
     poll_max_s: float = 5.0
     job_timeout_s: float = 6 * 3600
     delete_job: bool = True  # delete the job from Salesforce once every page is on disk
-    # a bulk-route window expected to hold at most this many records is read by REST instead (0: never):
-    # docs/performance.md, "Bulk or REST"
-    rest_max_records: int = 10_000
+    # a bulk-route window expected to hold at most this many records is read by REST instead (0: never)
+    rest_max_records: int = REST_MAX_RECORDS
 
     @property
     def pages_in_flight(self) -> int:

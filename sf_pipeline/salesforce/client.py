@@ -87,7 +87,7 @@ class SalesforceClient:
     ) -> None:
         self.settings = settings or SalesforceSettings.from_env()
         self.settings.validate()
-        self.retry = self.settings.retry
+        self.retry = self.settings.retry_policy
         self._http = httpx.Client(
             timeout=httpx.Timeout(self.settings.timeout_s, connect=30.0),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),

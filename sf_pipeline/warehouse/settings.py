@@ -5,15 +5,21 @@ an error that names the setting."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
 import dlt
 
+from ..common.env_settings import EnvSettings, setting
 from ..errors import WarehouseConfigError
+
+if TYPE_CHECKING:
+    from .client import RunColumnMaps, Warehouse
 
 DestinationKind = Literal["duckdb", "snowflake"]
 FileFormat = Literal["parquet", "jsonl"]
@@ -199,3 +205,102 @@ class StagingSettings:
         """The bucket path (container/prefix/dataset) under which dlt stages a dataset's files."""
         url = urlparse(self.bucket_url or "")
         return f"{url.netloc}{url.path}/{dataset}".replace("//", "/")
+
+
+class WarehouseSettings(EnvSettings):
+    """Where rows land and how they get there, declared once: DuckDB (the embedded default) or Snowflake, with
+    load files staged nowhere special, in a local folder, or in an Azure Blob Storage bucket
+    (``az://container/prefix``). ``SnowflakeSettings`` and ``StagingSettings`` are views of these fields."""
+
+    destination: str = setting("duckdb", "SF_PIPELINE_DESTINATION", "duckdb (a local file) or snowflake")
+    dataset: str = setting("salesforce", "SF_PIPELINE_DATASET", "the schema tables are loaded into")
+    duckdb_path: str = setting("data/sf_pipeline.duckdb", "SF_PIPELINE_DUCKDB", "the DuckDB file (destination duckdb)")
+    duckdb_memory_limit: str | None = setting(
+        None,
+        "SF_PIPELINE_DUCKDB_MEMORY_LIMIT",
+        "DuckDB's cap, e.g. 192MB; unset: 45% of what the pod has left (48MB to 1024MB)",
+    )
+    snowflake_account: str | None = setting(
+        None,
+        "SF_PIPELINE_SNOWFLAKE_ACCOUNT",
+        "account identifier: orgname-account, or a locator such as xy12345.west-europe.azure",
+    )
+    snowflake_user: str | None = setting(None, "SF_PIPELINE_SNOWFLAKE_USER", "the loading user")
+    snowflake_password: str | None = setting(
+        None, "SF_PIPELINE_SNOWFLAKE_PASSWORD", "its password, or instead a key pair"
+    )
+    snowflake_private_key: str | None = setting(
+        None, "SF_PIPELINE_SNOWFLAKE_PRIVATE_KEY", "PEM text of the key pair's private key"
+    )
+    snowflake_private_key_path: str | None = setting(
+        None, "SF_PIPELINE_SNOWFLAKE_PRIVATE_KEY_PATH", "a file holding the PEM private key"
+    )
+    snowflake_private_key_passphrase: str | None = setting(
+        None, "SF_PIPELINE_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE", "when the key is encrypted"
+    )
+    snowflake_role: str | None = setting(None, "SF_PIPELINE_SNOWFLAKE_ROLE", "the role; unset: the user's default")
+    snowflake_warehouse: str | None = setting(
+        None, "SF_PIPELINE_SNOWFLAKE_WAREHOUSE", "the virtual warehouse; unset: the user's default"
+    )
+    snowflake_database: str | None = setting(
+        None, "SF_PIPELINE_SNOWFLAKE_DATABASE", "the database; tables go to the schema SF_PIPELINE_DATASET"
+    )
+    snowflake_stage: str | None = setting(
+        None, "SF_PIPELINE_SNOWFLAKE_STAGE", "named external stage over the staging bucket"
+    )
+    snowflake_endpoint: str | None = setting(
+        None, "SF_PIPELINE_SNOWFLAKE_ENDPOINT", "http(s)://host:port override (private link)"
+    )
+    staging: str = setting(
+        "none", "SF_PIPELINE_STAGING", "where dlt stages load files: none, a local folder, or az://container/prefix"
+    )
+    staging_file_format: str = setting(
+        "parquet", "SF_PIPELINE_STAGING_FORMAT", "the staged files' format: parquet or jsonl"
+    )
+    azure_account_name: str | None = setting(
+        None, "AZURE_STORAGE_ACCOUNT_NAME", "the storage account of the staging bucket"
+    )
+    azure_account_key: str | None = setting(None, "AZURE_STORAGE_ACCOUNT_KEY", "its key (or a SAS token instead)")
+    azure_sas_token: str | None = setting(
+        None, "AZURE_STORAGE_SAS_TOKEN", "a SAS token with read, write, list and delete"
+    )
+    azure_blob_endpoint: str | None = setting(
+        None, "AZURE_STORAGE_BLOB_ENDPOINT", "http(s)://host[:port]/account for Azurite or a private endpoint"
+    )
+
+    def snowflake_settings(self) -> SnowflakeSettings:
+        prefix = "snowflake_"
+        return SnowflakeSettings(
+            **{f.name: getattr(self, prefix + f.name) for f in dataclasses.fields(SnowflakeSettings)}
+        )
+
+    def staging_settings(self) -> StagingSettings:
+        return StagingSettings(
+            location=self.staging,
+            azure_account_name=self.azure_account_name,
+            azure_account_key=self.azure_account_key,
+            azure_sas_token=self.azure_sas_token,
+            azure_blob_endpoint=self.azure_blob_endpoint,
+        )
+
+    def warehouse(
+        self,
+        snowflake_connection: Callable[[], AbstractContextManager[Any]] | None = None,
+        run_column_maps: RunColumnMaps | None = None,
+    ) -> Warehouse:
+        """The configured ``Warehouse``, validated (an error names the setting). Without
+        ``snowflake_connection`` it connects to Snowflake with the connector itself."""
+        from .client import Warehouse
+
+        warehouse = Warehouse(
+            kind=self.destination,  # type: ignore[arg-type]
+            dataset=self.dataset,
+            duckdb_path=Path(self.duckdb_path),
+            duckdb_memory_limit=self.duckdb_memory_limit,
+            snowflake=self.snowflake_settings(),
+            staging=self.staging_settings(),
+            snowflake_connection=snowflake_connection,
+            run_column_maps=run_column_maps,
+        )
+        warehouse.validate()
+        return warehouse
