@@ -3,8 +3,8 @@ load or drop anything (never dlt's schema).
 
 Two layers: the discovered catalog (``sf-pipeline discover`` writes it from the org; ``discovery.py``) says
 what exists and how it can load; the hand-written ``catalog.yaml`` overrides it: ``include``/``exclude`` by
-name or pattern, and per-object settings (weight, owners, tags, cursor, route, filter, formula and
-hard-delete policies). Without a discovered catalog, the hand-written ``objects:`` list is the catalog.
+name or pattern, and per-object settings (weight, owners, tags, cursor, route, filter, formula, delete and
+hashing policies). Without a discovered catalog, the hand-written ``objects:`` list is the catalog.
 """
 
 from __future__ import annotations
@@ -26,6 +26,11 @@ CATALOG_ENV = "SF_PIPELINE_CATALOG"  # the hand-written catalog; unset: DEFAULT_
 DISCOVERED_ENV = "SF_PIPELINE_DISCOVERED_CATALOG"  # the discovered catalog's file; unset: none
 GRANULARITIES = ("daily", "weekly", "monthly")
 HARD_DELETES = ("delete", "flag")  # what the Id sweep does to rows Salesforce no longer has
+DELETES = ("remove", "flag")  # what becomes of a record Salesforce reports deleted (soft and hard alike)
+# The columns a kept deleted row carries (docs/data.md): with `deletes: flag`, _sf_deleted (true once Salesforce
+# reports it deleted) and _sf_deleted_at (its SystemModstamp at deletion; for a hard delete, when the Id sweep
+# found it gone); with `hard_deletes: flag` alone, _sf_hard_deleted_at (when the Id sweep found it gone)
+DELETED_COLUMN, DELETED_AT_COLUMN, HARD_DELETED_COLUMN = "_sf_deleted", "_sf_deleted_at", "_sf_hard_deleted_at"
 FORMULA_FIELDS = ("exclude", "include")  # formula fields change without SystemModstamp moving
 OBJECT_SETTINGS = {
     "name",
@@ -39,6 +44,8 @@ OBJECT_SETTINGS = {
     "formula_fields",
     "route",
     "filter",
+    "deletes",
+    "hash_fields",
 }
 
 
@@ -56,6 +63,15 @@ class CatalogObject:
     route: str = "bulk"  # bulk: Bulk API 2.0 query jobs; rest: REST queryAll pages
     kind: str = "standard"  # the UI group: standard, custom, history, share, feed, external...
     filter: str | None = None  # a SOQL condition every query of the object carries
+    deletes: str = "remove"  # remove | flag: a deleted record's row is removed, or kept with _sf_deleted set
+    hash_fields: tuple[str, ...] = ()  # fields whose values are replaced by a keyed hash (HMAC-SHA256)
+
+    @property
+    def deleted_at_column(self) -> str | None:
+        """The column whose value marks a kept row deleted (None: deleted rows are removed)."""
+        if self.deletes == "flag":
+            return DELETED_AT_COLUMN
+        return HARD_DELETED_COLUMN if self.hard_deletes == "flag" else None
 
 
 @dataclass(frozen=True)
@@ -124,10 +140,23 @@ def _parse_object(
     ):
         raise CatalogError(f"{where}: filter must be one line of SOQL conditions, e.g. ParentId = '001...'")
     choices = {}
-    for setting, allowed in (("hard_deletes", HARD_DELETES), ("formula_fields", FORMULA_FIELDS)):
-        choices[setting] = str(entry.get(setting, defaults.get(setting, allowed[0])))
+    for setting, allowed in (("deletes", DELETES), ("hard_deletes", HARD_DELETES), ("formula_fields", FORMULA_FIELDS)):
+        default = "flag" if setting == "hard_deletes" and choices["deletes"] == "flag" else allowed[0]
+        choices[setting] = str(entry.get(setting, defaults.get(setting, default)))
         if choices[setting] not in allowed:
             raise CatalogError(f"{where}: {setting} must be one of {allowed}, got {choices[setting]!r}")
+    if choices["deletes"] == "flag" and choices["hard_deletes"] != "flag":
+        raise CatalogError(f"{where}: deletes: flag keeps hard-deleted rows too; remove hard_deletes: delete")
+    hashed = entry.get("hash_fields", [])
+    if not isinstance(hashed, list):
+        raise CatalogError(f"{where}: hash_fields must be a list of field names, e.g. [Email, Phone]")
+    try:
+        hash_fields = tuple(check_identifier(str(f), "hash_fields entry") for f in hashed)
+    except ValueError as exc:
+        raise CatalogError(f"{where}: {exc}") from exc
+    for keyed in ("Id", cursor, "IsDeleted"):
+        if keyed and keyed.lower() in {f.lower() for f in hash_fields}:
+            raise CatalogError(f"{where}: hash_fields cannot hold {keyed}: merges, windows and deletes read it")
     return CatalogObject(
         name=found.name if found else name,
         cursor_field=cursor,
@@ -139,6 +168,7 @@ def _parse_object(
         route=route,
         kind=found.kind if found else object_kind(name),
         filter=where_clause.strip() if where_clause else None,
+        hash_fields=hash_fields,
         **choices,
     )
 

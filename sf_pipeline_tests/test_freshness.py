@@ -12,14 +12,14 @@ import duckdb
 import httpx
 import pytest
 
-from sf_pipeline.catalog import load_catalog
+from sf_pipeline.catalog import HARD_DELETED_COLUMN, load_catalog
 from sf_pipeline.datapath.reconcile import sweep_ids
 from sf_pipeline.datapath.sync import sync_object
 from sf_pipeline.defs.assets import asset_key
 from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, WarehouseResource
 from sf_pipeline.defs.sweep import ID_SWEEP_CHECK, SWEEP_JOB, build_id_sweep
 from sf_pipeline.salesforce import ApiLimitError, ApiUsage, SalesforceClient
-from sf_pipeline.warehouse import HARD_DELETED_COLUMN, Warehouse
+from sf_pipeline.warehouse import Warehouse
 
 from .helpers import Emulator, materialize_object
 

@@ -25,6 +25,7 @@ PASSWORD = "pw-8c1d3e5f-never-printed"
 WRONG_PASSWORD = "pw-wrong-6a7b8c9d-never-printed"
 SNOWFLAKE_PASSWORD = "snow-2b4d6f8a-never-printed"
 WRONG_AZURE_KEY = "d3JvbmctYXp1cmUta2V5LW5ldmVyLXByaW50ZWQ=" * 2
+HASH_KEY = "hk-5e7f9a1c-never-printed"
 
 
 @pytest.fixture
@@ -69,7 +70,12 @@ def test_no_secret_in_events_logs_or_output(
         "AZURE_STORAGE_ACCOUNT_KEY": AZURITE_KEY,
         "AZURE_STORAGE_BLOB_ENDPOINT": azurite.blob_endpoint,
         "SF_PIPELINE_WORK_DIR": str(tmp_path / "work"),
+        "SF_PIPELINE_HASH_KEY": HASH_KEY,  # Lead's Email hashed (the catalog below)
+        "SF_PIPELINE_CATALOG": str(tmp_path / "catalog.yaml"),
     }
+    (tmp_path / "catalog.yaml").write_text(
+        'defaults:\n  partition_start: "2024-01-01"\nobjects:\n  - name: Lead\n    hash_fields: [Email]\n'
+    )
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     caplog.set_level(logging.DEBUG)
@@ -115,6 +121,7 @@ def test_no_secret_in_events_logs_or_output(
         "snowflake password": SNOWFLAKE_PASSWORD,
         "azure key": AZURITE_KEY,
         "wrong azure key": WRONG_AZURE_KEY,
+        "hash key": HASH_KEY,
     }
     leaks = [
         f"{what} in {where}" for where, text in everything.items() for what, secret in secrets.items() if secret in text

@@ -20,16 +20,17 @@ from ..errors import SettingsError
 BOUNDS = {"ge": operator.ge, "gt": operator.gt, "lt": operator.lt, "le": operator.le}
 
 
-def setting(default: Any, variable: str | None, meaning: str, **bounds: float) -> Any:
+def setting(default: Any, variable: str | None, meaning: str, *, secret: bool = False, **bounds: float) -> Any:
     """A field with its variable (None: set only in Dagster's run config), its meaning, and its bounds (``ge``,
     ``gt``, ``lt``, ``le``). ``None`` as a default means "derived" (from the pod's memory, from the org).
+    ``secret`` keeps the value out of the model's ``repr``.
 
     Bounds are checked by ``EnvSettings`` rather than given to pydantic as constraints: a Dagster resource is
     built with ``EnvVar.int`` placeholders, which a pydantic ``ge=1`` refuses before the run resolves them."""
     extra: dict[str, Any] = {"env": variable} if variable else {}
     if bounds:
         extra["bounds"] = {name: bounds[name] for name in BOUNDS if name in bounds}
-    return Field(default=default, description=meaning, json_schema_extra=extra or None)
+    return Field(default=default, description=meaning, json_schema_extra=extra or None, repr=not secret)
 
 
 class EnvSettings(BaseModel):

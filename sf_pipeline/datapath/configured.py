@@ -78,6 +78,7 @@ def sync_with(
             run_chunk=run_chunk,
             memory_limit_mb=load.memory_limit_mb,
             overlap=load.window_overlap,
+            hash_key=load.hash_key,
         )
 
 

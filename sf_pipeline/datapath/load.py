@@ -37,6 +37,7 @@ from ..salesforce.soql import check_identifier
 from ..warehouse import FILE_FORMATS, StagedFiles, StagingSettings
 from ..warehouse.naming import assign_columns, table_name
 from .read import READ_AHEAD, READ_BLOCK, BatchStats, arrow_batches, read_ahead, without_deleted
+from .row_policy import RowPolicy
 from .split import Chunk, SplitOptions
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,7 @@ class ObjectLoader:
         run_chunk: ChunkRunner | None = None,
         read_block: int = READ_BLOCK,
         read_ahead: int = READ_AHEAD,
+        policy: RowPolicy | None = None,
     ) -> None:
         self.read_block = read_block  # bytes of CSV per Arrow batch
         self.read_ahead = read_ahead  # batches parsed ahead of the one dlt is writing
@@ -164,6 +166,7 @@ class ObjectLoader:
         self.settings = settings or DltSettings()
         self.pipeline_name = pipeline_name or f"sf_{table_name(sobject)}"
         self.run_chunk = run_chunk or run_chunk_plainly
+        self.policy = policy or RowPolicy()  # deleted rows kept with a flag, hashed fields (row_policy)
 
     @property
     def schema_name(self) -> str:
@@ -186,7 +189,7 @@ class ObjectLoader:
         known = len(chunks) if isinstance(chunks, Sized) else None
         stats = BatchStats()
         column_names = self._column_names(fields, column_names)
-        drop_deleted = _drops_deleted(mode, into_empty)
+        drop_deleted = self._drops_deleted(mode, into_empty)
 
         def parts() -> Iterator[_Part]:
             cut = False
@@ -216,7 +219,7 @@ class ObjectLoader:
         stats = BatchStats()
         lean_arrow_allocator()  # before the reader is opened: its buffers come from the pool in use then
         column_names = self._column_names(fields, None)
-        batches = self._batches(files, fields, delimiter, stats, column_names, _drops_deleted(mode, into_empty))
+        batches = self._batches(files, fields, delimiter, stats, column_names, self._drops_deleted(mode, into_empty))
         first = next(batches, None)
         if first is None:
             return self._load_parts(iter(()), None, fields, mode, stats)
@@ -241,7 +244,11 @@ class ObjectLoader:
         while dlt writes the one before: the filter copies every column of a batch that holds a deleted row
         (~1 s of a 1 GB Account file) and costs the loader's thread nothing there."""
         batches = arrow_batches(files, fields, self.sobject, delimiter, stats, column_names, self.read_block)
-        return read_ahead(without_deleted(batches) if drop_deleted else batches, self.read_ahead)
+        if drop_deleted:
+            batches = without_deleted(batches)
+        if self.policy.active:
+            batches = self.policy.apply(batches)
+        return read_ahead(batches, self.read_ahead)
 
     def _column_names(self, fields: list[dict] | None, column_names: dict[str, str] | None) -> dict[str, str] | None:
         if column_names is None and fields:
@@ -273,7 +280,7 @@ class ObjectLoader:
         has_deleted = any(f["name"] == "IsDeleted" for f in fields or [])
         if first_load:
             log.info("[%s] %s is empty: its rows are appended (no merge needed)", self.sobject, self.table)
-        columns = self._column_hints("append" if first_load else mode, has_deleted)
+        columns = self._column_hints("append" if first_load else mode, has_deleted and not self.policy.keep_deleted)
         load_ids: list[str] = []
         rows = size = count = 0
         self.settings.configure()
@@ -292,7 +299,7 @@ class ObjectLoader:
                     size += part.bytes
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
-        if _drops_deleted(mode, into_empty):
+        if self._drops_deleted(mode, into_empty):
             rows += stats.deleted  # dropped here rather than by a merge: accounted for all the same
         return LoadResult(
             self.sobject,
@@ -393,6 +400,12 @@ class ObjectLoader:
         )
         return list(info.loads_ids), rows
 
+    def _drops_deleted(self, mode: WriteMode, into_empty: bool) -> bool:
+        """Whether the reader drops the rows Salesforce reports deleted: on a replace and on a first load into
+        an empty table (nothing to remove them from); a merge into rows removes them by dlt's hard-delete
+        hint. Never when the object keeps deleted rows with a flag."""
+        return not self.policy.keep_deleted and (mode == "replace" or (into_empty and mode == "merge"))
+
     @staticmethod
     def _column_hints(mode: WriteMode, has_deleted: bool) -> dict[str, dict]:
         hints: dict[str, dict] = {}
@@ -400,12 +413,6 @@ class ObjectLoader:
             # rows queryAll reports deleted are removed from the destination, not loaded
             hints["IsDeleted"] = {"hard_delete": True}
         return hints
-
-
-def _drops_deleted(mode: WriteMode, into_empty: bool) -> bool:
-    """Whether the reader drops the rows Salesforce reports deleted: on a replace and on a first load into an
-    empty table (nothing to remove them from); a merge into rows removes them by dlt's hard-delete hint."""
-    return mode == "replace" or (into_empty and mode == "merge")
 
 
 def _load_error(exc: PipelineStepFailed, sobject: str, label: str, chunk: _Part) -> LoadError:

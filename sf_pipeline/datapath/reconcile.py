@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..catalog import CatalogObject
+from ..catalog import DELETED_AT_COLUMN, DELETED_COLUMN, HARD_DELETED_COLUMN, CatalogObject
 from ..common.memory import PeakRss
 from ..salesforce import ExtractOptions, SalesforceClient
 from ..salesforce.bulk import extract_object
@@ -91,7 +91,7 @@ def sweep_ids(
             table=table + IDS_SUFFIX,
         )
         loader.load(chunks, [id_field], mode="replace", column_names={"Id": "id"})
-        comparison = warehouse.reconcile_ids(table, loader.table, "id", entry.hard_deletes)
+        comparison = warehouse.reconcile_ids(table, loader.table, "id", entry.hard_deletes, _flag_columns(entry))
         warehouse.forget_pipeline(loader.schema_name)
     _log_sweep(entry.name, entry.hard_deletes, comparison)
     return SweepResult(
@@ -117,3 +117,10 @@ def _log_sweep(sobject: str, hard_deletes: str, comparison: IdComparison) -> Non
         verb,
         comparison.missing_in_table,
     )
+
+
+def _flag_columns(entry: CatalogObject) -> tuple[str, ...]:
+    """What a flag sets: ``deletes: flag``'s pair of columns, else ``hard_deletes: flag``'s timestamp."""
+    if entry.deletes == "flag":
+        return (DELETED_AT_COLUMN, DELETED_COLUMN)
+    return (HARD_DELETED_COLUMN,)

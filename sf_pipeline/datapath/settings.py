@@ -57,6 +57,12 @@ class LoadSettings(EnvSettings):
         "answers trail now by as much",
         ge=0,
     )
+    hash_key: str | None = setting(
+        None,
+        "SF_PIPELINE_HASH_KEY",
+        "the secret key of the catalog's hash_fields (HMAC-SHA256); changing it needs a full refresh of those objects",
+        secret=True,
+    )
     dlt_log_level: str = setting(
         "WARNING",
         "SF_PIPELINE_DLT_LOG_LEVEL",

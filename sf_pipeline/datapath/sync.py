@@ -34,6 +34,7 @@ from ..warehouse.naming import ColumnPlan, plan_columns
 from .arrow_types import arrow_type
 from .load import REFRESH_SUFFIX, ChunkRunner, DltSettings, LoadResult, ObjectLoader, table_name
 from .overlap import OverlappedExtract
+from .row_policy import RowPolicy, as_hashed
 from .settings import WINDOW_OVERLAP_MINUTES
 from .split import ChunkStream, SplitOptions
 from .workspace import object_workspace, window_name, work_root
@@ -151,7 +152,8 @@ def _choose_fields(entry: CatalogObject, describe: dict) -> _Fields:
     formulas = [f["name"] for f in describe["fields"] if f.get("calculated")]
     left_out = [*entry.exclude_fields, *(formulas if entry.formula_fields == "exclude" else [])]
     names = select_fields(describe, None, left_out).names
-    by_name = {f["name"]: f for f in describe["fields"]}
+    hashed = {f.lower() for f in entry.hash_fields}
+    by_name = {f["name"]: as_hashed(f) if f["name"].lower() in hashed else f for f in describe["fields"]}
     skipped = {f["name"]: f["type"] for f in describe["fields"] if f["name"] not in set(names)}
     return _Fields([by_name[name] for name in names], skipped, formulas)
 
@@ -218,11 +220,13 @@ def sync_object(
     run_chunk: ChunkRunner | None = None,
     memory_limit_mb: int | None = None,
     overlap: timedelta = WINDOW_OVERLAP,
+    hash_key: str | None = None,
 ) -> SyncResult:
     """Extract, split and load one object for one window (or all of it, replacing, on full refresh), sized
     by the memory the process has (``memory_limit_mb`` overrides the cgroup's limit). A window with a start
     is read from ``overlap`` before it: a record whose transaction committed after an earlier window was
-    read, with a SystemModstamp inside that window, is merged now rather than lost."""
+    read, with a SystemModstamp inside that window, is merged now rather than lost. ``hash_key``: the key of
+    the entry's ``hash_fields`` (``SF_PIPELINE_HASH_KEY``)."""
     window = "full" if full_refresh else window_name(since, until)
     if full_refresh:
         since = until = None
@@ -241,6 +245,7 @@ def sync_object(
         started = time.monotonic()
         describe = client.describe(entry.name)
         chosen = _choose_fields(entry, describe)
+        policy = RowPolicy.of(entry, hash_key, chosen.names)
         if since or until:
             check_cursor_field(entry.name, entry.cursor_field, chosen.names)  # before anything is created
         table = table_name(entry.name)
@@ -251,6 +256,7 @@ def sync_object(
             settings=dlt_settings,
             table=table + REFRESH_SUFFIX if full_refresh else table,
             run_chunk=run_chunk,
+            policy=policy,
         )
         plan = _plan_columns(warehouse, entry.name, chosen.fields)
         extract = _WindowExtract(
@@ -258,7 +264,9 @@ def sync_object(
         )
         overlap = OverlappedExtract(entry.name, extract, ChunkStream(work / "chunks", sized.split))
         # one statement, under the object's lock: a merge into an empty table appends; the checks want the before
-        before = warehouse.count_spans(table, entry.cursor_field, {"window": (since, until)})
+        before = warehouse.count_spans(
+            table, entry.cursor_field, {"window": (since, until)}, deleted_at=entry.deleted_at_column
+        )
         into_empty = not full_refresh and before["all"] == 0
         loaded = _load_window(warehouse, loader, overlap, chosen.fields, plan.columns, full_refresh, into_empty)
         seconds = time.monotonic() - started

@@ -15,7 +15,7 @@ from datetime import datetime
 
 import dagster as dg
 
-from ..catalog import Catalog, CatalogObject
+from ..catalog import DELETED_AT_COLUMN, DELETED_COLUMN, HARD_DELETED_COLUMN, Catalog, CatalogObject
 from ..common.memory import rss_mb
 from ..datapath.configured import sync_with
 from ..datapath.load import table_name
@@ -125,7 +125,7 @@ def _route(result: SyncResult) -> str:
     return result.route
 
 
-def _metadata(result: SyncResult, description: str) -> dict[str, object]:
+def _metadata(result: SyncResult, description: str, entry: CatalogObject) -> dict[str, object]:
     return {
         # one name, one meaning, everywhere (the UI, the demo, sf-pipeline sync): records as Salesforce sent
         # them, deleted ones included; live rows written; the whole table's rows (dagster/row_count)
@@ -163,7 +163,37 @@ def _metadata(result: SyncResult, description: str) -> dict[str, object]:
                 )
                 for api, column in result.columns.items()
             ]
+            + [
+                dg.TableColumn(name=name, type=kind, description=meaning)
+                for name, kind, meaning in _policy_columns(entry)
+            ]
         ),
+    }
+
+
+def _policy_columns(entry: CatalogObject) -> list[tuple[str, str, str]]:
+    """The columns the object's catalog policies add to its table (docs/data.md)."""
+    if entry.deletes == "flag":
+        return [
+            (DELETED_COLUMN, "boolean", "true once Salesforce reports the record deleted (soft or hard)"),
+            (
+                DELETED_AT_COLUMN,
+                "datetime",
+                "its SystemModstamp at deletion; for a hard delete, when the Id sweep found it gone",
+            ),
+        ]
+    if entry.hard_deletes == "flag":
+        return [(HARD_DELETED_COLUMN, "datetime", "when the Id sweep found the record gone from Salesforce")]
+    return []
+
+
+def policy_metadata(entry: CatalogObject) -> dict[str, object]:
+    """Which policies the object runs with, as its asset's definition metadata (the UI's asset page)."""
+    return {
+        "salesforce/deletes": entry.deletes,
+        "salesforce/hard_deletes": entry.hard_deletes,
+        "salesforce/hash_fields": dg.MetadataValue.json(list(entry.hash_fields)),
+        "salesforce/formula_fields": entry.formula_fields,
     }
 
 
@@ -184,15 +214,15 @@ def _counts_after(
     """Every count the metadata and the checks need after a load, in one statement: the table's live rows
     (``all``), the window's and, for a one-partition run, the partition's."""
     spans = {"window": window, **({"partition": partition} if partition else {})}
-    return target.count_spans(table, entry.cursor_field, spans, live_only=entry.hard_deletes == "flag")
+    return target.count_spans(table, entry.cursor_field, spans, deleted_at=entry.deleted_at_column)
 
 
 def _materialization_metadata(
-    result: SyncResult, description: str, chunks: DagsterDltChunks, table_rows: int
+    result: SyncResult, description: str, chunks: DagsterDltChunks, table_rows: int, entry: CatalogObject
 ) -> dict[str, object]:
     """The load's metadata with dagster-dlt's merged over its chunks, the table named as the warehouse names
     it (dagster-dlt names it after dlt's schema) and its live rows."""
-    metadata = _metadata(result, description)
+    metadata = _metadata(result, description, entry)
     descriptions = {
         column: f"{result.field_info[api][1]} ({api}, {result.field_info[api][0]})"
         for api, column in result.columns.items()
@@ -264,7 +294,7 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog, budget_floor: flo
             rows_in_table=after["all"],
             budget_floor=budget_floor,
         )
-        metadata = _materialization_metadata(result, description, chunks, after["all"])
+        metadata = _materialization_metadata(result, description, chunks, after["all"], entry)
         if partitioned:
             metadata = _per_partition(context, metadata, after.get("partition"))
         return dg.MaterializeResult(metadata=metadata, check_results=checks)
@@ -306,7 +336,7 @@ def _as_asset(
             pool=POOL,
             op_tags={PRIORITY_TAG: str(weight_hint(entry))},
             check_specs=check_specs(spec.key),
-            metadata={"salesforce/weight": entry.weight},
+            metadata={"salesforce/weight": entry.weight, **policy_metadata(entry)},
         )(fn)
 
 

@@ -15,13 +15,12 @@ naming.py: Salesforce names to table and column names.
 
 from ..errors import WarehouseConfigError
 from .client import RunColumnMaps, Warehouse, duckdb_config, duckdb_connection, duckdb_destination
-from .ddl import HARD_DELETED_COLUMN, IdComparison, count_spans, drop_object_table, normalize, qualified, table_exists
+from .ddl import IdComparison, count_spans, drop_object_table, normalize, qualified, table_exists
 from .settings import FILE_FORMATS, DestinationKind, FileFormat, SnowflakeSettings, StagingSettings
 from .staging import StagedFiles
 
 __all__ = [
     "FILE_FORMATS",
-    "HARD_DELETED_COLUMN",
     "DestinationKind",
     "FileFormat",
     "IdComparison",

@@ -194,9 +194,11 @@ class Warehouse:
         with self.connection() as conn:
             forget_dlt_schema(conn, self.kind, self.dataset, dlt_schema)
 
-    def reconcile_ids(self, table: str, ids_table: str, id_column: str, mode: str) -> IdComparison:
+    def reconcile_ids(
+        self, table: str, ids_table: str, id_column: str, mode: str, flag_columns: tuple[str, ...]
+    ) -> IdComparison:
         with self.connection() as conn:
-            return reconcile_ids(conn, self.kind, self.dataset, table, ids_table, id_column, mode)
+            return reconcile_ids(conn, self.kind, self.dataset, table, ids_table, id_column, mode, flag_columns)
 
     def count_spans(
         self,
@@ -204,11 +206,11 @@ class Warehouse:
         cursor_field: str | None = None,
         spans: dict[str, Span] | None = None,
         *,
-        live_only: bool = False,
+        deleted_at: str | None = None,
     ) -> dict[str, int]:
         """The table's rows (``"all"``) and those of each named span, in one statement (``ddl.count_spans``)."""
         with self.connection() as conn:
-            return count_spans(conn, self.kind, self.dataset, table, cursor_field, spans, live_only)
+            return count_spans(conn, self.kind, self.dataset, table, cursor_field, spans, deleted_at)
 
     def count_rows(
         self,
@@ -217,9 +219,9 @@ class Warehouse:
         since: datetime | None = None,
         until: datetime | None = None,
         *,
-        live_only: bool = False,
+        deleted_at: str | None = None,
     ) -> int:
         """Rows in the table, or those whose cursor is in [since, until) (either end open: None)."""
         if not (cursor_field and (since or until)):
-            return self.count_spans(table, live_only=live_only)["all"]
-        return self.count_spans(table, cursor_field, {"span": (since, until)}, live_only=live_only)["span"]
+            return self.count_spans(table, deleted_at=deleted_at)["all"]
+        return self.count_spans(table, cursor_field, {"span": (since, until)}, deleted_at=deleted_at)["span"]

@@ -15,8 +15,6 @@ from .settings import DestinationKind
 
 log = logging.getLogger(__name__)
 
-HARD_DELETED_COLUMN = "_sf_hard_deleted_at"  # set by the Id sweep in flag mode
-
 
 def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
@@ -113,15 +111,16 @@ def count_spans(
     table: str,
     cursor_field: str | None = None,
     spans: dict[str, Span] | None = None,
-    live_only: bool = False,
+    deleted_at: str | None = None,
 ) -> dict[str, int]:
     """Rows in an object's table (``"all"``) and in each named span of its cursor, in one statement (a
     Snowflake statement is a round trip and a compile: a load asks once before and once after). An absent
     table holds 0 rows: the statement's error says so, no INFORMATION_SCHEMA query is made first.
-    ``live_only`` leaves out rows the Id sweep flagged hard-deleted."""
+    ``deleted_at``: the column that marks a kept deleted row (catalog ``deleted_at_column``): such rows are
+    left out, so the counts are of live records."""
     timestamp = "TIMESTAMPTZ" if dialect == "duckdb" else "TIMESTAMP_TZ"
     column = _quote(normalize(dialect, column_name(cursor_field))) if cursor_field else None
-    live = f"{_quote(normalize(dialect, HARD_DELETED_COLUMN))} IS NULL" if live_only else None
+    live = f"{_quote(normalize(dialect, deleted_at))} IS NULL" if deleted_at else None
     selects = [f"COUNT(CASE WHEN {live} THEN 1 END)" if live else "COUNT(*)"]
     for since, until in (spans or {}).values():
         conditions = [c for c in (live,) if c]
@@ -136,7 +135,7 @@ def count_spans(
         cur.execute(f"SELECT {', '.join(selects)} FROM {qualified(dialect, schema, table)}")
     except Exception as exc:  # noqa: BLE001 - DuckDB's CatalogException, Snowflake's ProgrammingError 002003
         _reset_after_error(conn, dialect)
-        if live_only and HARD_DELETED_COLUMN in str(exc).lower():  # never swept: no row is flagged
+        if deleted_at and normalize(dialect, deleted_at).lower() in str(exc).lower():  # no row was ever flagged
             return count_spans(conn, dialect, schema, table, cursor_field, spans)
         if "does not exist" not in str(exc):
             raise
@@ -247,14 +246,23 @@ class IdComparison:
 
 
 def reconcile_ids(
-    conn: Any, dialect: DestinationKind, schema: str, table: str, ids_table: str, id_column: str, mode: str
+    conn: Any,
+    dialect: DestinationKind,
+    schema: str,
+    table: str,
+    ids_table: str,
+    id_column: str,
+    mode: str,
+    flag_columns: tuple[str, ...] = ("_sf_hard_deleted_at",),
 ) -> IdComparison:
     """Compare the object's table with ``ids_table`` (Salesforce's Ids, just loaded) inside the warehouse and
-    delete (``mode="delete"``) or flag (``"flag"``: ``_sf_hard_deleted_at`` set) the rows Salesforce no longer
-    has, in one transaction. Nothing is read into Python but counts."""
+    delete (``mode="delete"``) or flag (``"flag"``) the rows Salesforce no longer has, in one transaction.
+    A flag sets ``flag_columns``: a timestamp column to now, and a boolean column after it (if given) to
+    true. Nothing is read into Python but counts."""
     t, ids = qualified(dialect, schema, table), qualified(dialect, schema, ids_table)
     key = _quote(normalize(dialect, id_column))
-    flag = _quote(normalize(dialect, HARD_DELETED_COLUMN))
+    flag = _quote(normalize(dialect, flag_columns[0]))
+    flag_bool = _quote(normalize(dialect, flag_columns[1])) if len(flag_columns) > 1 else None
     cur = conn.cursor()
     if not table_exists(conn, dialect, schema, ids_table):  # Salesforce holds no record: dlt made no table
         cur.execute(f"CREATE TABLE {ids} ({key} VARCHAR)")
@@ -265,6 +273,8 @@ def reconcile_ids(
         return IdComparison(0, count, 0, count)
     if mode == "flag":
         cur.execute(f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {flag} TIMESTAMP")
+        if flag_bool:
+            cur.execute(f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {flag_bool} BOOLEAN")
         with contextlib.suppress(Exception):
             conn.commit()
     gone_rows = f"NOT EXISTS (SELECT 1 FROM {ids} s WHERE s.{key} = {t}.{key})"
@@ -279,7 +289,8 @@ def reconcile_ids(
     if mode == "flag":
         cur.execute(f"SELECT COUNT(*) FROM {t} WHERE {flag} IS NOT NULL AND {gone_rows}")
         flagged = int(cur.fetchone()[0])
-        cur.execute(f"UPDATE {t} SET {flag} = CURRENT_TIMESTAMP WHERE {flag} IS NULL AND {gone_rows}")
+        also = f", {flag_bool} = TRUE" if flag_bool else ""
+        cur.execute(f"UPDATE {t} SET {flag} = CURRENT_TIMESTAMP{also} WHERE {flag} IS NULL AND {gone_rows}")
     else:
         cur.execute(f"DELETE FROM {t} WHERE {gone_rows}")
     gone = int(cur.rowcount)  # rows the UPDATE or DELETE touched: the anti-join runs once, not twice
