@@ -75,26 +75,36 @@ def test_a_pid_counts_only_while_it_is_the_process_that_was_named(tmp_path: Path
 
 
 def test_free_slots_frees_what_a_finished_run_still_claims(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, emulator_cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """`sf-pipeline free-slots` through a real webserver's GraphQL API (the command imports no Dagster
+    internals). The dead run and its claimed slot are set up in the instance's storage directly (test code)."""
     from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
 
     from sf_pipeline.cli import main
     from sf_pipeline.defs.assets import POOL
+    from sf_testbed.emulator import EmulatorConfig
+    from sf_testbed.local_dagster import LocalDagster
 
-    shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    with dg.DagsterInstance.get() as instance:
+    from .helpers import TEST_ROWS
+
+    config = EmulatorConfig(port=0, rows=TEST_ROWS, cache_dir=emulator_cache)
+    with (
+        LocalDagster(tmp_path / "home", tmp_path / "sf.duckdb", config) as stack,
+        dg.DagsterInstance.from_config(str(stack.home)) as instance,
+    ):
         dead = instance.add_run(DagsterRun(job_name="salesforce_objects", status=DagsterRunStatus.STARTED))
         storage = instance.event_log_storage
         storage.set_concurrency_slots(POOL, 1)
         assert storage.claim_concurrency_slot(POOL, dead.run_id, "salesforce__Account").is_claimed
-        assert main(["free-slots", dead.run_id]) == 1
+        assert main(["free-slots", dead.run_id, "--url", stack.url]) == 1
         assert f"run {dead.run_id} is STARTED: terminate it first" in capsys.readouterr().err
         instance.report_run_failed(dead, "killed")
         assert storage.get_concurrency_info(POOL).claimed_slots, "the failed run still holds its slot"
-        assert main(["free-slots", dead.run_id]) == 0
+        assert main(["free-slots", dead.run_id, "--url", stack.url]) == 0
         assert not storage.get_concurrency_info(POOL).claimed_slots
+        assert main(["free-slots", "no-such-run", "--url", stack.url]) == 1
+        assert "no run no-such-run" in capsys.readouterr().err
 
 
 def test_the_image_installs_the_project_as_pyproject_declares_it(tmp_path: Path) -> None:

@@ -299,25 +299,36 @@ def cmd_check_connections(args: argparse.Namespace) -> int:
 
 
 def cmd_free_slots(args: argparse.Namespace) -> int:
-    """Frees the pool slots a finished run still claims (the daemon does it on its own after
-    ``free_slots_after_run_end_seconds``; this is for an instance without run monitoring)."""
-    import dagster as dg
+    """Frees the pool slots a finished run still claims, through the webserver's GraphQL API (what the UI's
+    "Free concurrency slots" does; the daemon does it on its own after ``free_slots_after_run_end_seconds``:
+    this is for an instance without run monitoring)."""
+    import httpx
 
     from ..errors import SettingsError
 
-    with dg.DagsterInstance.get() as instance:
-        run = instance.get_run_by_id(args.run_id)
-        if run is None:
-            raise SettingsError(
-                f"no run {args.run_id} in the instance at DAGSTER_HOME={os.environ.get('DAGSTER_HOME')}"
-            )
-        if not run.is_finished:
-            raise SettingsError(
-                f"run {args.run_id} is {run.status.value}: terminate it first (UI: Terminate, or "
-                "let run monitoring fail it if its processes are gone)"
-            )
-        instance.event_log_storage.free_concurrency_slots_for_run(args.run_id)
-    print(f"freed the pool slots of run {args.run_id} ({run.status.value})")
+    def graphql(query: str, variables: dict[str, str]) -> dict[str, Any]:
+        try:
+            response = httpx.post(f"{args.url.rstrip('/')}/graphql", json={"query": query, "variables": variables})
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise SettingsError(f"the Dagster webserver at {args.url} (--url) did not answer: {exc}") from None
+        body = response.json()
+        if body.get("errors"):
+            raise SettingsError(f"the Dagster webserver at {args.url} refused: {body['errors'][0]['message']}")
+        return body["data"]
+
+    status_query = "query Status($runId: ID!) { runOrError(runId: $runId) { __typename ... on Run { status } } }"
+    run = graphql(status_query, {"runId": args.run_id})["runOrError"]
+    if run["__typename"] != "Run":
+        raise SettingsError(f"no run {args.run_id} in the instance behind {args.url}")
+    if run["status"] not in ("SUCCESS", "FAILURE", "CANCELED"):
+        raise SettingsError(
+            f"run {args.run_id} is {run['status']}: terminate it first (UI: Terminate, or "
+            "let run monitoring fail it if its processes are gone)"
+        )
+    free = "mutation Free($runId: String!) { freeConcurrencySlotsForRun(runId: $runId) }"
+    graphql(free, {"runId": args.run_id})
+    print(f"freed the pool slots of run {args.run_id} ({run['status']})")
     return 0
 
 
@@ -475,9 +486,14 @@ def _operations_commands(sub: Any) -> None:
 
     p = sub.add_parser(
         "free-slots",
-        help="free the concurrency pool slots a finished run still claims (uses the instance at DAGSTER_HOME)",
+        help="free the concurrency pool slots a finished run still claims (through the Dagster webserver's API)",
     )
     p.add_argument("run_id")
+    p.add_argument(
+        "--url",
+        default=os.environ.get("DAGSTER_WEBSERVER_URL", "http://localhost:3000"),
+        help="the Dagster webserver (default: $DAGSTER_WEBSERVER_URL, else http://localhost:3000)",
+    )
     p.set_defaults(func=cmd_free_slots)
 
     p = sub.add_parser("settings", help="every environment variable with its default and meaning (markdown)")

@@ -76,6 +76,12 @@ def settings() -> Iterator[Setting]:
             "the catalog `sf-pipeline discover` wrote; unset: the hand-written `objects:` list is the catalog",
         ),
         Setting("other", LOG_LEVEL_ENV, _shown(DEFAULT_LOG_LEVEL), "the `sf-pipeline` command's log level"),
+        Setting(
+            "other",
+            "DAGSTER_WEBSERVER_URL",
+            "`http://localhost:3000`",
+            "`sf-pipeline free-slots`: the Dagster webserver whose GraphQL API it calls",
+        ),
         Setting("other", faultpoints.ENV, "unset", "tests only: fault points to fire (`point[:object][@n]=action`)"),
         Setting("other", faultpoints.ONCE_ENV, "unset", "tests only: a folder that makes each fault point fire once"),
     )
