@@ -18,10 +18,10 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from dagster._core.test_utils import create_run_for_test
 
 from sf_pipeline.catalog import CatalogError, load_catalog
-from sf_pipeline.defs.assets import asset_key, build_assets, partitions_def
+from sf_pipeline.defs.assets import POOL, asset_key, build_assets, partitions_def
 from sf_pipeline.defs.automation import AutomationSettings
 from sf_pipeline.defs.checks import EMPTY_GUARD_CHECK, RECONCILE_CHECK
-from sf_pipeline.defs.jobs import CONCURRENCY_TAG, PRIORITY_TAG, build_jobs
+from sf_pipeline.defs.jobs import PRIORITY_TAG, build_jobs
 from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, WarehouseResource
 from sf_pipeline.defs.schedules import build_schedules
 from sf_pipeline.defs.sensors import build_change_sensor, build_initial_load_sensor
@@ -51,8 +51,10 @@ def test_definitions_load_with_every_catalog_object(live_instance: dg.DagsterIns
     assert keys == {asset_key(n) for n in catalog.names}
     assert len(catalog.names) >= 8
     for job in defs.jobs:  # type: ignore[union-attr]
-        # every job that loads or sweeps an object holds the one object-load slot; discovery loads nothing
-        assert job.tags.get(CONCURRENCY_TAG) == ("object" if job.name != "salesforce_discovery" else None)
+        # every step that loads or sweeps an object sits in the object-load pool (one at a time, even in a run
+        # launched outside the queue); discovery's step loads nothing
+        pools = {node.pool for node in defs.resolve_job_def(job.name).graph.node_defs}
+        assert pools == ({POOL} if job.name != "salesforce_discovery" else {None}), (job.name, pools)
     assert defs.resolve_job_def("salesforce_objects") is not None
 
 
@@ -170,7 +172,7 @@ def test_change_sensor_requests_the_changed_objects_in_batches_over_their_span(o
     for r in result.run_requests:
         # from the cursor's partition to the open one (this month's), which holds the changes made today
         assert (r.tags[ASSET_PARTITION_RANGE_START_TAG], r.tags[ASSET_PARTITION_RANGE_END_TAG]) == ("2026-10-01", month)
-        assert r.tags[CONCURRENCY_TAG] == "object" and int(r.tags[PRIORITY_TAG]) >= 1
+        assert int(r.tags[PRIORITY_TAG]) >= 1
         # each object loads just the span it was asked about, not the whole months, with its cheap checks
         for key in r.asset_selection:
             config = r.run_config["ops"][key.to_python_identifier()]["config"]
@@ -267,7 +269,7 @@ def test_schedules_request_the_previous_day_and_the_sweep_in_batches(org: Emulat
     assert [c.asset_key for r in sweep_requests for c in r.asset_check_keys] == [
         k for r in daily_requests for k in r.asset_selection
     ]
-    assert all(not r.asset_selection and r.tags[CONCURRENCY_TAG] for r in sweep_requests), "checks alone"
+    assert all(not r.asset_selection for r in sweep_requests), "checks alone"
     assert {c.name for r in sweep_requests for c in r.asset_check_keys} == {ID_SWEEP_CHECK}
     assert partitions_def(catalog).get_first_partition_key() == "2024-01-01"
 

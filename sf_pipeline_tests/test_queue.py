@@ -20,7 +20,7 @@ from dagster._core.storage.tags import (
 
 from sf_pipeline.catalog import load_catalog
 from sf_pipeline.defs.assets import asset_key
-from sf_pipeline.defs.jobs import CONCURRENCY_TAG, PRIORITY_TAG, job_name, run_tags
+from sf_pipeline.defs.jobs import PRIORITY_TAG, job_name, run_tags
 from sf_testbed.emulator import EmulatorConfig
 from sf_testbed.local_dagster import LocalDagster
 
@@ -46,8 +46,7 @@ def queue_and_drain(
         if "storage" in overrides:
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
-        assert {"key": CONCURRENCY_TAG, "limit": 1} in limits
-        assert {"key": "dagster/code_location", "value": "sf_pipeline.definitions", "limit": 1} in limits
+        assert limits == [{"key": "dagster/code_location", "value": "sf_pipeline.definitions", "limit": 1}]
         run_ids = {}
         for name, weight in ours.items():
             entry = catalog.get(name)

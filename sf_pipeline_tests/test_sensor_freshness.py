@@ -17,7 +17,7 @@ from dagster._core.storage.tags import SCHEDULED_EXECUTION_TIME_TAG
 from sf_pipeline.catalog import load_catalog
 from sf_pipeline.datapath.sync import sync_object
 from sf_pipeline.defs.assets import asset_key
-from sf_pipeline.defs.jobs import CONCURRENCY_TAG, run_tags
+from sf_pipeline.defs.jobs import run_tags
 from sf_pipeline.defs.sensors import SENSOR_NAME
 from sf_pipeline.defs.sweep import ID_SWEEP_CHECK, SWEEP_JOB
 from sf_pipeline.salesforce import SalesforceClient
@@ -172,6 +172,5 @@ def test_the_weekly_resync_schedule_runs_batches_the_daemon_launches(tmp_path: P
     assert set(statuses.values()) == {"SUCCESS"}, statuses
     assert sorted(len(r.asset_selection) for r in runs) == [1, 2], "three objects, batches of two"
     assert {k for r in runs for k in r.asset_selection} == {asset_key(e.name) for e in load_catalog(catalog).objects}
-    assert all(r.tags.get(CONCURRENCY_TAG) == "object" for r in runs)
     records = sorted((r.start_time, r.end_time) for r in (instance.get_run_record_by_id(x.run_id) for x in runs))
     assert all(a[1] <= b[0] for a, b in zip(records, records[1:], strict=False)), "runs never overlap"

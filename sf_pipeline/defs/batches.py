@@ -22,7 +22,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from ..catalog import CatalogObject
 from .assets import ID_SWEEP_CHECK, asset_key
 from .checks import check_specs
-from .jobs import CONCURRENCY_TAG, PRIORITY_TAG, job_name
+from .jobs import PRIORITY_TAG, job_name
 
 BATCH_TAG = "sf_pipeline/batch"  # "<first object> +N": what the runs list shows for a batched run
 
@@ -80,7 +80,6 @@ def batched_requests(
         for start in range(0, len(members), batch_objects):
             batch = members[start : start + batch_objects]
             tags = {
-                CONCURRENCY_TAG: "object",
                 PRIORITY_TAG: str(batch[0].weight),
                 BATCH_TAG: batch[0].entry.name + (f" +{len(batch) - 1}" if len(batch) > 1 else ""),
             }

@@ -1,6 +1,6 @@
-"""The object-load jobs (one for partitioned objects, one for objects without a cursor), whose runs
-carry the tag that dagster.yaml limits to one run at a time, and the queue priority that makes heavier
-objects go first. A run selects one object (a UI launch) or a batch of them (batches.py)."""
+"""The object-load jobs (one for partitioned objects, one for objects without a cursor) and the queue
+priority that makes heavier objects go first. A run selects one object (a UI launch) or a batch of them
+(batches.py); dagster.yaml's queue runs one run of the code location at a time, however it was launched."""
 
 from __future__ import annotations
 
@@ -12,9 +12,6 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from ..catalog import Catalog, CatalogObject
 from .assets import ID_SWEEP_CHECK, PRIORITY_TAG, asset_key, weight_hint
-
-CONCURRENCY_TAG = "sf_pipeline/object_load"  # dagster.yaml: tag_concurrency_limits on this key, limit 1
-
 
 PARTITIONED_JOB = "salesforce_objects"
 FULL_REFRESH_JOB = "salesforce_unpartitioned_objects"
@@ -38,7 +35,6 @@ def build_jobs(catalog: Catalog) -> list[dg.UnresolvedAssetJobDefinition]:
                     # own job and weekly schedule, not to every sensor or schedule run
                     selection=dg.AssetSelection.assets(*(asset_key(e.name) for e in members))
                     - dg.AssetSelection.checks(*(dg.AssetCheckKey(asset_key(e.name), ID_SWEEP_CHECK) for e in members)),
-                    tags={CONCURRENCY_TAG: "object"},
                     description="Salesforce object loads: one object or a batch a run, one at a time, heaviest first",
                 )
             )
@@ -77,7 +73,7 @@ def object_weight(instance: dg.DagsterInstance | None, entry: CatalogObject) -> 
 def run_tags(
     instance: dg.DagsterInstance | None, entry: CatalogObject, start: str | None = None, end: str | None = None
 ) -> dict[str, str]:
-    tags = {CONCURRENCY_TAG: "object", PRIORITY_TAG: str(object_weight(instance, entry))}
+    tags = {PRIORITY_TAG: str(object_weight(instance, entry))}
     if start and end:
         tags[ASSET_PARTITION_RANGE_START_TAG] = start
         tags[ASSET_PARTITION_RANGE_END_TAG] = end

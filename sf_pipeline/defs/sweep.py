@@ -10,7 +10,6 @@ from ..catalog import Catalog
 from ..datapath.configured import sweep_with
 from ..datapath.reconcile import SweepResult
 from .assets import ID_SWEEP_CHECK, POOL, asset_key
-from .jobs import CONCURRENCY_TAG
 from .resources import PipelineSettings, SalesforceResource, WarehouseResource
 
 SWEEP_JOB = "salesforce_id_sweep"
@@ -82,7 +81,6 @@ def build_id_sweep(catalog: Catalog) -> tuple[dg.AssetChecksDefinition, "dg.Unre
     job = dg.define_asset_job(
         SWEEP_JOB,
         selection=dg.AssetSelection.checks(id_sweep),
-        tags={CONCURRENCY_TAG: "object"},
         description="The Id sweep: launch with one object's ids_match_salesforce check selected per run",
     )
     return id_sweep, job
