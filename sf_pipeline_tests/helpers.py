@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -68,6 +69,14 @@ class Emulator:
         """The org's Bulk API 2.0 query jobs of the day (DailyBulkV2QueryJobs)."""
         body = {"bulk_jobs_used": used, "bulk_jobs_limit": limit}
         httpx.post(f"{self.url}/__emulator__/limits", json=body).raise_for_status()
+
+    def now(self) -> datetime:
+        """The org's clock (the wall clock unless a test moved it on with ``advance_clock``)."""
+        return datetime.fromtimestamp(self.server.state.now(), UTC)
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the org's clock on (its replication resources and change stamps follow it), instead of waiting."""
+        httpx.post(f"{self.url}/__emulator__/clock", json={"advance_s": seconds}).raise_for_status()
 
     def advance_formulas(self) -> None:
         httpx.post(f"{self.url}/__emulator__/formulas", json={"advance": 1}).raise_for_status()

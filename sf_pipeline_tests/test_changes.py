@@ -5,7 +5,6 @@ for up to 25 subrequests, at most 5 of them queries) and the replication resourc
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -37,8 +36,8 @@ class Edits:
 
 @pytest.fixture(scope="module")
 def edits(wide_org: Emulator) -> Edits:
-    """Records changed in several objects, then a wait (at most a minute) until their minute is over: the
-    replication resources answer up to the current whole minute, as Salesforce's do."""
+    """Records changed in several objects, then the org's clock moved on a minute so that their minute is over
+    (no wall-clock wait): the replication resources answer up to the current whole minute, as Salesforce's do."""
     lead = wide_org.truth_ids("Lead")
     at = datetime.now(UTC)
     wide_org.change("Lead", update=[{"Id": lead[0], "Company": "Renamed"}], delete=[lead[1]])
@@ -47,8 +46,7 @@ def edits(wide_org: Emulator) -> Edits:
     with SalesforceClient(wide_org.settings()) as client:
         ask = ChangeAsk("Lead", "SystemModstamp", at - timedelta(minutes=5), at + timedelta(minutes=5))
         (first,) = count_changes(client, [ask], datetime.now(UTC)).values()
-    now = datetime.now(UTC)
-    time.sleep(60.5 - now.second - now.microsecond / 1e6)
+    wide_org.advance_clock(61)
     return Edits(at, first, lead)
 
 
@@ -63,10 +61,11 @@ def composite(client: SalesforceClient, urls: list[str]) -> list[dict]:
     return client.json("POST", client.data_path("composite"), json=body)["compositeResponse"]
 
 
-def window(edits: Edits) -> tuple[datetime, datetime]:
-    """Minutes around the edits, on minute boundaries, over now: what the replication resources answer for."""
+def window(org: Emulator, edits: Edits) -> tuple[datetime, datetime]:
+    """Minutes around the edits, on minute boundaries, over the org's now: what the replication resources
+    answer for."""
     start = edits.at.replace(second=0, microsecond=0) - timedelta(minutes=10)
-    return start, datetime.now(UTC).replace(second=0, microsecond=0)
+    return start, org.now().replace(second=0, microsecond=0)
 
 
 def asks_for(org: Emulator, since: datetime, until: datetime) -> list[ChangeAsk]:
@@ -86,7 +85,7 @@ def asks_for(org: Emulator, since: datetime, until: datetime) -> list[ChangeAsk]
 def test_a_composite_request_is_one_api_call_with_an_answer_per_subrequest(
     wide_org: Emulator, sf, edits: Edits
 ) -> None:
-    since, until = window(edits)
+    since, until = window(wide_org, edits)
     span = f"?start={since.isoformat()}&end={until.isoformat()}".replace("+", "%2B")
     urls = [sf.data_path(f"sobjects/{name}/updated/") + span for name in ("Account", "Contact", "Lead")]
     urls.append(sf.data_path("sobjects/NoSuchObject__c/updated/") + span)
@@ -141,7 +140,7 @@ def test_edits_and_deletes_show_once_their_minute_is_over(wide_org: Emulator, sf
     if edits.first.covered == minute:  # asked within the edits' minute (a slow machine may have crossed it)
         assert edits.first.rows == 0, "the minute was not over: nothing reported yet"
     ask = ChangeAsk("Lead", "SystemModstamp", edits.at - timedelta(minutes=5), edits.at + timedelta(minutes=5))
-    (later,) = count_changes(sf, [ask], datetime.now(UTC)).values()
+    (later,) = count_changes(sf, [ask], wide_org.now()).values()
     assert later.rows == 2 and later.covered > edits.at, "one edit and one delete"
     params = {"start": ask.since.isoformat(), "end": ask.until.isoformat()}
     updated = sf.json("GET", sf.data_path("sobjects/Lead/updated/"), params=params)
@@ -150,7 +149,7 @@ def test_edits_and_deletes_show_once_their_minute_is_over(wide_org: Emulator, sf
 
 
 def test_count_changes_asks_an_org_in_few_calls_and_agrees_with_count(wide_org: Emulator, sf, edits: Edits) -> None:
-    since, until = window(edits)
+    since, until = window(wide_org, edits)
     asks = asks_for(wide_org, since, until)
     by_count = [a for a in asks if a.cursor_field == "CreatedDate"]
     assert len(asks) > 90 and by_count, "the org has objects of both kinds"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -86,7 +85,7 @@ class ReplicationEndpoints:
         if stamp is None:
             raise ApiError(400, "INVALID_TYPE", f"sObject type '{model.name}' is not replicateable")
         start, end = _param_time(params, "start"), _param_time(params, "end")
-        now = datetime.fromtimestamp(time.time(), UTC)
+        now = datetime.fromtimestamp(self.state.now(), UTC)
         days = UPDATED_DAYS if kind == "updated" else DELETED_DAYS
         if start < now - timedelta(days=days):
             raise ApiError(400, "INVALID_REPLICATION_DATE", f"start must be within the last {days} days")

@@ -146,6 +146,11 @@ class EmulatorState:
         self.api_used = config.api_used
         self.api_limit = config.api_limit
         self.bulk_jobs_used = config.bulk_jobs_used
+        self.clock_offset_s = 0.0  # the org's clock less the wall clock (POST /__emulator__/clock moves it on)
+
+    def now(self) -> float:
+        """The org's time (epoch seconds): the wall clock, moved on by a test instead of waiting."""
+        return time.time() + self.clock_offset_s
 
     def count_bulk_job(self) -> None:
         """Count one query job against DailyBulkV2QueryJobs; refused once the allowance is used up."""
