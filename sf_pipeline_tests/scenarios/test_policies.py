@@ -1,0 +1,196 @@
+"""The analyst policies of issue 33, end to end: HTTP to the emulator, Dagster runs of the object's asset and
+of its Id sweep, into DuckDB and into Snowflake (the fakesnow server, staged in Azurite).
+
+``deletes: flag``: a soft-deleted record stays with ``_sf_deleted``/``_sf_deleted_at``, an undeleted one is live
+again, a hard-deleted one is flagged by the Id sweep; the count checks count live rows. ``hash_fields``: the
+values are HMAC-SHA256 with the key, typed and labelled as hashed, never clear text in the table."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pytest
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from sf_pipeline.catalog import load_catalog
+from sf_pipeline.datapath.row_policy import keyed_hash
+from sf_pipeline.defs.assets import asset_key, build_assets, partitions_def
+from sf_pipeline.defs.checks import WAREHOUSE_COUNT_CHECK
+from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, WarehouseResource
+from sf_pipeline.defs.sweep import ID_SWEEP_CHECK, SWEEP_JOB, build_id_sweep
+from sf_pipeline.salesforce import SalesforceClient
+
+from ..helpers import Emulator
+
+pytestmark = pytest.mark.e2e  # Dagster runs from the org into the warehouse
+
+KEY = "analysts-secret-key-0123456789"
+CATALOG = """
+defaults:
+  partition_start: "2024-01-01"
+objects:
+  - name: Lead
+    deletes: flag
+    hash_fields: [Email]
+"""
+
+
+@pytest.fixture
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> WarehouseResource:
+    if request.param == "duckdb":
+        return WarehouseResource(duckdb_path=str(tmp_path / "sf.duckdb"))
+    from ..servers import AZURITE_ACCOUNT, AZURITE_KEY
+
+    fakesnow, azurite = request.getfixturevalue("fakesnow_server"), request.getfixturevalue("azurite")
+    container = f"p{tmp_path.name[-10:].lower().replace('_', '')}"
+    azurite.service().create_container(container)
+    return WarehouseResource(
+        destination="snowflake",
+        snowflake_account="sfpipeline-test",
+        snowflake_user="loader",
+        snowflake_password="fake-password",
+        snowflake_database=f"DB_{container.upper()}",
+        snowflake_endpoint=fakesnow.endpoint,
+        staging=f"az://{container}/sf",
+        azure_account_name=AZURITE_ACCOUNT,
+        azure_account_key=AZURITE_KEY,
+        azure_blob_endpoint=azurite.blob_endpoint,
+    )
+
+
+def rows(resource: WarehouseResource, sql: str) -> list[tuple]:
+    target = resource.warehouse()
+    if target.kind == "duckdb":
+        with duckdb.connect(str(target.duckdb_path), read_only=True) as con:
+            return con.execute(sql).fetchall()
+    with target.connection() as conn:
+        cur = conn.cursor()
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+class Stack:
+    """The object's asset and its Id sweep in Definitions of their own, as the code location builds them."""
+
+    def __init__(self, org: Emulator, warehouse: WarehouseResource, catalog_path: Path, work: Path) -> None:
+        self.catalog = load_catalog(catalog_path)
+        self.asset = next(a for a in build_assets(self.catalog) if asset_key("Lead") in a.keys)
+        checks, _ = build_id_sweep(self.catalog)
+        job = dg.define_asset_job(
+            SWEEP_JOB, selection=dg.AssetSelection.checks(dg.AssetCheckKey(asset_key("Lead"), ID_SWEEP_CHECK))
+        )
+        self.resources = {
+            "salesforce": SalesforceResource(login_url=org.url, max_retries=3),
+            "warehouse": warehouse,
+            "pipeline_settings": PipelineSettings(work_dir=str(work), hash_key=KEY),
+        }
+        self.defs = dg.Definitions(assets=[self.asset], asset_checks=[checks], jobs=[job], resources=self.resources)
+
+    def load(self, keys: list[str]) -> dg.ExecuteInProcessResult:
+        tags = {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
+        with dg.instance_for_test() as instance:
+            result = dg.materialize([self.asset], instance=instance, resources=self.resources, tags=tags)
+        assert result.success
+        return result
+
+    def sweep(self) -> dg.ExecuteInProcessResult:
+        with dg.instance_for_test() as instance:
+            return self.defs.resolve_job_def(SWEEP_JOB).execute_in_process(instance=instance)
+
+
+def table(resource: WarehouseResource) -> dict[str, tuple]:
+    """id -> (email, is_deleted, _sf_deleted, whether _sf_deleted_at is set). The time is asked as a predicate:
+    the fakesnow server returns a NULL TIMESTAMP_TZ to Python as 1970-01-01 (its SQL sees NULL)."""
+    sql = "SELECT id, email, is_deleted, _sf_deleted, _sf_deleted_at IS NOT NULL FROM salesforce.lead"
+    found = rows(resource, sql)
+    return {r[0]: tuple(r[1:]) for r in found}
+
+
+@pytest.fixture
+def stack(org: Emulator, warehouse: WarehouseResource, tmp_path: Path) -> Stack:
+    path = tmp_path / "catalog.yaml"
+    path.write_text(CATALOG)
+    return Stack(org, warehouse, path, tmp_path / "work")
+
+
+@pytest.mark.parametrize("warehouse", ["duckdb", "snowflake"], indirect=True)
+def test_deleted_records_are_kept_flagged_and_hashed_fields_never_leave_in_clear(
+    org: Emulator, stack: Stack, warehouse: WarehouseResource
+) -> None:
+    keys = partitions_def(stack.catalog).get_partition_keys()
+    first = stack.load(keys)
+    everything = org.truth_ids("Lead", include_deleted=True)
+    live = set(org.truth_ids("Lead"))
+    loaded = table(warehouse)
+    # every record, deleted ones included, each once; the flag says which
+    assert sorted(loaded) == sorted(everything) and len(everything) > len(live), "the org has deleted Leads"
+    for record_id, (_, is_deleted, deleted, deleted_at) in loaded.items():
+        assert bool(deleted) == (record_id not in live) == bool(is_deleted), record_id
+        assert deleted_at == bool(deleted), record_id
+    # hashed: 64 hex digits, the keyed hash of what Salesforce holds, never the clear value
+    with SalesforceClient(org.settings()) as client:
+        sample = client.query("SELECT Id, Email FROM Lead WHERE Email != null LIMIT 20", sobject="Lead")["records"]
+    assert sample
+    for record in sample:
+        assert loaded[record["Id"]][0] == keyed_hash(record["Email"], KEY.encode()), record["Id"]
+    assert all(re.fullmatch(r"[0-9a-f]{64}", e) for e, *_ in loaded.values() if e is not None)
+    meta = first.asset_materializations_for_node("salesforce__Lead")[-1].metadata  # one a partition
+    described = {c.name: c for c in meta["dagster/column_schema"].value.columns}
+    assert "HMAC-SHA256" in described["email"].description and described["email"].type == "text"
+    assert {"_sf_deleted", "_sf_deleted_at"} <= set(described)
+    spec = stack.asset.specs_by_key[asset_key("Lead")]
+    assert spec.metadata["salesforce/deletes"] == "flag"
+    assert spec.metadata["salesforce/hash_fields"].value == ["Email"]
+    checks = {c.check_name: c for c in first.get_asset_check_evaluations()}
+    assert checks[WAREHOUSE_COUNT_CHECK].passed, checks[WAREHOUSE_COUNT_CHECK].metadata
+
+    # soft-delete two live records, hard-delete a third, undelete a deleted one; a window run then the sweep
+    alive = sorted(live)
+    soft, hard = alive[:2], alive[2]
+    undeleted = sorted(set(everything) - live)[0]
+    org.change("Lead", delete=soft, undelete=[undeleted])
+    org.change("Lead", hard_delete=[hard])
+    window = stack.load(keys[-1:])
+    after = table(warehouse)
+    for record_id in soft:
+        email, is_deleted, deleted, deleted_at = after[record_id]
+        assert deleted and is_deleted and deleted_at, record_id
+        assert email == loaded[record_id][0], "a flagged row keeps its values"
+    assert after[undeleted][1:] == (False, False, False), "an undeleted record is live again"
+    assert not after[hard][2], "a hard delete is invisible to a window: the Id sweep finds it"
+    checks = {c.check_name: c for c in window.get_asset_check_evaluations()}
+    assert checks[WAREHOUSE_COUNT_CHECK].passed, checks[WAREHOUSE_COUNT_CHECK].metadata
+    sweep = stack.sweep()
+    assert sweep.success
+    (evaluation,) = sweep.get_asset_check_evaluations()
+    assert evaluation.metadata["gone_from_salesforce"].value == 1
+    swept = table(warehouse)
+    assert swept[hard][2] and swept[hard][3], "hard-deleted: kept, flagged, with the time found"
+    assert len(swept) == len(everything), "no row removed under deletes: flag"
+    live_rows = rows(warehouse, "SELECT count(*) FROM salesforce.lead WHERE _sf_deleted_at IS NULL")[0][0]
+    assert live_rows == len(org.truth_ids("Lead"))
+
+
+def test_hashing_without_a_key_fails_naming_the_setting_and_loads_nothing(org: Emulator, tmp_path: Path) -> None:
+    path = tmp_path / "catalog.yaml"
+    path.write_text(CATALOG)
+    catalog = load_catalog(path)
+    asset = next(a for a in build_assets(catalog) if asset_key("Lead") in a.keys)
+    db = tmp_path / "sf.duckdb"
+    resources: dict[str, Any] = {
+        "salesforce": SalesforceResource(login_url=org.url, max_retries=3),
+        "warehouse": WarehouseResource(duckdb_path=str(db)),
+        "pipeline_settings": PipelineSettings(work_dir=str(tmp_path / "work")),
+    }
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [asset], instance=instance, resources=resources, partition_key="2025-06-01", raise_on_error=False
+        )
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.error
+    assert "SF_PIPELINE_HASH_KEY" in str(failure) and "[Lead]" in str(failure)
+    assert not db.exists() or not rows(resources["warehouse"], "SHOW ALL TABLES")
