@@ -31,6 +31,9 @@ DELETES = ("remove", "flag")  # what becomes of a record Salesforce reports dele
 # reports it deleted) and _sf_deleted_at (its SystemModstamp at deletion; for a hard delete, when the Id sweep
 # found it gone); with `hard_deletes: flag` alone, _sf_hard_deleted_at (when the Id sweep found it gone)
 DELETED_COLUMN, DELETED_AT_COLUMN, HARD_DELETED_COLUMN = "_sf_deleted", "_sf_deleted_at", "_sf_hard_deleted_at"
+# history: true keeps every version of a record (dlt's scd2 merge), each valid from one column's time to the other's
+VALID_FROM_COLUMN, VALID_TO_COLUMN = "_sf_valid_from", "_sf_valid_to"
+VERSION_COLUMN = "_sf_version"  # Id@SystemModstamp: a version's identity, what scd2 compares
 FORMULA_FIELDS = ("exclude", "include")  # formula fields change without SystemModstamp moving
 OBJECT_SETTINGS = {
     "name",
@@ -46,6 +49,7 @@ OBJECT_SETTINGS = {
     "filter",
     "deletes",
     "hash_fields",
+    "history",
 }
 
 
@@ -65,10 +69,14 @@ class CatalogObject:
     filter: str | None = None  # a SOQL condition every query of the object carries
     deletes: str = "remove"  # remove | flag: a deleted record's row is removed, or kept with _sf_deleted set
     hash_fields: tuple[str, ...] = ()  # fields whose values are replaced by a keyed hash (HMAC-SHA256)
+    history: bool = False  # every version of a record, valid from/to (dlt's scd2), instead of the latest only
 
     @property
-    def deleted_at_column(self) -> str | None:
-        """The column whose value marks a kept row deleted (None: deleted rows are removed)."""
+    def inactive_column(self) -> str | None:
+        """The column whose value marks a row that is not a live record now: a closed version (history), a kept
+        deleted row (``deletes: flag``, ``hard_deletes: flag``). None: every row is a live record."""
+        if self.history:
+            return VALID_TO_COLUMN
         if self.deletes == "flag":
             return DELETED_AT_COLUMN
         return HARD_DELETED_COLUMN if self.hard_deletes == "flag" else None
@@ -139,14 +147,23 @@ def _parse_object(
         not isinstance(where_clause, str) or not where_clause.strip() or "\n" in where_clause
     ):
         raise CatalogError(f"{where}: filter must be one line of SOQL conditions, e.g. ParentId = '001...'")
+    history = entry.get("history", False)
+    if not isinstance(history, bool):
+        raise CatalogError(f"{where}: history must be true or false, got {history!r}")
     choices = {}
     for setting, allowed in (("deletes", DELETES), ("hard_deletes", HARD_DELETES), ("formula_fields", FORMULA_FIELDS)):
-        default = "flag" if setting == "hard_deletes" and choices["deletes"] == "flag" else allowed[0]
+        flags = choices.get("deletes") == "flag" or history
+        default = "flag" if setting == "hard_deletes" and flags else allowed[0]
         choices[setting] = str(entry.get(setting, defaults.get(setting, default)))
         if choices[setting] not in allowed:
             raise CatalogError(f"{where}: {setting} must be one of {allowed}, got {choices[setting]!r}")
     if choices["deletes"] == "flag" and choices["hard_deletes"] != "flag":
         raise CatalogError(f"{where}: deletes: flag keeps hard-deleted rows too; remove hard_deletes: delete")
+    if history and (choices["deletes"] == "flag" or choices["hard_deletes"] != "flag"):
+        raise CatalogError(
+            f"{where}: history: true closes a deleted record's version (soft or hard) and never removes a row; "
+            "remove deletes and hard_deletes"
+        )
     hashed = entry.get("hash_fields", [])
     if not isinstance(hashed, list):
         raise CatalogError(f"{where}: hash_fields must be a list of field names, e.g. [Email, Phone]")
@@ -169,6 +186,7 @@ def _parse_object(
         kind=found.kind if found else object_kind(name),
         filter=where_clause.strip() if where_clause else None,
         hash_fields=hash_fields,
+        history=history,
         **choices,
     )
 

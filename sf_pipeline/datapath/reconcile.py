@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..catalog import DELETED_AT_COLUMN, DELETED_COLUMN, HARD_DELETED_COLUMN, CatalogObject
+from ..catalog import DELETED_AT_COLUMN, DELETED_COLUMN, HARD_DELETED_COLUMN, VALID_TO_COLUMN, CatalogObject
 from ..common.memory import PeakRss
 from ..salesforce import ExtractOptions, SalesforceClient
 from ..salesforce.bulk import extract_object
@@ -120,7 +120,10 @@ def _log_sweep(sobject: str, hard_deletes: str, comparison: IdComparison) -> Non
 
 
 def _flag_columns(entry: CatalogObject) -> tuple[str, ...]:
-    """What a flag sets: ``deletes: flag``'s pair of columns, else ``hard_deletes: flag``'s timestamp."""
+    """What a flag sets: history's version end, ``deletes: flag``'s pair of columns, else ``hard_deletes: flag``'s
+    timestamp."""
+    if entry.history:
+        return (VALID_TO_COLUMN,)  # closes the current version of a record Salesforce no longer has
     if entry.deletes == "flag":
         return (DELETED_AT_COLUMN, DELETED_COLUMN)
     return (HARD_DELETED_COLUMN,)

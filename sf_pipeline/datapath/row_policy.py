@@ -1,5 +1,6 @@
 """What a load does to each record batch on its way to dlt, by the object's catalog policies: a deleted record
-kept with a flag (``deletes: flag``) and chosen fields replaced by a keyed hash (``hash_fields``). Pure
+kept with a flag (``deletes: flag``), chosen fields replaced by a keyed hash (``hash_fields``), and each
+record's version identity for history (``history: true``). Pure
 functions over Arrow batches, run in the read-ahead thread; the key is used by ``hmac`` and nowhere else.
 """
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..catalog import DELETED_AT_COLUMN, DELETED_COLUMN, CatalogObject
+from ..catalog import DELETED_AT_COLUMN, DELETED_COLUMN, VERSION_COLUMN, CatalogObject
 from ..errors import CatalogError, SettingsError
 
 HASH_KEY_VARIABLE = "SF_PIPELINE_HASH_KEY"
@@ -29,6 +30,7 @@ class RowPolicy:
     deleted_at_from: str | None = None  # the field whose value is the deletion time (SystemModstamp)
     hash_fields: tuple[str, ...] = ()
     hash_key: bytes = field(default=b"", repr=False)
+    version_of: tuple[str, str] | None = None  # history: (Id, SystemModstamp), joined as each row's version
 
     @classmethod
     def of(cls, entry: CatalogObject, hash_key: str | None, fields: list[str]) -> RowPolicy:
@@ -41,7 +43,12 @@ class RowPolicy:
         if missing:
             raise CatalogError(f"[{entry.name}] hash_fields {missing}: not fields the load reads (excluded, or absent)")
         modstamp = next((by_lower[f] for f in ("systemmodstamp", "lastmodifieddate") if f in by_lower), None)
+        if entry.history and modstamp is None:
+            raise CatalogError(
+                f"[{entry.name}] history: true needs SystemModstamp or LastModifiedDate to tell versions"
+            )
         return cls(
+            version_of=(by_lower["id"], modstamp) if entry.history and modstamp else None,
             keep_deleted=entry.deletes == "flag",
             deleted_at_from=modstamp,
             hash_fields=tuple(by_lower[f.lower()] for f in entry.hash_fields),
@@ -50,7 +57,7 @@ class RowPolicy:
 
     @property
     def active(self) -> bool:
-        return self.keep_deleted or bool(self.hash_fields)
+        return self.keep_deleted or bool(self.hash_fields) or self.version_of is not None
 
     def apply(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
@@ -58,6 +65,8 @@ class RowPolicy:
                 batch = hash_columns(batch, self.hash_fields, self.hash_key)
             if self.keep_deleted:
                 batch = flag_deleted(batch, self.deleted_at_from)
+            if self.version_of:
+                batch = with_version(batch, *self.version_of)
             yield batch
 
 
@@ -85,6 +94,16 @@ def hash_columns(batch: pa.RecordBatch, names: tuple[str, ...], key: bytes) -> p
         [pa.field(f.name, pa.string()) if f.name in names else f for f in batch.schema], metadata=batch.schema.metadata
     )
     return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def with_version(batch: pa.RecordBatch, id_field: str, stamp_field: str) -> pa.RecordBatch:
+    """``batch`` with ``_sf_version`` = ``Id@SystemModstamp``: one value per version of a record. Salesforce moves
+    SystemModstamp whenever it changes a record, so a replayed window brings the same versions (nothing new) and
+    a field added by schema drift does not make one (the hash of every value would); formula values, which
+    change without it, make none either."""
+    stamp = pc.cast(batch.column(stamp_field), pa.string())
+    version = pc.binary_join_element_wise(batch.column(id_field), stamp, "@")
+    return batch.append_column(VERSION_COLUMN, version)
 
 
 def flag_deleted(batch: pa.RecordBatch, deleted_at_from: str | None) -> pa.RecordBatch:

@@ -233,7 +233,9 @@ def sync_object(
     if overlap < timedelta(0):
         raise SettingsError(f"[{entry.name}] the window overlap must not be negative, got {overlap}")
     read_since = since - overlap if since else None
-    mode = "replace" if full_refresh else "merge"
+    # a full refresh replaces the table, unless it keeps history: then every live record is merged as a version
+    replaces = full_refresh and not entry.history
+    mode = "replace" if replaces else "merge"
     calls_before = client.api_calls
     sized = sized_load(entry.name, warehouse, extract_options, split_options, memory_limit_mb)
     warehouse = sized.warehouse
@@ -254,7 +256,8 @@ def sync_object(
             destination,
             work,
             settings=dlt_settings,
-            table=table + REFRESH_SUFFIX if full_refresh else table,
+            table=table + REFRESH_SUFFIX if replaces else table,
+            history=entry.history,
             run_chunk=run_chunk,
             policy=policy,
         )
@@ -265,10 +268,10 @@ def sync_object(
         overlap = OverlappedExtract(entry.name, extract, ChunkStream(work / "chunks", sized.split))
         # one statement, under the object's lock: a merge into an empty table appends; the checks want the before
         before = warehouse.count_spans(
-            table, entry.cursor_field, {"window": (since, until)}, deleted_at=entry.deleted_at_column
+            table, entry.cursor_field, {"window": (since, until)}, deleted_at=entry.inactive_column
         )
-        into_empty = not full_refresh and before["all"] == 0
-        loaded = _load_window(warehouse, loader, overlap, chosen.fields, plan.columns, full_refresh, into_empty)
+        into_empty = not replaces and before["all"] == 0
+        loaded = _load_window(warehouse, loader, overlap, chosen.fields, plan.columns, replaces, into_empty)
         seconds = time.monotonic() - started
     return _report(
         entry,
@@ -292,20 +295,20 @@ def _load_window(
     overlap: OverlappedExtract,
     fields: list[dict],
     columns: dict[str, str],
-    full_refresh: bool,
+    replaces: bool,
     into_empty: bool,
 ) -> LoadResult:
     """The chunks merged into the object's table as the extract cuts them (appended, ``into_empty``, when it
-    holds no row); on a full refresh, loaded into the loader's shadow table (a dead run's dropped first) and
-    swapped in once every chunk is in."""
+    holds no row); ``replaces`` (a full refresh of an object without history): loaded into the loader's shadow
+    table (a dead run's dropped first) and swapped in once every chunk is in."""
     table = table_name(loader.sobject)
-    if full_refresh:
+    if replaces:
         warehouse.drop_object_table(loader.table, loader.schema_name)
-    mode = "replace" if full_refresh else "merge"
+    mode = "replace" if replaces else "merge"
     # closing: a load that fails mid-way stops and joins the extract before the error goes on
     with contextlib.closing(overlap.chunks()) as chunks:
         loaded = loader.load(chunks, fields, mode=mode, column_names=columns, into_empty=into_empty)
-    if full_refresh:
+    if replaces:
         warehouse.swap_in(loader.table, table, loader.schema_name)
     return loaded
 

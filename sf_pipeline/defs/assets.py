@@ -15,7 +15,15 @@ from datetime import datetime
 
 import dagster as dg
 
-from ..catalog import DELETED_AT_COLUMN, DELETED_COLUMN, HARD_DELETED_COLUMN, Catalog, CatalogObject
+from ..catalog import (
+    DELETED_AT_COLUMN,
+    DELETED_COLUMN,
+    HARD_DELETED_COLUMN,
+    VALID_FROM_COLUMN,
+    VALID_TO_COLUMN,
+    Catalog,
+    CatalogObject,
+)
 from ..common.memory import rss_mb
 from ..datapath.configured import sync_with
 from ..datapath.load import table_name
@@ -173,6 +181,11 @@ def _metadata(result: SyncResult, description: str, entry: CatalogObject) -> dic
 
 def _policy_columns(entry: CatalogObject) -> list[tuple[str, str, str]]:
     """The columns the object's catalog policies add to its table (docs/data.md)."""
+    if entry.history:
+        return [
+            (VALID_FROM_COLUMN, "datetime", "when this version was loaded (the load that saw the record so)"),
+            (VALID_TO_COLUMN, "datetime", "when a later version, a delete or the Id sweep closed it; null: current"),
+        ]
     if entry.deletes == "flag":
         return [
             (DELETED_COLUMN, "boolean", "true once Salesforce reports the record deleted (soft or hard)"),
@@ -190,6 +203,7 @@ def _policy_columns(entry: CatalogObject) -> list[tuple[str, str, str]]:
 def policy_metadata(entry: CatalogObject) -> dict[str, object]:
     """Which policies the object runs with, as its asset's definition metadata (the UI's asset page)."""
     return {
+        "salesforce/history": entry.history,
         "salesforce/deletes": entry.deletes,
         "salesforce/hard_deletes": entry.hard_deletes,
         "salesforce/hash_fields": dg.MetadataValue.json(list(entry.hash_fields)),
@@ -214,7 +228,7 @@ def _counts_after(
     """Every count the metadata and the checks need after a load, in one statement: the table's live rows
     (``all``), the window's and, for a one-partition run, the partition's."""
     spans = {"window": window, **({"partition": partition} if partition else {})}
-    return target.count_spans(table, entry.cursor_field, spans, deleted_at=entry.deleted_at_column)
+    return target.count_spans(table, entry.cursor_field, spans, deleted_at=entry.inactive_column)
 
 
 def _materialization_metadata(

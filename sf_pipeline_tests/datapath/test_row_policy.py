@@ -11,7 +11,14 @@ import pyarrow as pa
 import pytest
 
 from sf_pipeline.catalog import load_catalog
-from sf_pipeline.datapath.row_policy import RowPolicy, as_hashed, flag_deleted, hash_columns, keyed_hash
+from sf_pipeline.datapath.row_policy import (
+    RowPolicy,
+    as_hashed,
+    flag_deleted,
+    hash_columns,
+    keyed_hash,
+    with_version,
+)
 from sf_pipeline.errors import CatalogError, SettingsError
 
 KEY = b"k3y"
@@ -47,6 +54,16 @@ def test_a_deleted_record_is_flagged_with_its_modstamp() -> None:
     assert no_flag.column("_sf_deleted_at").to_pylist() == [None]
 
 
+def test_a_version_is_the_record_id_at_its_modstamp() -> None:
+    stamp = pa.array(
+        [datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, 8, 30, tzinfo=UTC)], pa.timestamp("us", "UTC")
+    )
+    batch = pa.RecordBatch.from_pydict({"Id": ["a", "b"], "SystemModstamp": stamp})
+    versions = with_version(batch, "Id", "SystemModstamp").column("_sf_version").to_pylist()
+    assert versions[0].startswith("a@2026-01-01") and versions[1].startswith("b@2026-02-01 08:30")
+    assert len(set(versions)) == 2
+
+
 def catalog(tmp_path: Path, lead: str) -> Path:
     path = tmp_path / "catalog.yaml"
     path.write_text(f'defaults:\n  partition_start: "2024-01-01"\nobjects:\n  - name: Lead\n{lead}')
@@ -56,17 +73,22 @@ def catalog(tmp_path: Path, lead: str) -> Path:
 def test_the_catalog_chooses_the_policies_and_refuses_what_cannot_work(tmp_path: Path) -> None:
     entry = load_catalog(catalog(tmp_path, "    deletes: flag\n    hash_fields: [Email]\n")).get("Lead")
     assert (entry.deletes, entry.hard_deletes, entry.hash_fields) == ("flag", "flag", ("Email",))
-    assert entry.deleted_at_column == "_sf_deleted_at"
-    assert load_catalog(catalog(tmp_path, "    hard_deletes: flag\n")).get("Lead").deleted_at_column == (
+    assert entry.inactive_column == "_sf_deleted_at"
+    assert load_catalog(catalog(tmp_path, "    hard_deletes: flag\n")).get("Lead").inactive_column == (
         "_sf_hard_deleted_at"
     )
-    assert load_catalog(catalog(tmp_path, "")).get("Lead").deleted_at_column is None
+    assert load_catalog(catalog(tmp_path, "")).get("Lead").inactive_column is None
+    history = load_catalog(catalog(tmp_path, "    history: true\n")).get("Lead")
+    assert (history.history, history.hard_deletes, history.inactive_column) == (True, "flag", "_sf_valid_to")
     for bad, said in [
         ("    deletes: keep\n", "deletes must be one of"),
         ("    deletes: flag\n    hard_deletes: delete\n", "deletes: flag keeps hard-deleted rows too"),
         ("    hash_fields: [Id]\n", "hash_fields cannot hold Id"),
         ("    hash_fields: [SystemModstamp]\n", "hash_fields cannot hold SystemModstamp"),
         ("    hash_fields: Email\n", "hash_fields must be a list"),
+        ("    history: yes please\n", "history must be true or false"),
+        ("    history: true\n    deletes: flag\n", "history: true closes a deleted record's version"),
+        ("    history: true\n    hard_deletes: delete\n", "history: true closes a deleted record's version"),
     ]:
         with pytest.raises(CatalogError, match=said):
             load_catalog(catalog(tmp_path, bad))

@@ -194,3 +194,103 @@ def test_hashing_without_a_key_fails_naming_the_setting_and_loads_nothing(org: E
     failure = result.get_step_failure_events()[0].step_failure_data.error
     assert "SF_PIPELINE_HASH_KEY" in str(failure) and "[Lead]" in str(failure)
     assert not db.exists() or not rows(resources["warehouse"], "SHOW ALL TABLES")
+
+
+HISTORY_CATALOG = """
+defaults:
+  partition_start: "2024-01-01"
+objects:
+  - name: Lead
+    history: true
+"""
+
+
+def versions(resource: WarehouseResource) -> dict[str, list[tuple]]:
+    """id -> its versions (company, is valid_to set), oldest first."""
+    sql = "SELECT id, company, _sf_valid_to IS NOT NULL, _sf_valid_from FROM salesforce.lead ORDER BY id, 4"
+    out: dict[str, list[tuple]] = {}
+    for record_id, company, closed, _ in rows(resource, sql):
+        out.setdefault(record_id, []).append((company, closed))
+    return out
+
+
+@pytest.mark.parametrize("warehouse", ["duckdb", "snowflake"], indirect=True)
+def test_history_keeps_every_version_and_a_replay_or_full_refresh_adds_none(
+    org: Emulator, warehouse: WarehouseResource, tmp_path: Path
+) -> None:
+    path = tmp_path / "catalog.yaml"
+    path.write_text(HISTORY_CATALOG)
+    stack = Stack(org, warehouse, path, tmp_path / "work")
+    keys = partitions_def(stack.catalog).get_partition_keys()
+    stack.load(keys)
+    live = set(org.truth_ids("Lead"))
+    first = versions(warehouse)
+    assert set(first) == live and all(v == [(v[0][0], False)] for v in first.values()), "one current version each"
+
+    alive = sorted(live)
+    edited, deleted, gone = alive[0], alive[1], alive[2]
+    org.change("Lead", update=[{"Id": edited, "Company": "Renamed Inc"}], delete=[deleted])
+    window = stack.load(keys[-1:])
+    after = versions(warehouse)
+    assert after[edited] == [(first[edited][0][0], True), ("Renamed Inc", False)], "old closed, new current"
+    assert after[deleted] == [(first[deleted][0][0], True)], "a deleted record's version is closed, none added"
+    checks = {c.check_name: c for c in window.get_asset_check_evaluations()}
+    assert checks[WAREHOUSE_COUNT_CHECK].passed, checks[WAREHOUSE_COUNT_CHECK].metadata
+
+    stack.load(keys[-1:])  # the same window again (a retry): the same row hashes, no new version
+    full = {"ops": {"salesforce__Lead": {"config": {"full_refresh": True}}}}
+    with dg.instance_for_test() as instance:
+        tags = {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
+        refreshed = dg.materialize(
+            [stack.asset], instance=instance, resources=stack.resources, tags=tags, run_config=full
+        )
+    assert refreshed.success
+    assert versions(warehouse) == after, "neither a replayed window nor a full refresh erases or doubles history"
+
+    org.change("Lead", hard_delete=[gone])
+    assert stack.sweep().success
+    swept = versions(warehouse)
+    assert swept[gone] == [(first[gone][0][0], True)], "the Id sweep closes a hard-deleted record's version"
+    current = rows(warehouse, "SELECT count(*) FROM salesforce.lead WHERE _sf_valid_to IS NULL")[0][0]
+    assert current == len(org.truth_ids("Lead"))
+    spec = stack.asset.specs_by_key[asset_key("Lead")]
+    assert spec.metadata["salesforce/history"] is True
+
+
+def test_history_a_load_killed_mid_way_then_rerun_leaves_one_version_a_record(org: Emulator, tmp_path: Path) -> None:
+    """`sf-pipeline sync` of Account with history, SIGKILLed while its second chunk loads (the first chunk's
+    versions are in), then run again: every record has exactly one version, the current one."""
+    import os
+    import subprocess
+
+    from sf_testbed.emulator.soql import epoch_ms
+
+    from ..datapath.test_recovery import ROOT, SINCE, UNTIL, kill_when_stopped, sync_command
+
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text('defaults:\n  partition_start: "2024-01-01"\nobjects:\n  - name: Account\n    history: true\n')
+    db, work = tmp_path / "sf.duckdb", tmp_path / "work"
+    env = {
+        **os.environ,
+        "SF_LOGIN_URL": org.url,
+        "SF_PIPELINE_CATALOG": str(catalog),
+        "SF_PIPELINE_DUCKDB": str(db),
+        "SF_PIPELINE_WORK_DIR": str(work),
+        "SF_PIPELINE_FAULTPOINTS": "batch_read:Account@2=stop",
+        "SF_PIPELINE_REST_MAX_RECORDS": "0",
+    }
+    cmd = sync_command("Account", full_refresh=False)
+    dead = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    kill_when_stopped(dead)
+    with duckdb.connect(str(db), read_only=True) as con:
+        half = con.execute("SELECT count(*) FROM salesforce.account").fetchone()[0]
+    del env["SF_PIPELINE_FAULTPOINTS"]
+    rerun = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    truth = org.truth_ids("Account", epoch_ms(SINCE), epoch_ms(UNTIL))
+    with duckdb.connect(str(db), read_only=True) as con:
+        total, distinct, current = con.execute(
+            "SELECT count(*), count(DISTINCT id), count(*) FILTER (WHERE _sf_valid_to IS NULL) FROM salesforce.account"
+        ).fetchone()
+    assert 0 < half < total, "the dead run had merged its first chunk's versions"
+    assert total == distinct == current == len(truth), (total, distinct, current, len(truth))
