@@ -1,5 +1,6 @@
-"""``sync_object`` and ``sweep_ids`` run with the settings models: the object asset, the Id sweep and the
-``sf-pipeline sync`` / ``sweep`` commands all call these, so a setting means the same wherever it is read.
+"""``sync_object``, ``sweep_ids`` and ``refresh_formulas`` run with the settings models: the object asset, the
+Id sweep, the formula refresh and the ``sf-pipeline`` commands all call these, so a setting means the same
+wherever it is read.
 Takes any holder of the fields (the Dagster resources inherit them); imports no Dagster."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from ..catalog import CatalogObject
 from ..salesforce import ExtractOptions, SalesforceClient
 from ..salesforce.settings import ExtractSettings, OrgSettings
 from ..warehouse import Warehouse
+from .formulas import FormulaResult, refresh_formulas
 from .load import ChunkRunner
 from .reconcile import SweepResult, sweep_ids
 from .settings import LoadSettings
@@ -96,4 +98,22 @@ def sweep_with(
             split_options=load.split_options(),
             dlt_settings=load.dlt_settings(file_format),
             memory_limit_mb=load.memory_limit_mb,
+        )
+
+
+def refresh_formulas_with(
+    org: OrgAccess, load: LoadSettings, entry: CatalogObject, target: Warehouse, file_format: str = "parquet"
+) -> FormulaResult:
+    """``refresh_formulas`` with these settings."""
+    with org.client() as client:
+        return refresh_formulas(
+            client,
+            entry,
+            target,
+            work_dir=load.work_path(),
+            extract_options=org.extract_options(),
+            split_options=load.split_options(),
+            dlt_settings=load.dlt_settings(file_format),
+            memory_limit_mb=load.memory_limit_mb,
+            hash_key=load.hash_key,
         )

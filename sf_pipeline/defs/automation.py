@@ -36,7 +36,12 @@ class AutomationSettings(EnvSettings):
     resync_cron: str = setting(
         "0 4 * * 0",
         "SF_PIPELINE_RESYNC_CRON",
-        "when the weekly re-sync and the formula reload run (cron, UTC; default Sundays 04:00)",
+        "when the weekly re-sync and the weekly whole-object formula reload run (cron, UTC; default Sundays 04:00)",
+    )
+    formula_cron: str = setting(
+        "0 3 * * *",
+        "SF_PIPELINE_FORMULA_CRON",
+        "when the formula refresh (Id and formula fields only) runs (cron, UTC; default daily 03:00)",
     )
     api_budget_floor: float = setting(
         0.10,
@@ -52,7 +57,7 @@ class AutomationSettings(EnvSettings):
         ge=1,
     )
 
-    @field_validator("resync_cron")
+    @field_validator("resync_cron", "formula_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
         if not _is_cron(value):

@@ -25,6 +25,7 @@ from .ddl import (
     read_column_maps,
     reconcile_ids,
     swap_in,
+    update_columns,
     write_column_map,
 )
 from .naming import ColumnRecord
@@ -193,6 +194,13 @@ class Warehouse:
         """Forget dlt's stored schema of a pipeline whose table the pipeline itself dropped (the Id sweep's)."""
         with self.connection() as conn:
             forget_dlt_schema(conn, self.kind, self.dataset, dlt_schema)
+
+    def update_columns(
+        self, table: str, source: str, key: str, columns: list[str], current_only: str | None = None
+    ) -> int:
+        """``ddl.update_columns``: the rows of ``table`` whose ``columns`` differ from ``source``'s, updated."""
+        with self.connection() as conn:
+            return update_columns(conn, self.kind, self.dataset, table, source, key, columns, current_only)
 
     def reconcile_ids(
         self, table: str, ids_table: str, id_column: str, mode: str, flag_columns: tuple[str, ...]

@@ -297,3 +297,31 @@ def reconcile_ids(
     cur.execute(f"DROP TABLE IF EXISTS {ids}")
     cur.execute("COMMIT")
     return IdComparison(table_rows, salesforce_ids, gone, missing, flagged)
+
+
+def update_columns(
+    conn: Any,
+    dialect: DestinationKind,
+    schema: str,
+    table: str,
+    source: str,
+    key: str,
+    columns: list[str],
+    current_only: str | None = None,
+) -> int:
+    """Set ``columns`` of ``table``'s rows from ``source``'s row with the same ``key`` where a value differs
+    (one UPDATE, inside the warehouse), then drop ``source``; ``current_only``: the column whose null marks
+    the rows to update (history's current versions). Returns the rows changed."""
+    t, s = qualified(dialect, schema, table), qualified(dialect, schema, source)
+    k = _quote(normalize(dialect, key))
+    cols = [_quote(normalize(dialect, c)) for c in columns]
+    sets = ", ".join(f"{c} = src.{c}" for c in cols)
+    differs = " OR ".join(f"{t}.{c} IS DISTINCT FROM src.{c}" for c in cols)
+    where = f"{t}.{k} = src.{k} AND ({differs})"
+    if current_only:
+        where += f" AND {t}.{_quote(normalize(dialect, current_only))} IS NULL"
+    cur = conn.cursor()
+    cur.execute(f"UPDATE {t} SET {sets} FROM {s} AS src WHERE {where}")
+    changed = int(cur.rowcount or 0)
+    cur.execute(f"DROP TABLE IF EXISTS {s}")
+    return changed

@@ -8,6 +8,7 @@ values are HMAC-SHA256 with the key, typed and labelled as hashed, never clear t
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -294,3 +295,73 @@ def test_history_a_load_killed_mid_way_then_rerun_leaves_one_version_a_record(or
         ).fetchone()
     assert 0 < half < total, "the dead run had merged its first chunk's versions"
     assert total == distinct == current == len(truth), (total, distinct, current, len(truth))
+
+
+FORMULA_CATALOG = """
+defaults:
+  partition_start: "2024-01-01"
+objects:
+  - name: Invoice__c
+    formula_fields: include
+  - name: Lead
+"""
+
+
+@pytest.mark.parametrize("warehouse", ["duckdb", "snowflake"], indirect=True)
+def test_the_formula_refresh_updates_only_formula_columns_of_existing_rows(
+    org: Emulator, warehouse: WarehouseResource, tmp_path: Path
+) -> None:
+    from sf_pipeline.defs.automation import AutomationSettings
+    from sf_pipeline.defs.formulas import FORMULA_JOB, FORMULA_OP, build_formula_refresh
+
+    path = tmp_path / "catalog.yaml"
+    path.write_text(FORMULA_CATALOG)
+    catalog = load_catalog(path)
+    asset = next(a for a in build_assets(catalog) if asset_key("Invoice__c") in a.keys)
+    resources = {
+        "salesforce": SalesforceResource(login_url=org.url, max_retries=3),
+        "warehouse": warehouse,
+        "pipeline_settings": PipelineSettings(work_dir=str(tmp_path / "work")),
+    }
+    keys = partitions_def(catalog).get_partition_keys()
+    tags = {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
+    with dg.instance_for_test() as instance:
+        assert dg.materialize([asset], instance=instance, resources=resources, tags=tags).success
+    sql = "SELECT id, margin__c, name, system_modstamp FROM salesforce.invoice_c ORDER BY id"
+    before = rows(warehouse, sql)
+    org.advance_formulas()  # every formula value moves; SystemModstamp does not
+    with SalesforceClient(org.settings()) as client:
+        truth = {
+            r["Id"]: r["Margin__c"]
+            for r in client.query("SELECT Id, Margin__c FROM Invoice__c LIMIT 200", sobject="Invoice__c")["records"]
+        }
+
+    job, schedule = build_formula_refresh(catalog, AutomationSettings(batch_objects=1))
+    defs = dg.Definitions(jobs=[job], schedules=[schedule], resources=resources)
+    config = {"ops": {FORMULA_OP: {"config": {"objects": ["Invoice__c"]}}}}
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def(FORMULA_JOB).execute_in_process(run_config=config, instance=instance)
+        with dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=datetime(2026, 12, 6, 3, tzinfo=UTC),
+            resources={"salesforce": resources["salesforce"]},
+        ) as context:
+            requests = schedule.evaluate_tick(context).run_requests
+    assert result.success
+    (observation,) = [e.asset_observation_data.asset_observation for e in result.get_asset_observation_events()]
+    assert observation.asset_key == asset_key("Invoice__c")
+    meta = {k: v.value for k, v in observation.metadata.items()}
+    assert meta["formula_fields_refreshed"] == ["Margin__c"] and meta["rows_updated"] > 0, meta
+    after = rows(warehouse, sql)
+    assert len(after) == len(before), "no row added or removed"
+    changed = 0
+    for (id_, margin, name, stamp), (id2, old_margin, old_name, old_stamp) in zip(after, before, strict=True):
+        assert (id_, name, stamp) == (id2, old_name, old_stamp), "only the formula column changes"
+        if id_ in truth and truth[id_] is None:
+            assert margin is None, id_
+        elif id_ in truth:
+            assert float(margin) == pytest.approx(float(truth[id_]), abs=0.006), id_
+        changed += margin != old_margin
+    assert changed == meta["rows_updated"]
+    # the daily schedule asks for the objects that keep formula fields only, a batch a run
+    assert [r.run_config["ops"][FORMULA_OP]["config"]["objects"] for r in requests] == [["Invoice__c"]]
