@@ -170,6 +170,7 @@ class ObjectLoader:
         self.run_chunk = run_chunk or run_chunk_plainly
         self.policy = policy or RowPolicy()  # deleted rows kept with a flag, hashed fields (row_policy)
         self.history = history  # a merge keeps every version (dlt's scd2) instead of the latest
+        self._data_columns: list[str] = []  # the loaded fields' columns (the load's ``column_names``)
 
     @property
     def schema_name(self) -> str:
@@ -192,6 +193,7 @@ class ObjectLoader:
         known = len(chunks) if isinstance(chunks, Sized) else None
         stats = BatchStats()
         column_names = self._column_names(fields, column_names)
+        self._data_columns = list((column_names or {}).values())  # history's in-place refresh sets these
         drop_deleted = self._drops_deleted(mode, into_empty)
 
         def parts() -> Iterator[_Part]:
@@ -409,6 +411,8 @@ class ObjectLoader:
             info = self.run_chunk(pipeline, resource, self.settings.loader_file_format)
         except PipelineStepFailed as exc:
             raise _load_error(exc, self.sobject, label, chunk) from exc
+        if self.history and info.loads_ids:
+            self._refresh_current_versions(pipeline)
         faultpoint("chunk_loaded", self.sobject)
         if staged:
             for load_id in info.loads_ids:
@@ -425,6 +429,27 @@ class ObjectLoader:
             peak_rss_mb(),
         )
         return list(info.loads_ids), rows
+
+    def _refresh_current_versions(self, pipeline: Any) -> None:
+        """History: a current version whose record Salesforce did not change (the same ``Id@SystemModstamp`` in
+        this chunk) takes the chunk's values of its other columns: a field added by schema drift, a formula
+        value. dlt's scd2 inserts only new versions; one UPDATE from its staging table fills these in place, so
+        the version stays one and no value goes missing."""
+        names = self._data_columns
+        if not names:
+            return
+        with pipeline.sql_client() as client:
+            table = client.make_qualified_table_name(self.table)
+            with client.with_staging_dataset():
+                staging = client.make_qualified_table_name(self.table)
+            esc = client.escape_column_name
+            sets = ", ".join(f"{esc(c)} = s.{esc(c)}" for c in names)
+            differs = " OR ".join(f"{table}.{esc(c)} IS DISTINCT FROM s.{esc(c)}" for c in names)
+            version, valid_to = esc(VERSION_COLUMN), esc(VALID_TO_COLUMN)
+            client.execute_sql(
+                f"UPDATE {table} SET {sets} FROM {staging} AS s WHERE {table}.{version} = s.{version} "
+                f"AND {table}.{valid_to} IS NULL AND ({differs})"
+            )
 
     def _drops_deleted(self, mode: WriteMode, into_empty: bool) -> bool:
         """Whether the reader drops the rows Salesforce reports deleted: on a replace and on a first load into

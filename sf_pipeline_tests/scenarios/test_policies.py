@@ -258,6 +258,29 @@ def test_history_keeps_every_version_and_a_replay_or_full_refresh_adds_none(
     assert spec.metadata["salesforce/history"] is True
 
 
+def test_history_a_field_added_adds_a_column_and_no_version(org: Emulator, tmp_path: Path) -> None:
+    """Schema drift under history: the new field gets a column whose values the current versions take in
+    place; the records' versions stay as they were (a version is a SystemModstamp, not a hash of the values)."""
+    import httpx
+
+    path = tmp_path / "catalog.yaml"
+    path.write_text(HISTORY_CATALOG)
+    warehouse = WarehouseResource(duckdb_path=str(tmp_path / "sf.duckdb"))
+    stack = Stack(org, warehouse, path, tmp_path / "work")
+    keys = partitions_def(stack.catalog).get_partition_keys()
+    stack.load(keys)
+    before = rows(warehouse, "SELECT count(*), count(DISTINCT id) FROM salesforce.lead")[0]
+    change = {"object": "Lead", "add": [{"name": "Region__c", "type": "string", "label": "Region"}]}
+    httpx.post(f"{org.url}/__emulator__/schema", json=change).raise_for_status()
+    try:
+        stack.load(keys)  # every partition again, with the new field
+        after = rows(warehouse, "SELECT count(*), count(DISTINCT id), count(region__c) FROM salesforce.lead")[0]
+    finally:
+        httpx.delete(f"{org.url}/__emulator__/schema").raise_for_status()
+    assert after[:2] == before, "no record got a new version from a new column"
+    assert after[2] > 0, "the current versions took the new field's values (in place)"
+
+
 def test_history_a_load_killed_mid_way_then_rerun_leaves_one_version_a_record(org: Emulator, tmp_path: Path) -> None:
     """`sf-pipeline sync` of Account with history, SIGKILLed while its second chunk loads (the first chunk's
     versions are in), then run again: every record has exactly one version, the current one."""
