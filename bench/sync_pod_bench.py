@@ -33,6 +33,11 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--object", default="Account")
     ap.add_argument("--limit-mb", type=int, nargs="+", default=[150, 190, 210, 280, 400])
+    ap.add_argument(
+        "--cold",
+        action="store_true",
+        help="drop the page cache before each run, so the code's pages are read into (and charged to) the pod",
+    )
     args = ap.parse_args()
     from sf_testbed.emulator import EmulatorConfig, make_server
 
@@ -42,6 +47,9 @@ def main() -> None:
         print("| limit MiB | exit | s | cgroup peak MiB | peak RSS MB | in use before the load MiB | records read |")
         print("|---|---|---|---|---|---|---|")
         for limit_mb in args.limit_mb:
+            if args.cold:
+                os.sync()
+                Path("/proc/sys/vm/drop_caches").write_text("3")
             print(run(server.url, args.object, limit_mb), flush=True)
     finally:
         server.shutdown()
