@@ -199,8 +199,8 @@ def size_load(sobject: str, given: SizeSettings | None = None) -> LoadSizes:
     limit = find_memory_limit(given.memory_limit_mb)
     memory = psutil.Process().memory_info()
     sizes = plan_sizes(limit, memory.rss, os.cpu_count() or 1, given)
-    log.info("[%s] %s", sobject, sizes.describe())
     private_mb = (memory.rss - memory.shared) / MiB
+    log.info("[%s] %s; %.0f MiB of what is in use private", sobject, sizes.describe(), private_mb)
     margin = max(MARGIN_MIN_MB, limit.mib * MARGIN_SHARE)
     if limit.mib - private_mb - margin < MIN_SPARE_MB:
         raise PodTooSmallError(
