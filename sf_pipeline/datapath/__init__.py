@@ -2,7 +2,9 @@
 files (``split``), read each chunk as typed Arrow batches (``arrow_types``, ``read``), load chunk by chunk
 through a fresh dlt pipeline (``load``); ``sync`` puts it together (windows, full refreshes, schema drift)
 with the extract running alongside the load (``overlap``) in a work folder a dead run resumes from
-(``workspace``); ``reconcile`` is the Id sweep.
+(``workspace``); ``reconcile`` is the Id sweep, ``formulas`` the formula refresh; ``row_policy`` applies an
+object's catalog policies to each batch (deletes kept as a flag, hashed fields, history's version ids);
+``settings`` declares the load's settings and ``configured`` runs the above with the settings models.
 
 May import ``errors``, ``common``, ``salesforce``, ``warehouse`` and ``catalog``; never dagster.
 """
