@@ -38,13 +38,17 @@ class OrgSettings(EnvSettings):
         "OAuth host: https://login.salesforce.com, your My Domain, or the emulator (required)",
     )
     client_id: str = setting("demo-client-id", "SF_CLIENT_ID", "the connected app's consumer key")
-    client_secret: str = setting("demo-client-secret", "SF_CLIENT_SECRET", "the connected app's consumer secret")
+    client_secret: str = setting(
+        "demo-client-secret", "SF_CLIENT_SECRET", "the connected app's consumer secret", secret=True
+    )
     username: str | None = setting(None, "SF_USERNAME", "username-password flow: the user")
     password: str | None = setting(
-        None, "SF_PASSWORD", "username-password flow: the password with the security token appended"
+        None, "SF_PASSWORD", "username-password flow: the password with the security token appended", secret=True
     )
-    refresh_token: str | None = setting(None, "SF_REFRESH_TOKEN", "refresh-token flow: the token")
-    access_token: str | None = setting(None, "SF_ACCESS_TOKEN", "a given session (cannot be renewed when it expires)")
+    refresh_token: str | None = setting(None, "SF_REFRESH_TOKEN", "refresh-token flow: the token", secret=True)
+    access_token: str | None = setting(
+        None, "SF_ACCESS_TOKEN", "a given session (cannot be renewed when it expires)", secret=True
+    )
     instance_url: str | None = setting(None, "SF_INSTANCE_URL", "the org's URL for a given session")
     api_version: str = setting(
         DEFAULT_API_VERSION, "SF_API_VERSION", "one version for every call; 58.0+ pages results in parallel"

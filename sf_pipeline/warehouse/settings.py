@@ -227,16 +227,16 @@ class WarehouseSettings(EnvSettings):
     )
     snowflake_user: str | None = setting(None, "SF_PIPELINE_SNOWFLAKE_USER", "the loading user")
     snowflake_password: str | None = setting(
-        None, "SF_PIPELINE_SNOWFLAKE_PASSWORD", "its password, or instead a key pair"
+        None, "SF_PIPELINE_SNOWFLAKE_PASSWORD", "its password, or instead a key pair", secret=True
     )
     snowflake_private_key: str | None = setting(
-        None, "SF_PIPELINE_SNOWFLAKE_PRIVATE_KEY", "PEM text of the key pair's private key"
+        None, "SF_PIPELINE_SNOWFLAKE_PRIVATE_KEY", "PEM text of the key pair's private key", secret=True
     )
     snowflake_private_key_path: str | None = setting(
         None, "SF_PIPELINE_SNOWFLAKE_PRIVATE_KEY_PATH", "a file holding the PEM private key"
     )
     snowflake_private_key_passphrase: str | None = setting(
-        None, "SF_PIPELINE_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE", "when the key is encrypted"
+        None, "SF_PIPELINE_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE", "when the key is encrypted", secret=True
     )
     snowflake_role: str | None = setting(None, "SF_PIPELINE_SNOWFLAKE_ROLE", "the role; unset: the user's default")
     snowflake_warehouse: str | None = setting(
@@ -260,9 +260,11 @@ class WarehouseSettings(EnvSettings):
     azure_account_name: str | None = setting(
         None, "AZURE_STORAGE_ACCOUNT_NAME", "the storage account of the staging bucket"
     )
-    azure_account_key: str | None = setting(None, "AZURE_STORAGE_ACCOUNT_KEY", "its key (or a SAS token instead)")
+    azure_account_key: str | None = setting(
+        None, "AZURE_STORAGE_ACCOUNT_KEY", "its key (or a SAS token instead)", secret=True
+    )
     azure_sas_token: str | None = setting(
-        None, "AZURE_STORAGE_SAS_TOKEN", "a SAS token with read, write, list and delete"
+        None, "AZURE_STORAGE_SAS_TOKEN", "a SAS token with read, write, list and delete", secret=True
     )
     azure_blob_endpoint: str | None = setting(
         None, "AZURE_STORAGE_BLOB_ENDPOINT", "http(s)://host[:port]/account for Azurite or a private endpoint"

@@ -107,3 +107,36 @@ def test_the_command_line_reads_the_same_settings_without_dagster(tmp_path: Path
     env["SF_PIPELINE_CHUNK_TARGET_MB"] = "96MB"
     bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert bad.returncode != 0 and "SF_PIPELINE_CHUNK_TARGET_MB" in bad.stderr and "'96MB'" in bad.stderr
+
+
+def test_no_secret_setting_shows_in_a_repr() -> None:
+    """A settings model or resource printed (a log line, a traceback's locals) shows no secret value."""
+    from sf_pipeline.datapath.settings import LoadSettings
+    from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, WarehouseResource
+    from sf_pipeline.salesforce.settings import OrgSettings, SalesforceSettings
+    from sf_pipeline.warehouse.settings import WarehouseSettings
+
+    secrets = {
+        "client_secret": "s-cs",
+        "password": "s-pw",
+        "refresh_token": "s-rt",
+        "access_token": "s-at",
+    }
+    warehouse = {
+        "snowflake_password": "s-sfpw",
+        "snowflake_private_key": "s-pk",
+        "snowflake_private_key_passphrase": "s-pp",
+        "azure_account_key": "s-ak",
+        "azure_sas_token": "s-sas",
+    }
+    shown = [
+        repr(OrgSettings(**secrets)),
+        repr(SalesforceSettings(login_url="http://x", **secrets)),
+        repr(SalesforceResource(login_url="http://x", **secrets)),
+        repr(WarehouseSettings(**warehouse)),
+        repr(WarehouseResource(**warehouse)),
+        repr(LoadSettings(hash_key="s-hk")),
+        repr(PipelineSettings(hash_key="s-hk")),
+    ]
+    leaked = [text for text in shown if "s-" in text.replace("salesforce", "")]
+    assert not leaked, leaked
