@@ -147,6 +147,24 @@ def _parse_object(
         not isinstance(where_clause, str) or not where_clause.strip() or "\n" in where_clause
     ):
         raise CatalogError(f"{where}: filter must be one line of SOQL conditions, e.g. ParentId = '001...'")
+    policies = _policies(entry, defaults, where, cursor)
+    return CatalogObject(
+        name=found.name if found else name,
+        cursor_field=cursor,
+        include_deleted=bool(entry.get("include_deleted", True)),
+        exclude_fields=excluded,
+        weight=float(entry.get("weight", 1.0)),
+        owners=tuple(entry.get("owners", defaults.get("owners", []))),
+        tags={str(k): str(v) for k, v in (entry.get("tags") or {}).items()},
+        route=route,
+        kind=found.kind if found else object_kind(name),
+        filter=where_clause.strip() if where_clause else None,
+        **policies,
+    )
+
+
+def _policies(entry: dict, defaults: dict, where: str, cursor: str | None) -> dict:
+    """The object's delete, formula, history and hashing policies, checked against each other."""
     history = entry.get("history", False)
     if not isinstance(history, bool):
         raise CatalogError(f"{where}: history must be true or false, got {history!r}")
@@ -174,21 +192,7 @@ def _parse_object(
     for keyed in ("Id", cursor, "IsDeleted"):
         if keyed and keyed.lower() in {f.lower() for f in hash_fields}:
             raise CatalogError(f"{where}: hash_fields cannot hold {keyed}: merges, windows and deletes read it")
-    return CatalogObject(
-        name=found.name if found else name,
-        cursor_field=cursor,
-        include_deleted=bool(entry.get("include_deleted", True)),
-        exclude_fields=excluded,
-        weight=float(entry.get("weight", 1.0)),
-        owners=tuple(entry.get("owners", defaults.get("owners", []))),
-        tags={str(k): str(v) for k, v in (entry.get("tags") or {}).items()},
-        route=route,
-        kind=found.kind if found else object_kind(name),
-        filter=where_clause.strip() if where_clause else None,
-        hash_fields=hash_fields,
-        history=history,
-        **choices,
-    )
+    return {**choices, "history": history, "hash_fields": hash_fields}
 
 
 def _overlay(raw: dict, defaults: dict, path: Path, discovered_path: Path) -> tuple[list[CatalogObject], list]:

@@ -84,21 +84,24 @@ def sync_with(
         )
 
 
+def _scratch_options(org: OrgAccess, load: LoadSettings, file_format: str) -> dict[str, Any]:
+    """What the Id sweep and the formula refresh (each a scratch table loaded beside the object's) take from
+    the settings."""
+    return {
+        "work_dir": load.work_path(),
+        "extract_options": org.extract_options(),
+        "split_options": load.split_options(),
+        "dlt_settings": load.dlt_settings(file_format),
+        "memory_limit_mb": load.memory_limit_mb,
+    }
+
+
 def sweep_with(
     org: OrgAccess, load: LoadSettings, entry: CatalogObject, target: Warehouse, file_format: str = "parquet"
 ) -> SweepResult:
     """``sweep_ids`` with these settings."""
     with org.client() as client:
-        return sweep_ids(
-            client,
-            entry,
-            target,
-            work_dir=load.work_path(),
-            extract_options=org.extract_options(),
-            split_options=load.split_options(),
-            dlt_settings=load.dlt_settings(file_format),
-            memory_limit_mb=load.memory_limit_mb,
-        )
+        return sweep_ids(client, entry, target, **_scratch_options(org, load, file_format))
 
 
 def refresh_formulas_with(
@@ -107,15 +110,7 @@ def refresh_formulas_with(
     """``refresh_formulas`` with these settings."""
     with org.client() as client:
         return refresh_formulas(
-            client,
-            entry,
-            target,
-            work_dir=load.work_path(),
-            extract_options=org.extract_options(),
-            split_options=load.split_options(),
-            dlt_settings=load.dlt_settings(file_format),
-            memory_limit_mb=load.memory_limit_mb,
-            hash_key=load.hash_key,
+            client, entry, target, hash_key=load.hash_key, **_scratch_options(org, load, file_format)
         )
 
 

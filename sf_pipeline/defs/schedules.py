@@ -24,9 +24,8 @@ def _loads(instance: dg.DagsterInstance, entries: list[CatalogObject], **kwargs:
     return [ObjectLoad(e, weights[e.name], **kwargs) for e in entries]  # type: ignore[arg-type]
 
 
-def _budget_allows(
-    context: dg.ScheduleEvaluationContext, salesforce: SalesforceResource, floor: float, entries
-) -> bool:
+def budget_allows(context: dg.ScheduleEvaluationContext, salesforce: SalesforceResource, floor: float, entries) -> bool:
+    """Whether the org's API budget allows a schedule's runs; if not, each object's skip is in the tick's log."""
     with salesforce.client() as client:
         usage, reason = budget_reason(client, floor)
     if reason:
@@ -59,7 +58,7 @@ def _daily_full_refresh(entries: list[CatalogObject], job, settings: AutomationS
     def salesforce_daily_full_refresh(
         context: dg.ScheduleEvaluationContext, salesforce: SalesforceResource
     ) -> list[dg.RunRequest]:
-        if not _budget_allows(context, salesforce, settings.api_budget_floor, entries):
+        if not budget_allows(context, salesforce, settings.api_budget_floor, entries):
             return []
         day = context.scheduled_execution_time.date()
         return batched_requests(
@@ -82,7 +81,7 @@ def _daily(
     def salesforce_daily(context: dg.ScheduleEvaluationContext, salesforce: SalesforceResource) -> list[dg.RunRequest]:
         until = datetime.combine(context.scheduled_execution_time.date(), time(), UTC)
         since = until - timedelta(days=1)
-        if since < parts.start or not _budget_allows(context, salesforce, settings.api_budget_floor, entries):
+        if since < parts.start or not budget_allows(context, salesforce, settings.api_budget_floor, entries):
             return []
         return batched_requests(
             _loads(context.instance, entries, since=since, until=until),
@@ -116,7 +115,7 @@ def _weekly_resync(
         now = context.scheduled_execution_time
         start = max(now - timedelta(days=settings.resync_days), first_day)
         keys = tuple(parts.get_partition_key_for_timestamp(t.timestamp()) for t in (start, now))
-        if not _budget_allows(context, salesforce, settings.api_budget_floor, entries):
+        if not budget_allows(context, salesforce, settings.api_budget_floor, entries):
             return []
         context.log.info(f"re-sync of partitions {keys[0]}..{keys[1]}")
         return batched_requests(
@@ -148,7 +147,7 @@ def _formula_reload(
         context: dg.ScheduleEvaluationContext, salesforce: SalesforceResource
     ) -> list[dg.RunRequest]:
         keys = parts.get_partition_keys(current_time=context.scheduled_execution_time)
-        if not keys or not _budget_allows(context, salesforce, settings.api_budget_floor, formula_objects):
+        if not keys or not budget_allows(context, salesforce, settings.api_budget_floor, formula_objects):
             return []
         reload = []
         latest = latest_materializations(context.instance, formula_objects)
@@ -179,7 +178,7 @@ def _weekly_id_sweep(entries: list[CatalogObject], job, settings: AutomationSett
     def salesforce_weekly_id_sweep(
         context: dg.ScheduleEvaluationContext, salesforce: SalesforceResource
     ) -> list[dg.RunRequest]:
-        if not _budget_allows(context, salesforce, settings.api_budget_floor, entries):
+        if not budget_allows(context, salesforce, settings.api_budget_floor, entries):
             return []
         return batched_requests(
             _loads(context.instance, entries),
