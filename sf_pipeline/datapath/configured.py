@@ -19,7 +19,7 @@ from .formulas import FormulaResult, refresh_formulas
 from .load import ChunkRunner
 from .reconcile import SweepResult, sweep_ids
 from .settings import LoadSettings
-from .sync import SyncResult, start_window_ahead, sync_object
+from .sync import SyncResult, sync_object
 
 
 class OrgAccess(Protocol):
@@ -111,27 +111,4 @@ def refresh_formulas_with(
     with org.client() as client:
         return refresh_formulas(
             client, entry, target, hash_key=load.hash_key, **_scratch_options(org, load, file_format)
-        )
-
-
-def start_window_ahead_with(
-    org: OrgAccess,
-    load: LoadSettings,
-    entry: CatalogObject,
-    *,
-    since: datetime | None,
-    until: datetime | None,
-    full_refresh: bool,
-) -> str | None:
-    """``start_window_ahead`` with these settings."""
-    with org.client() as client:
-        return start_window_ahead(
-            client,
-            entry,
-            since=since,
-            until=until,
-            full_refresh=full_refresh,
-            work_dir=load.work_path(),
-            extract_options=org.extract_options(),
-            overlap=load.window_overlap,
         )

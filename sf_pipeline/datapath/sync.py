@@ -26,9 +26,9 @@ from pathlib import Path
 from ..catalog import CatalogObject
 from ..common.memory import PeakRss
 from ..common.sizing import LoadSizes, SizeSettings, size_load
-from ..errors import ObjectBusyError, SettingsError
+from ..errors import SettingsError
 from ..salesforce import ExtractOptions, ExtractResult, SalesforceClient, select_fields
-from ..salesforce.bulk import check_cursor_field, extract_object, start_job_ahead
+from ..salesforce.bulk import check_cursor_field, extract_object
 from ..warehouse import Warehouse
 from ..warehouse.naming import ColumnPlan, plan_columns
 from .arrow_types import arrow_type
@@ -37,7 +37,7 @@ from .overlap import OverlappedExtract
 from .row_policy import RowPolicy, as_hashed
 from .settings import WINDOW_OVERLAP_MINUTES
 from .split import ChunkStream, SplitOptions
-from .workspace import object_lock, object_workspace, window_name, work_root
+from .workspace import object_workspace, window_name, work_root
 
 log = logging.getLogger(__name__)
 
@@ -203,53 +203,6 @@ class _WindowExtract:
             where=entry.filter,
         )
         return result
-
-
-def start_window_ahead(
-    client: SalesforceClient,
-    entry: CatalogObject,
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    full_refresh: bool = False,
-    work_dir: Path | None = None,
-    extract_options: ExtractOptions | None = None,
-    overlap: timedelta = WINDOW_OVERLAP,
-) -> str | None:
-    """Create now the Bulk job a later ``sync_object`` of the same window will read, under the object's lock,
-    recorded in the window's extract folder: a batch run starts the next objects' jobs while the current
-    object loads, so Salesforce's floor of seconds a job passes meanwhile (issue 31). Nothing is downloaded:
-    pages reach disk only when the object's own load resumes the job. None when there is nothing to start
-    (a REST object or window, a job already recorded, the object busy)."""
-    if entry.route != "bulk":
-        return None
-    window = "full" if full_refresh else window_name(since, until)
-    if full_refresh:
-        since = until = None
-    read_since = since - overlap if since else None
-    root = work_root(work_dir)
-    try:
-        with object_lock(root, entry.name):
-            describe = client.describe(entry.name)
-            chosen = _choose_fields(entry, describe)
-            job = start_job_ahead(
-                client,
-                entry.name,
-                root / f"{entry.name}-{window}" / "extract",
-                since=read_since,
-                until=until,
-                include_deleted=entry.include_deleted,
-                cursor_field=entry.cursor_field,
-                fields=chosen.names,
-                options=extract_options or ExtractOptions(),
-                describe=describe,
-                where=entry.filter,
-            )
-    except ObjectBusyError:
-        return None
-    if job:
-        log.info("[%s] Bulk job %s started ahead of the object's load", entry.name, job)
-    return job
 
 
 def sync_object(

@@ -35,8 +35,16 @@ def object_workspace(root: Path, sobject: str, window: str) -> Iterator[Path]:
     After success the folder is deleted. After a failure only the extract is kept, so that a rerun of
     the window resumes it; chunks and dlt's load packages are always deleted, never loaded again.
     """
+    root.mkdir(parents=True, exist_ok=True)
     folder = root / f"{sobject}-{window}"
-    with object_lock(root, sobject):
+    lock_path = root / f"{sobject}.lock"
+    with open(lock_path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ObjectBusyError(
+                f"[{sobject}] another process is loading this object (it holds {lock_path})"
+            ) from None
         for stale in root.glob(f"{sobject}-*"):
             if stale != folder:
                 log.warning("[%s] deleting %s, left by a run that did not finish", sobject, stale)
@@ -49,21 +57,6 @@ def object_workspace(root: Path, sobject: str, window: str) -> Iterator[Path]:
             _clear_load_state(folder, sobject)
             raise
         shutil.rmtree(folder, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def object_lock(root: Path, sobject: str) -> Iterator[None]:
-    """``sobject``'s lock in ``root``, held for the block; ``ObjectBusyError`` when another process holds it."""
-    root.mkdir(parents=True, exist_ok=True)
-    lock_path = root / f"{sobject}.lock"
-    with open(lock_path, "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ObjectBusyError(
-                f"[{sobject}] another process is loading this object (it holds {lock_path})"
-            ) from None
-        yield
 
 
 def _clear_load_state(folder: Path, sobject: str) -> None:

@@ -25,7 +25,7 @@ from ..catalog import (
     CatalogObject,
 )
 from ..common.memory import rss_mb
-from ..datapath.configured import start_window_ahead_with, sync_with
+from ..datapath.configured import sync_with
 from ..datapath.load import table_name
 from ..datapath.sync import SyncResult
 from ..warehouse import Warehouse
@@ -281,7 +281,6 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog, budget_floor: flo
             since, until = load_window(entry, config, context.partition_time_window, first_start)
         description = describe_window(since, until)
         context.log.info(f"[{entry.name}] {description}")
-        _start_next_jobs(context, entry, catalog, salesforce, pipeline_settings, first_start)
         target = warehouse.warehouse()
         chunks = DagsterDltChunks(context, translator)
         result = sync_with(
@@ -315,53 +314,6 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog, budget_floor: flo
         return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
     return _as_asset(_object_asset, entry, translator.spec(), parts if partitioned else None)
-
-
-LOOKAHEAD = 2  # objects of a batch run whose Bulk jobs start while the current one loads
-
-
-def _start_next_jobs(
-    context: dg.AssetExecutionContext,
-    entry: CatalogObject,
-    catalog: Catalog,
-    salesforce: SalesforceResource,
-    pipeline_settings: PipelineSettings,
-    first_start: datetime,
-) -> None:
-    """In a batch run, start the Bulk jobs of the next ``LOOKAHEAD`` objects (in the order the in-process
-    executor runs the steps: the weight hint, highest first) while this one loads, so that Salesforce's floor
-    of seconds a job passes meanwhile; each object's own load resumes its job (issue 31, "Bulk's floor hidden").
-    Only in runs over partitions (initial loads, backfills, re-syncs, full refreshes), where loads are big: a
-    change-sensor window (``since``/``until`` in the op's config) is mostly a few records read by REST, and
-    asking ahead would cost a describe and a COUNT() more. Best effort: a failure here is logged and never
-    fails this object's load."""
-    run = context.run
-    names = [key.path[-1] for key in run.asset_selection or () if key.path[0] == "salesforce"]
-    if not names:  # a run of a whole asset job (no selection): its steps, one an object
-        names = [step.removeprefix("salesforce__") for step in run.step_keys_to_execute or ()]
-    if len(names) < 2:
-        return
-    known = [e for e in catalog.objects if e.name in set(names)]
-    order = sorted(known, key=lambda e: (-weight_hint(e), e.name))
-    at = next((k for k, e in enumerate(order) if e.name == entry.name), None)
-    if at is None:
-        return
-    ops = (run.run_config or {}).get("ops", {})
-    for ahead in order[at + 1 : at + 1 + LOOKAHEAD]:
-        try:
-            op = ops.get(asset_key(ahead.name).to_python_identifier(), {})
-            config = ObjectLoadConfig(**op.get("config", {}))
-            if config.since or config.until:
-                continue
-            since = until = None
-            full_refresh = config.full_refresh or ahead.cursor_field is None
-            if not full_refresh:
-                since, until = load_window(ahead, config, context.partition_time_window, first_start)
-            start_window_ahead_with(
-                salesforce, pipeline_settings, ahead, since=since, until=until, full_refresh=full_refresh
-            )
-        except Exception as exc:  # noqa: BLE001 - an optimisation: the object's own load creates its job anyway
-            context.log.warning(f"[{ahead.name}] its Bulk job could not be started ahead: {exc}")
 
 
 def _translator(entry: CatalogObject) -> ObjectTranslator:

@@ -521,40 +521,6 @@ def extract_object(
     return result, describe
 
 
-def start_job_ahead(
-    client: SalesforceClient,
-    sobject: str,
-    out_dir: Path,
-    *,
-    since: datetime | None,
-    until: datetime | None,
-    include_deleted: bool,
-    cursor_field: str | None,
-    fields: list[str],
-    options: ExtractOptions,
-    describe: dict,
-    where: str | None = None,
-) -> str | None:
-    """Create the Bulk query job ``extract_object`` would create with the same arguments, and record it in
-    ``out_dir``'s manifest without waiting for it: the extract run later resumes it, Salesforce having run it
-    meanwhile (its floor of seconds hidden). The job's id; None when the window goes by REST (small by
-    ``COUNT()``) or a job is already recorded there."""
-    from .soql import select_fields
-
-    selection = select_fields(describe, fields, None)
-    if include_deleted and "isdeleted" not in {f.lower() for f in selection.names}:
-        include_deleted = False
-    window = {"cursor_field": cursor_field, "since": since, "until": until, "include_deleted": include_deleted}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if (out_dir / MANIFEST).exists():
-        return None
-    expected = _expected_records(client, sobject, out_dir, options, where, window)
-    if expected is not None and expected <= options.rest_max_records:
-        return None
-    bulk = BulkExtract(client, sobject, selection.names, out_dir, where=where, options=options, **window)
-    return bulk._start_job().job_id
-
-
 def _bulk_demoted_on_refusal(sobject: str, bulk: BulkExtract, by_rest: Callable[[], ExtractResult]) -> ExtractResult:
     """The Bulk extract, or REST when Salesforce refuses the object's Bulk job (said in ``demoted``)."""
     try:

@@ -7,7 +7,6 @@ profile: bench/fixed_cost_bench.py."""
 from __future__ import annotations
 
 import json
-import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -282,39 +281,3 @@ def test_the_emulator_cli_takes_the_production_profile(tmp_path: Path) -> None:
         assert limits["DailyBulkV2QueryJobs"] == {"Max": 500, "Remaining": 490}
     finally:
         stop(proc)
-
-
-def test_a_batch_run_starts_the_next_objects_bulk_jobs_while_one_loads(
-    slow_org: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Issue 31, "Bulk's floor hidden": a run over partitions of three objects, every load by Bulk, under the
-    scaled production profile. Each object's step starts the next objects' jobs; each later object's load
-    resumes the job started for it (its floor already passed on Salesforce's side), and no object gets two."""
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-
-    from sf_pipeline.catalog import load_catalog
-    from sf_pipeline.defs.assets import asset_key, build_assets, partitions_def
-    from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, WarehouseResource
-
-    catalog = load_catalog()
-    names = ["Account", "Case", "Lead"]
-    assets = [a for a in build_assets(catalog) if any(asset_key(n) in a.keys for n in names)]
-    keys = partitions_def(catalog).get_partition_keys()
-    resources = {
-        "salesforce": SalesforceResource(login_url=slow_org.url, rest_max_records=0),  # every load by Bulk
-        "warehouse": WarehouseResource(duckdb_path=str(tmp_path / "sf.duckdb")),
-        "pipeline_settings": PipelineSettings(work_dir=str(tmp_path / "work")),
-    }
-    slow_org.set_bulk_jobs(used=0)
-    tags = {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
-    caplog.set_level(logging.INFO, logger="sf_pipeline")
-    with dg.instance_for_test() as instance:
-        result = dg.materialize(assets, instance=instance, resources=resources, tags=tags)
-        assert result.success
-        warned = [e.message for e in instance.all_logs(result.run_id) if "started ahead" in (e.message or "")]
-    assert not warned, warned
-    messages = [r.getMessage() for r in caplog.records]
-    ahead = {m.split("]")[0][1:]: m.split("Bulk job ")[1].split()[0] for m in messages if "started ahead" in m}
-    resumed = {m.split("]")[0][1:]: m.split("resuming job ")[1].split()[0] for m in messages if "resuming job" in m}
-    assert len(ahead) == 2 and ahead == resumed, (ahead, resumed)  # the first object has no one before it
-    assert slow_org.server.state.bulk_jobs_used == 3, "one Bulk job an object, whoever created it"
