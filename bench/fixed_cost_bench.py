@@ -86,6 +86,7 @@ def main() -> int:
     ap.add_argument("--objects", type=int, default=6)
     ap.add_argument("--rows", type=int, default=300, help="records of each object")
     ap.add_argument("--bulk-only", action="store_true", help="every load by Bulk (SF_PIPELINE_REST_MAX_RECORDS=0)")
+    ap.add_argument("--show-statements", action="store_true", help="print the last phase's Snowflake statements")
     args = ap.parse_args()
     production = args.profile == "production"
     names = OBJECTS[: args.objects]
@@ -122,7 +123,11 @@ def main() -> int:
                 run_phase("initial load", assets, resources, instance, fakesnow, server.url, n, {"tags": whole_history})
             )
             for phase in ("one-row window (first merge)", "one-row window"):
+                before = len(fakesnow.statements())
                 rows.append(edit_and_load(phase, names, server, assets, resources, instance, fakesnow, parts))
+            if args.show_statements:
+                for s in fakesnow.statements()[before:]:
+                    print(f"{s['kind']:>18} {' '.join(s.get('statement', '').split())[:150]}")
     server.shutdown()
     headers = [
         "phase",

@@ -50,6 +50,10 @@ def _forget_dlt_schema(conn: Any, dialect: DestinationKind, schema: str, dlt_sch
             f"DELETE FROM {qualified(dialect, schema, '_dlt_version')} WHERE "
             f"{_quote(normalize(dialect, 'schema_name'))} = {_literal(dlt_schema)}"
         )
+    if dialect == "snowflake":
+        from .snowflake_session import forget_stored_versions
+
+        forget_stored_versions(conn)  # the versions a run's loads read once are stale now
 
 
 def forget_dlt_schema(conn: Any, dialect: DestinationKind, schema: str, dlt_schema: str) -> None:

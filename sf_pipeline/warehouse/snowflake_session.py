@@ -7,9 +7,11 @@ and its staging dataset exist before every update and truncation (3 queries), an
 statement (docs/performance.md), that is most of a small window's load. ``session_snowflake`` is dlt's
 destination with one change: its SQL goes through one ``SnowflakeSession`` (a connection opened by the caller
 with autocommit on and the UTC session dlt opens its own with), which asks whether a dataset exists with
-``SHOW`` once per connection. Everything else (DDL, COPY, merge SQL, transactions, dlt's version and load
-tables) is dlt's own code. Statements and transactions from dlt's worker threads take the session's lock, so
-two jobs never interleave on the connection.
+``SHOW`` once per connection and reads which schema versions dlt stored once per dataset and connection (dlt
+asks for its schema's hash in both datasets before every load: two statements an object). Everything else
+(DDL, COPY, merge SQL, transactions, writing dlt's version and load tables) is dlt's own code. Statements
+and transactions from dlt's worker threads take the session's lock, so two jobs never interleave on the
+connection.
 
 Transactions stay dlt's (``ALTER SESSION SET autocommit`` around them, 2 statements each): ``BEGIN`` /
 ``COMMIT`` would save one each, but fakesnow loses a multi-statement request (dlt's merge) run inside a
@@ -24,12 +26,15 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from dlt.common.data_writers.escape import escape_snowflake_literal
 from dlt.common.destination import DestinationCapabilitiesContext
+from dlt.common.destination.client import StorageSchemaInfo
 from dlt.common.schema import Schema
 from dlt.destinations import snowflake
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.impl.snowflake.configuration import SnowflakeClientConfiguration
 from dlt.destinations.impl.snowflake.snowflake import SnowflakeClient
 from dlt.destinations.impl.snowflake.sql_client import SnowflakeSqlClient
@@ -47,11 +52,21 @@ class SnowflakeSession:
     connection: Any
     lock: threading.RLock = field(default_factory=threading.RLock)
     datasets: set[str] = field(default_factory=set)  # fully qualified names seen to exist on this connection
+    # dlt's version table (qualified name) -> the schema versions stored in it, by hash (their text not kept)
+    versions: dict[str, dict[str, StorageSchemaInfo]] = field(default_factory=dict)
     in_transaction: bool = False
 
 
 _SESSIONS: weakref.WeakKeyDictionary[Any, SnowflakeSession] = weakref.WeakKeyDictionary()
 _SESSIONS_LOCK = threading.Lock()
+
+
+def forget_stored_versions(connection: Any) -> None:
+    """After dlt's version rows were deleted on ``connection`` (a table dropped or swapped in): ask again."""
+    with _SESSIONS_LOCK:
+        session = _SESSIONS.get(connection)
+    if session is not None:
+        session.versions.clear()
 
 
 def session_for(connection: Any) -> SnowflakeSession:
@@ -120,6 +135,7 @@ class SessionSqlClient(SnowflakeSqlClient):
 
     def drop_dataset(self) -> None:
         self.session.datasets.discard(self.fully_qualified_dataset_name())
+        self.session.versions.clear()
         super().drop_dataset()
 
 
@@ -142,6 +158,43 @@ class SessionSnowflakeClient(SnowflakeClient):
             capabilities,
             config.query_tag,
         )
+
+    def get_stored_schema_by_hash(self, version_hash: str) -> StorageSchemaInfo | None:
+        """Whether dlt stored this schema version, from the version table's rows read once per connection (one
+        statement a dataset for a run's objects, rather than one an object). dlt asks only to decide whether
+        the schema needs its DDL, so the stored schema's text is not read (``schema`` is empty)."""
+        return self._stored_versions().get(version_hash)
+
+    def _version_table(self) -> str:
+        # asked each time: dlt points the same client at the staging dataset (``with_staging_dataset``)
+        return self.sql_client.make_qualified_table_name(self.schema.version_table_name)
+
+    def _stored_versions(self) -> dict[str, StorageSchemaInfo]:
+        table = self._version_table()
+        versions = self.sql_client.session.versions.get(table)
+        if versions is None:
+            columns = self._norm_and_escape_columns(
+                "version_hash", "schema_name", "version", "engine_version", "inserted_at"
+            )
+            try:
+                rows = self.sql_client.execute_sql(f"SELECT {', '.join(columns)} FROM {table}") or []
+            except DatabaseUndefinedRelation:
+                rows = []  # a dataset's first load: dlt creates the table with the schema's DDL
+            versions = {row[0]: StorageSchemaInfo(row[0], row[1], row[2], row[3], _utc(row[4]), "") for row in rows}
+            self.sql_client.session.versions[table] = versions
+        return versions
+
+    def _commit_schema_update(self, schema: Schema, schema_str: str) -> None:
+        super()._commit_schema_update(schema, schema_str)
+        versions = self.sql_client.session.versions.get(self._version_table())
+        if versions is not None:
+            versions[schema.stored_version_hash] = StorageSchemaInfo(
+                schema.stored_version_hash, schema.name, schema.version, schema.ENGINE_VERSION, datetime.now(UTC), ""
+            )
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class session_snowflake(snowflake):  # noqa: N801 - dlt's destination factories are lower case

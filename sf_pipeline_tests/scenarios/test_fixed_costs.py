@@ -159,9 +159,10 @@ def test_a_run_logs_in_once_on_each_side_and_a_small_window_asks_no_information_
 ) -> None:
     """Three objects in one run, with their checks, then a one-row change of each in the next two: each run
     logs in once to Salesforce and once to Snowflake (dlt's jobs share the run's connection), and once dlt has
-    recorded the merge's schema a change window costs at most 14 statements an object (2 counts of ours, 12 of
-    dlt's: docs/performance.md) plus 3 a run (the column records of its objects, and whether the two datasets
-    exist, asked with SHOW), none of them an INFORMATION_SCHEMA query. The edits land."""
+    recorded the merge's schema a change window costs at most 12 statements an object (2 counts of ours, 10 of
+    dlt's: docs/performance.md) plus 5 a run (the column records of its objects; whether the two datasets exist,
+    asked with SHOW; the schema versions dlt stored in each), none of them an INFORMATION_SCHEMA query and none a
+    read of dlt's version table for one object. The edits land."""
     container = f"c{uuid.uuid4().hex[:12]}"
     azurite.service().create_container(container)
     warehouse = WarehouseResource(
@@ -219,7 +220,9 @@ def test_a_run_logs_in_once_on_each_side_and_a_small_window_asks_no_information_
         seen = run(partition_key=key, run_config=config)
     statements = [s for s in seen if s["kind"] != "login"]
     assert not [s for s in statements if s["kind"] == "information_schema"], "no INFORMATION_SCHEMA query"
-    assert len(statements) <= 14 * len(names) + 3, [s["statement"][:60] for s in statements]
+    assert len(statements) <= 12 * len(names) + 5, [s["statement"][:60] for s in statements]
+    version_reads = [s for s in statements if '"_DLT_VERSION"' in s["statement"]]
+    assert len(version_reads) == 2, "dlt's stored versions read once a dataset for the run, not once an object"
     with warehouse.warehouse().connection() as conn:
         cur = conn.cursor()
         cur.execute('SELECT "SUBJECT" FROM "SALESFORCE"."CASE" WHERE "ID" = %s', (edited["Case"],))

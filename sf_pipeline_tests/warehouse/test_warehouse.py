@@ -8,6 +8,8 @@ cannot COPY JSON by column name: the JSONL format is checked on its statement an
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import subprocess
@@ -375,3 +377,33 @@ def test_a_runs_column_records_are_read_once_and_written_as_one_insert(tmp_path:
     with plain.connection() as conn:
         seqs = conn.execute(f"SELECT sobject, seq FROM salesforce.{COLUMN_MAP_TABLE} ORDER BY sobject, seq").fetchall()
     assert seqs == [("Account", 1), ("Account", 2), ("Account", 3), ("Lead", 1)]
+
+
+@pytest.mark.e2e  # loads through dlt into fakesnow, staged in Azurite
+def test_one_connection_for_many_loads_reads_dlts_versions_once_and_again_after_a_swap(
+    org: Emulator, warehouse: Warehouse, fakesnow_server: Fakesnow, tmp_path: Path
+) -> None:
+    """As in a Dagster run, every load goes through one connection: dlt's stored schema versions are read once
+    a dataset, and read again after a full refresh swapped a table in (which deletes the object's versions), so
+    the next load recreates what it needs instead of trusting a version that is gone."""
+    entry = load_catalog().get("Account")
+    with warehouse.connection() as conn:
+        shared = dataclasses.replace(warehouse, snowflake_connection=lambda: contextlib.nullcontext(conn))
+        since, until = _month("2025-02"), _month("2025-03")
+
+        def load(**kwargs: object) -> list[str]:
+            before = len(fakesnow_server.statements())
+            with SalesforceClient(org.settings()) as client:
+                sync_object(client, entry, shared, work_dir=tmp_path, split_options=SMALL_CHUNKS, **kwargs)
+            return [s["statement"] for s in fakesnow_server.statements()[before:]]
+
+        load(full_refresh=True)
+        assert ids(warehouse, "account") == sorted(org.truth_ids("Account"))
+        load(since=since, until=until)  # the first merge: the staging dataset's versions read once
+        steady = load(since=since, until=until)
+        assert not [s for s in steady if '"_DLT_VERSION"' in s and s.startswith("SELECT")], "read once, not a load"
+        org.change("Account", delete=org.truth_ids("Account")[:3])
+        load(full_refresh=True)  # the swap deletes the object's versions: they are read again
+        refreshed_window = load(since=since, until=until)
+        assert [s for s in refreshed_window if '"_DLT_VERSION"' in s and s.startswith("SELECT")]
+    assert ids(warehouse, "account") == sorted(org.truth_ids("Account"))
