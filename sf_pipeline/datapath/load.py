@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 
 WriteMode = Literal["replace", "merge", "append"]
 REFRESH_SUFFIX = "__sf_refresh"  # a full refresh loads into <table>__sf_refresh, then swaps it in
+# A chunk at least this big is followed by a full garbage collection and the C heap trimmed; a smaller one's
+# garbage (a few MB) is left to Python's own collections: a full one costs ~0.13 s in a run process whatever
+# the chunk, a tenth of a small window's local work (bench/README, issue 31)
+COLLECT_AFTER_BYTES = 16 * 1024 * 1024
 
 
 LOG_LEVELS = ("INFO", "WARNING")
@@ -359,14 +363,15 @@ class ObjectLoader:
         self, folder: Path, resource: Any, label: str, part: _Part, staged: StagedFiles | None
     ) -> tuple[list[str], int]:
         """One chunk through a pipeline constructed for it alone and dropped after it: nothing of it (schema
-        dicts, traces, packages) outlives the chunk."""
+        dicts, traces, packages) outlives the chunk (collected at once after a big chunk)."""
         pipeline = self._pipeline(folder)
         try:
             return self._load_chunk(pipeline, resource, label, part, staged)
         finally:
             del pipeline
-            gc.collect()
-            release_freed_memory()
+            if part.bytes >= COLLECT_AFTER_BYTES:
+                gc.collect()
+                release_freed_memory()
             shutil.rmtree(folder, ignore_errors=True)
 
     def _pipeline(self, pipelines_dir: Path) -> Any:
