@@ -2,7 +2,7 @@
 
 Usage: python bench/org_bench.py [--objects 300] [--scale 1.0] [--granularity monthly|weekly|daily] [--sample K]
                                  [--batch 100] [--interval 30] [--edits 100] [--idle-minutes 5] [--initial-only]
-                                 [--latency production] [--warehouse snowflake]
+                                 [--latency production] [--warehouse snowflake] [--no-resync]
 
 Prints discovery's time and API requests (first, unchanged, one object changed), then, per phase, wall time,
 the objects' own work (extract and load, from their metadata), Dagster's overhead (the rest) per object, runs,
@@ -211,7 +211,7 @@ def later_phases(stack: LocalDagster, instance: dg.DagsterInstance, catalog: Cat
     batch_memory(result)
     later_phases.rows = [  # type: ignore[attr-defined]
         *sensor_catch_up(stack, instance, catalog, args),
-        weekly_resync(stack, instance, catalog),
+        *([] if args.no_resync else [weekly_resync(stack, instance, catalog)]),
     ]
 
 
@@ -234,6 +234,7 @@ def main() -> int:
     ap.add_argument("--edits", type=int, default=100, help="objects edited at once for the sensor catch-up")
     ap.add_argument("--idle-minutes", type=float, default=5, help="how long the idle sensor's cost is measured")
     ap.add_argument("--initial-only", action="store_true", help="only discovery and the initial load")
+    ap.add_argument("--no-resync", action="store_true", help="leave out the weekly re-sync phase")
     ap.add_argument("--sample", type=int, help="load only K of the objects (every n-th in discovered order)")
     ap.add_argument("--out", default=None, help="where the run's Dagster home and DuckDB file go")
     ap.add_argument(
