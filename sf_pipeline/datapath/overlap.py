@@ -42,6 +42,7 @@ class OverlappedExtract:
         self._events: queue.Queue = queue.Queue()
         self._stop = threading.Event()
         self._result: ExtractResult | None = None
+        self._thread: threading.Thread | None = None
         self.records = 0
         self.split_seconds = 0.0
         self.waited_seconds = 0.0  # the loader idle, waiting for pages
@@ -62,9 +63,27 @@ class OverlappedExtract:
         except BaseException as exc:  # noqa: BLE001 - handed to the loader's thread, raised there
             self._events.put((self._DONE, exc))
 
+    def start(self) -> None:
+        """Start the extract's thread now rather than at the first chunk asked for, so that the caller's own
+        work before its load (a count in the warehouse) overlaps the extract's first requests; whoever calls
+        it calls ``stop()`` if it then does not consume ``chunks()``."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=f"extract-{self.sobject}", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Tell the extract to stop and wait for it (the pages in flight finish: each is resumable); a query
+        job still running is not waited for long: its thread writes nothing but complete pages and the
+        manifest a rerun resumes from."""
+        self._stop.set()
+        if self._thread is None:
+            return
+        self._thread.join(timeout=STOP_WAIT_S)
+        if self._thread.is_alive():
+            log.warning("[%s] the extract is still running %.0fs after the load stopped", self.sobject, STOP_WAIT_S)
+
     def chunks(self) -> Iterator[Chunk]:
-        thread = threading.Thread(target=self._run, name=f"extract-{self.sobject}", daemon=True)
-        thread.start()
+        self.start()
         try:
             while True:
                 started = time.monotonic()
@@ -80,12 +99,7 @@ class OverlappedExtract:
             faultpoint("split_done", self.sobject)
             yield from last
         finally:
-            self._stop.set()
-            # the pages in flight finish (each is resumable); a query job still running is not waited
-            # for long: its thread writes nothing but complete pages and the manifest a rerun resumes from
-            thread.join(timeout=STOP_WAIT_S)
-            if thread.is_alive():
-                log.warning("[%s] the extract is still running %.0fs after the load stopped", self.sobject, STOP_WAIT_S)
+            self.stop()
 
     def _cut(self, step: Callable[[], list[Chunk]]) -> list[Chunk]:
         started = time.monotonic()

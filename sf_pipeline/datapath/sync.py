@@ -266,10 +266,16 @@ def sync_object(
             client, entry, work / "extract", sized.extract, describe, chosen.names, read_since, until, full_refresh
         )
         overlap = OverlappedExtract(entry.name, extract, ChunkStream(work / "chunks", sized.split))
-        # one statement, under the object's lock: a merge into an empty table appends; the checks want the before
-        before = warehouse.count_spans(
-            table, entry.cursor_field, {"window": (since, until)}, deleted_at=entry.inactive_column
-        )
+        overlap.start()  # Salesforce's first answers come while the warehouse counts
+        try:
+            # one statement, under the object's lock: a merge into an empty table appends; the checks want the
+            # count before
+            before = warehouse.count_spans(
+                table, entry.cursor_field, {"window": (since, until)}, deleted_at=entry.inactive_column
+            )
+        except BaseException:
+            overlap.stop()
+            raise
         into_empty = not replaces and before["all"] == 0
         loaded = _load_window(warehouse, loader, overlap, chosen.fields, plan.columns, replaces, into_empty)
         seconds = time.monotonic() - started

@@ -1,10 +1,12 @@
-"""The load overlaps the extract: chunk 1 is in the warehouse while a later page is still downloading,
-and a load that fails stops the extract instead of leaving it writing into a folder being cleaned up."""
+"""The load overlaps the extract: chunk 1 is in the warehouse while a later page is still downloading, the
+extract asks Salesforce while the warehouse counts what the table holds, and a load (or a count) that fails
+stops the extract instead of leaving it writing into a folder being cleaned up."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 import duckdb
@@ -76,3 +78,53 @@ def test_a_failed_load_stops_the_extract_and_leaves_nothing_running(
         )
     assert not [t.name for t in threading.enumerate() if t.name.startswith("extract-")], "the extract runs on"
     assert not any(work.glob("Account-*/extract/*.part")), "a page was left half written"
+
+
+def _sync_account(org: Emulator, tmp_path: Path) -> None:
+    with SalesforceClient(org.settings()) as client:
+        sync_object(
+            client,
+            load_catalog().get("Account"),
+            Warehouse(duckdb_path=tmp_path / "sf.duckdb"),
+            full_refresh=True,
+            work_dir=tmp_path / "work",
+            split_options=SPLIT,
+        )
+
+
+def test_the_extract_asks_salesforce_while_the_warehouse_counts(
+    org: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The count before a load (a round trip to Snowflake) and the extract's first requests (round trips to
+    Salesforce) overlap: the count here waits until the org has been asked for the records."""
+    count_spans = Warehouse.count_spans
+    seen: list[bool] = []
+
+    def count_once_the_org_is_asked(self: Warehouse, *args: object, **kwargs: object) -> dict[str, int]:
+        if not seen:
+            deadline = time.monotonic() + 20
+            while not any("/query" in path or "/jobs/query" in path for path in org.stats()):
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            seen.append(any("/query" in path for path in org.stats()))
+        return count_spans(self, *args, **kwargs)
+
+    monkeypatch.setattr(Warehouse, "count_spans", count_once_the_org_is_asked)
+    org.reset_stats()
+    _sync_account(org, tmp_path)
+    assert seen == [True], "the extract waited for the warehouse's count"
+    with duckdb.connect(str(tmp_path / "sf.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM salesforce.account").fetchone()[0] == len(org.truth_ids("Account"))
+
+
+def test_a_failed_count_stops_the_extract_it_started(
+    org: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(self: Warehouse, *args: object, **kwargs: object) -> dict[str, int]:
+        raise RuntimeError("the warehouse went away")
+
+    monkeypatch.setattr(Warehouse, "count_spans", refuse)
+    with pytest.raises(RuntimeError, match="went away"):
+        _sync_account(org, tmp_path)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("extract-")], "the extract runs on"
