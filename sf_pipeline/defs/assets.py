@@ -11,6 +11,7 @@ whole object whatever start the user picked. Its metadata says so (``window``).
 
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import dagster as dg
@@ -30,7 +31,7 @@ from ..datapath.load import table_name
 from ..datapath.sync import SyncResult
 from ..warehouse import Warehouse
 from ..warehouse.ddl import Span
-from .checks import check_specs, evaluate_checks
+from .checks import check_specs, evaluate_checks, salesforce_truth
 from .dlt_runs import DagsterDltChunks, ObjectTranslator
 from .resources import PipelineSettings, SalesforceResource, WarehouseResource, destination_from_env
 
@@ -296,13 +297,14 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog, budget_floor: flo
         )
         one_partition = partitioned and not full_refresh and len(context.partition_keys) == 1
         partition = _partition_span(context, first_start) if one_partition else None
-        after = _counts_after(target, entry, result.table, (since, until), partition)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"checks-{entry.name}") as pool:
+            # Salesforce counts (one API call) while the warehouse counts: two round trips at once
+            truth = pool.submit(salesforce_truth, salesforce, entry, result, since, until, budget_floor)
+            after = _counts_after(target, entry, result.table, (since, until), partition)
         checks = evaluate_checks(
-            salesforce,
             entry,
             result,
-            since,
-            until,
+            truth.result(),
             rows_before=result.window_rows_before,
             rows_in_window=after["window"],
             rows_in_table=after["all"],

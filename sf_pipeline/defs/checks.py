@@ -4,6 +4,7 @@ become their results. Declared on the asset (``check_specs``), evaluated after i
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 import dagster as dg
@@ -11,7 +12,7 @@ import dagster as dg
 from ..catalog import CatalogObject
 from ..datapath.sync import SyncResult
 from ..salesforce import SalesforceClient
-from ..salesforce.soql import count_query
+from ..salesforce.soql import count_query as soql_count
 from .resources import SalesforceResource
 
 RECONCILE_CHECK = "row_count_reconciliation"
@@ -72,6 +73,20 @@ def check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     ]
 
 
+def count_query(
+    entry: CatalogObject, since: datetime | None = None, until: datetime | None = None, *, deletable: bool
+) -> tuple[str, bool]:
+    """Salesforce's own count of the live records in the window, or of the whole object: the checks' truth,
+    as ``(soql, include_deleted)``. Live as a load keeps them: ``queryAll`` less the deleted records, so that
+    archived activities, which only ``queryAll`` returns, count as the load loads them. ``deletable``: the
+    object has ``IsDeleted`` (User, for one, has not: a plain ``query`` then)."""
+    cursor = entry.cursor_field if since or until else None
+    if entry.include_deleted and deletable:
+        where = " AND ".join(c for c in (entry.filter and f"({entry.filter})", "IsDeleted = false") if c)
+        return soql_count(entry.name, cursor, since, until, where), True
+    return soql_count(entry.name, cursor, since, until, entry.filter), False
+
+
 def salesforce_count(
     client: SalesforceClient,
     entry: CatalogObject,
@@ -80,72 +95,95 @@ def salesforce_count(
     *,
     deletable: bool,
 ) -> int:
-    """Salesforce's own count of the live records in the window, or of the whole object (REST COUNT(), one
-    API call): the checks' truth. Live as a load keeps them: ``queryAll`` less the deleted records, so that
-    archived activities, which only ``queryAll`` returns, count as the load loads them. ``deletable``: the
-    object has ``IsDeleted`` (User, for one, has not: a plain ``query`` then)."""
-    cursor = entry.cursor_field if since or until else None
-    if entry.include_deleted and deletable:
-        where = " AND ".join(c for c in (entry.filter and f"({entry.filter})", "IsDeleted = false") if c)
-        soql = count_query(entry.name, cursor, since, until, where)
-        return int(client.query(soql, sobject=entry.name, include_deleted=True)["totalSize"])
-    soql = count_query(entry.name, cursor, since, until, entry.filter)
-    return int(client.query(soql, sobject=entry.name, include_deleted=False)["totalSize"])
+    """``count_query`` asked (REST COUNT(), one API call)."""
+    soql, include_deleted = count_query(entry, since, until, deletable=deletable)
+    return int(client.query(soql, sobject=entry.name, include_deleted=include_deleted)["totalSize"])
+
+
+@dataclass(frozen=True)
+class SalesforceTruth:
+    """What Salesforce counts after a load: the window's live records and the whole object's (None: not
+    counted, the org's API budget under the floor, with the usage that said so)."""
+
+    window: int
+    whole: int | None
+    usage: str
+
+
+def salesforce_truth(
+    salesforce: SalesforceResource,
+    entry: CatalogObject,
+    result: SyncResult,
+    since: datetime | None,
+    until: datetime | None,
+    budget_floor: float,
+) -> SalesforceTruth:
+    """The window's count and the whole object's in one Composite request (one API call); the whole object
+    is not counted while the org's API budget is under the floor."""
+    deletable = "IsDeleted" in result.field_info
+    with salesforce.client() as client:
+        usage = client.api_usage
+        whole = usage is None or not usage.below(budget_floor)
+        queries = [count_query(entry, since, until, deletable=deletable)]
+        if whole:
+            queries.append(count_query(entry, deletable=deletable))
+        counts = client.counts(queries, sobject=entry.name)
+    return SalesforceTruth(counts[0], counts[1] if whole else None, str(usage))
 
 
 def _whole_object(
-    client: SalesforceClient, entry: CatalogObject, in_table: int, budget_floor: float, deletable: bool
+    entry: CatalogObject, truth: SalesforceTruth, in_table: int, budget_floor: float
 ) -> dg.AssetCheckResult:
     """The whole table against the whole object: what a window's check cannot see (history older than the
     first partition, a window never loaded, rows lost). Not counted while the org's API budget is under the
     floor: then a warning that says so (Dagster wants every planned check answered; a green one would claim
     what nobody counted)."""
-    usage = client.api_usage
-    if usage is not None and usage.below(budget_floor):
-        reason = f"not counted: the org's API budget ({usage} used) is under the floor of {budget_floor:.0%}"
+    if truth.whole is None:
+        reason = f"not counted: the org's API budget ({truth.usage} used) is under the floor of {budget_floor:.0%}"
         log.warning("[%s] %s %s", entry.name, WHOLE_OBJECT_CHECK, reason)
         return dg.AssetCheckResult(
             check_name=WHOLE_OBJECT_CHECK,
             passed=False,
             severity=dg.AssetCheckSeverity.WARN,
             description=reason,
-            metadata={"evaluated": False, "org_api_usage": str(usage)},
+            metadata={"evaluated": False, "org_api_usage": truth.usage},
         )
-    truth = salesforce_count(client, entry, deletable=deletable)
-    metadata: dict[str, object] = {"evaluated": True, "warehouse_rows": in_table, "salesforce_live_count": truth}
-    if in_table < truth:
+    metadata: dict[str, object] = {
+        "evaluated": True,
+        "warehouse_rows": in_table,
+        "salesforce_live_count": truth.whole,
+    }
+    if in_table < truth.whole:
         metadata["likely_cause"] = (
             "rows missing: a window never loaded (run a backfill of every partition or a full refresh), or a load "
             "that lost rows"
         )
-    elif in_table > truth:
+    elif in_table > truth.whole:
         metadata["likely_cause"] = (
             "rows Salesforce no longer has: records hard-deleted (the Id sweep removes them) or hidden from the "
             "integration user, or a filter changed"
         )
     return dg.AssetCheckResult(
-        check_name=WHOLE_OBJECT_CHECK, passed=in_table == truth, severity=dg.AssetCheckSeverity.WARN, metadata=metadata
+        check_name=WHOLE_OBJECT_CHECK,
+        passed=in_table == truth.whole,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata=metadata,
     )
 
 
 def evaluate_checks(
-    salesforce: SalesforceResource,
     entry: CatalogObject,
     result: SyncResult,
-    since: datetime | None,
-    until: datetime | None,
+    truth: SalesforceTruth,
     *,
     rows_before: int,
     rows_in_window: int,
     rows_in_table: int,
     budget_floor: float,
 ) -> list[dg.AssetCheckResult]:
-    """Every check of one load; ``since``/``until`` the window it loaded (None: open at that end); the
-    table's live rows in the window before and after the load, and in all, as the warehouse counted them."""
-    deletable = "IsDeleted" in result.field_info
-    with salesforce.client() as client:
-        truth = salesforce_count(client, entry, since, until, deletable=deletable)
-        whole = _whole_object(client, entry, rows_in_table, budget_floor, deletable)
+    """Every check of one load, from Salesforce's counts after it (``salesforce_truth``) and the table's live
+    rows in the window before and after the load, and in all, as the warehouse counted them."""
+    whole = _whole_object(entry, truth, rows_in_table, budget_floor)
     in_warehouse = rows_in_window
     return [
         dg.AssetCheckResult(
@@ -159,15 +197,15 @@ def evaluate_checks(
         ),
         dg.AssetCheckResult(
             check_name=EMPTY_GUARD_CHECK,
-            passed=not (result.rows_loaded == 0 and truth > 0),
+            passed=not (result.rows_loaded == 0 and truth.window > 0),
             severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"rows_loaded": result.rows_loaded, "salesforce_count": truth},
+            metadata={"rows_loaded": result.rows_loaded, "salesforce_count": truth.window},
         ),
         dg.AssetCheckResult(
             check_name=WAREHOUSE_COUNT_CHECK,
-            passed=in_warehouse == truth,
+            passed=in_warehouse == truth.window,
             severity=dg.AssetCheckSeverity.WARN,
-            metadata={"warehouse_rows": in_warehouse, "salesforce_live_count": truth},
+            metadata={"warehouse_rows": in_warehouse, "salesforce_live_count": truth.window},
         ),
         dg.AssetCheckResult(
             check_name=SHRINK_CHECK,

@@ -136,13 +136,7 @@ def count_changes(
     covered: dict[ChangeAsk, datetime] = {}
     for round_ in range(2):  # the second round asks again, with COUNT(), the objects the first refused
         for request in pack(groups):
-            body = {
-                "allOrNone": False,
-                "compositeRequest": [
-                    {"method": "GET", "url": s.url, "referenceId": f"r{k}"} for k, s in enumerate(request)
-                ],
-            }
-            answers = client.json("POST", client.data_path("composite"), json=body)["compositeResponse"]
+            answers = client.composite([s.url for s in request])
             for sub, answer in zip(request, answers, strict=True):
                 if answer["httpStatusCode"] >= 400:
                     detail = (answer.get("body") or [{}])[0]

@@ -188,6 +188,8 @@ def test_a_run_logs_in_once_on_each_side_and_a_small_window_asks_no_information_
     parts = partitions_def(catalog)
     key = parts.get_last_partition_key()
 
+    requests: list[int] = []  # Salesforce API requests of each run
+
     def run(**kwargs: object) -> list[dict]:
         before = len(fakesnow_server.statements())
         org.reset_stats()
@@ -195,7 +197,9 @@ def test_a_run_logs_in_once_on_each_side_and_a_small_window_asks_no_information_
         assert result.success
         assert len(result.get_asset_check_evaluations()) == 3 * 6
         assert all(e.passed for e in result.get_asset_check_evaluations())
-        assert org.stats().get("POST /services/oauth2/token") == 1, "one Salesforce login for the run"
+        stats = org.stats()
+        assert stats.get("POST /services/oauth2/token") == 1, "one Salesforce login for the run"
+        requests.append(sum(n for path, n in stats.items() if "/services/data" in path))
         seen = fakesnow_server.statements()[before:]
         assert [s["kind"] for s in seen].count("login") == 1, "one Snowflake login for the run, dlt's jobs included"
         return seen
@@ -218,6 +222,8 @@ def test_a_run_logs_in_once_on_each_side_and_a_small_window_asks_no_information_
             org.change(name, update=[{"Id": edited[name], field: f"edited {name} again"}])
         window["until"] = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
         seen = run(partition_key=key, run_config=config)
+    # describe, the route's COUNT(), one REST page and the checks' two counts in one Composite request
+    assert requests[-1] == 4 * len(names), org.stats()
     statements = [s for s in seen if s["kind"] != "login"]
     assert not [s for s in statements if s["kind"] == "information_schema"], "no INFORMATION_SCHEMA query"
     assert len(statements) <= 12 * len(names) + 5, [s["statement"][:60] for s in statements]
