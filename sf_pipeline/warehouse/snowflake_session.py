@@ -24,20 +24,21 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from dlt.common.data_writers.escape import escape_snowflake_literal
 from dlt.common.destination import DestinationCapabilitiesContext
-from dlt.common.destination.client import StorageSchemaInfo
+from dlt.common.destination.client import LoadJob, PreparedTableSchema, StorageSchemaInfo
 from dlt.common.schema import Schema
 from dlt.destinations import snowflake
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.impl.snowflake.configuration import SnowflakeClientConfiguration
-from dlt.destinations.impl.snowflake.snowflake import SnowflakeClient
+from dlt.destinations.impl.snowflake.snowflake import SnowflakeClient, SnowflakeLoadJob
 from dlt.destinations.impl.snowflake.sql_client import SnowflakeSqlClient
+from dlt.destinations.job_impl import ReferenceFollowupJobRequest
 from dlt.destinations.typing import DBTransaction
 
 # What every connection handed to dlt must be: what dlt's own ``open_connection`` sets up.
@@ -84,6 +85,7 @@ class SessionSqlClient(SnowflakeSqlClient):
     def __init__(self, session: SnowflakeSession, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.session = session
+        self._single_statement = threading.local()  # dlt runs its jobs in worker threads
 
     def open_connection(self) -> Any:
         self._conn = self.session.connection
@@ -95,12 +97,24 @@ class SessionSqlClient(SnowflakeSqlClient):
     @contextmanager
     def begin_transaction(self) -> Iterator[DBTransaction]:
         with self.session.lock:
+            if getattr(self._single_statement, "on", False):
+                yield self  # one statement in autocommit is a transaction of its own (``SessionCopyJob``)
+                return
             self.session.in_transaction = True
             try:
                 with super().begin_transaction() as transaction:
                     yield transaction
             finally:
                 self.session.in_transaction = False
+
+    @contextmanager
+    def single_statement(self) -> Iterator[None]:
+        """Transactions this thread opens inside hold one statement: no ``ALTER SESSION``/``COMMIT`` around it."""
+        self._single_statement.on = True
+        try:
+            yield
+        finally:
+            self._single_statement.on = False
 
     def _reset_connection(self) -> None:
         # after a failed statement: outside a transaction the session is in autocommit already, and dlt's
@@ -139,6 +153,18 @@ class SessionSqlClient(SnowflakeSqlClient):
         super().drop_dataset()
 
 
+class SessionCopyJob(SnowflakeLoadJob):
+    """dlt's COPY job. A file in the bucket (a reference job) is loaded by one COPY, atomic on its own in
+    autocommit, so dlt's transaction around it (``ALTER SESSION``, ``COMMIT``, ``ALTER SESSION``: three
+    statements) is left out; a local file keeps it (PUT, COPY and REMOVE)."""
+
+    def run(self) -> None:
+        sql_client = self._job_client.sql_client
+        one_copy = ReferenceFollowupJobRequest.is_reference_job(self._file_path)
+        with sql_client.single_statement() if one_copy else nullcontext():
+            super().run()
+
+
 class SessionSnowflakeClient(SnowflakeClient):
     """dlt's Snowflake job client whose SQL client is a ``SessionSqlClient``."""
 
@@ -157,6 +183,22 @@ class SessionSnowflakeClient(SnowflakeClient):
             config.credentials,
             capabilities,
             config.query_tag,
+        )
+
+    def create_load_job(
+        self, table: PreparedTableSchema, file_path: str, load_id: str, restore: bool = False
+    ) -> LoadJob:
+        job = super().create_load_job(table, file_path, load_id, restore)
+        if type(job) is not SnowflakeLoadJob:
+            return job
+        # dlt's own construction of its COPY job (SnowflakeClient.create_load_job), as a SessionCopyJob
+        staging = self.config.staging_config
+        return SessionCopyJob(
+            file_path,
+            self.config,
+            stage_name=self.config.stage_name,
+            keep_staged_files=self.config.keep_staged_files,
+            staging_credentials=staging.credentials if staging else None,
         )
 
     def get_stored_schema_by_hash(self, version_hash: str) -> StorageSchemaInfo | None:
