@@ -34,6 +34,20 @@ from .settings import SalesforceSettings
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
+
+
+class _TransientSubrequest(Exception):
+    """A Composite subrequest answered 429 or 5xx: the request is worth another try (``retrying``)."""
+
+    def __init__(self, answer: dict) -> None:
+        detail = (answer.get("body") or [{}])[0] if isinstance(answer.get("body"), list) else {}
+        super().__init__(f"subrequest HTTP {answer['httpStatusCode']} {detail.get('errorCode') or ''}".rstrip())
+        try:
+            self.retry_after: float | None = float((answer.get("httpHeaders") or {})["Retry-After"])
+        except (KeyError, TypeError, ValueError):
+            self.retry_after = None
+
+
 QUERY_ERROR_CODES = {
     "INVALID_FIELD",
     "MALFORMED_QUERY",
@@ -339,12 +353,27 @@ class SalesforceClient:
 
     def counts(self, queries: Sequence[tuple[str, bool]], *, sobject: str | None = None) -> list[int]:
         """``COUNT()`` queries, each ``(soql, include_deleted)``, answered in one Composite request (one API
-        call); a refused one raises naming the object and the query."""
+        call). A subrequest answered 429 or 5xx asks the whole request again, as the client retries a GET (the
+        subrequests are GETs); a refused one raises naming the object and the query."""
         urls = [
             self.data_path("queryAll" if include_deleted else "query") + "?" + urlencode({"q": soql})
             for soql, include_deleted in queries
         ]
-        answers = self.composite(urls, sobject=sobject)
+        name = f"composite COUNT() of {sobject}"
+
+        def ask() -> list[dict]:
+            answers = self.composite(urls, sobject=sobject)
+            for answer in answers:
+                if answer["httpStatusCode"] in RETRY_STATUS:
+                    raise _TransientSubrequest(answer)
+            return answers
+
+        try:
+            answers = retrying(self.retry, name, also=(_TransientSubrequest,))(ask)
+        except _TransientSubrequest as exc:
+            raise TransientError(
+                f"{exc} (after {self.retry.max_attempts} attempts)", sobject=sobject, request=name
+            ) from exc
         for (soql, _), answer in zip(queries, answers, strict=True):
             if answer["httpStatusCode"] >= 400:
                 detail = (answer.get("body") or [{}])[0]
