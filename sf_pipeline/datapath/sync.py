@@ -30,6 +30,7 @@ from ..errors import SettingsError
 from ..salesforce import ExtractOptions, ExtractResult, SalesforceClient, select_fields
 from ..salesforce.bulk import check_cursor_field, extract_object
 from ..warehouse import Warehouse
+from ..warehouse.ddl import Span
 from ..warehouse.naming import ColumnPlan, plan_columns
 from .arrow_types import arrow_type
 from .load import REFRESH_SUFFIX, ChunkRunner, DltSettings, LoadResult, ObjectLoader, table_name
@@ -266,16 +267,7 @@ def sync_object(
             client, entry, work / "extract", sized.extract, describe, chosen.names, read_since, until, full_refresh
         )
         overlap = OverlappedExtract(entry.name, extract, ChunkStream(work / "chunks", sized.split))
-        overlap.start()  # Salesforce's first answers come while the warehouse counts
-        try:
-            # one statement, under the object's lock: a merge into an empty table appends; the checks want the
-            # count before
-            before = warehouse.count_spans(
-                table, entry.cursor_field, {"window": (since, until)}, deleted_at=entry.inactive_column
-            )
-        except BaseException:
-            overlap.stop()
-            raise
+        before = _count_before(warehouse, overlap, entry, table, (since, until))
         into_empty = not replaces and before["all"] == 0
         loaded = _load_window(warehouse, loader, overlap, chosen.fields, plan.columns, replaces, into_empty)
         seconds = time.monotonic() - started
@@ -293,6 +285,20 @@ def sync_object(
         read_since=read_since,
         window_rows_before=before["window"],
     )
+
+
+def _count_before(
+    warehouse: Warehouse, overlap: OverlappedExtract, entry: CatalogObject, table: str, window: Span
+) -> dict[str, int]:
+    """The table's rows and the window's before the load, in one statement under the object's lock (a merge into
+    an empty table appends; the checks want the count before), counted with the extract already started, so
+    Salesforce's first answers come meanwhile; a failed count stops the extract."""
+    overlap.start()
+    try:
+        return warehouse.count_spans(table, entry.cursor_field, {"window": window}, deleted_at=entry.inactive_column)
+    except BaseException:
+        overlap.stop()
+        raise
 
 
 def _load_window(

@@ -33,6 +33,7 @@ from dlt.common.data_writers.escape import escape_snowflake_literal
 from dlt.common.destination import DestinationCapabilitiesContext
 from dlt.common.destination.client import LoadJob, PreparedTableSchema, StorageSchemaInfo
 from dlt.common.schema import Schema
+from dlt.common.time import ensure_datetime_in_tz
 from dlt.destinations import snowflake
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.impl.snowflake.configuration import SnowflakeClientConfiguration
@@ -222,7 +223,10 @@ class SessionSnowflakeClient(SnowflakeClient):
                 rows = self.sql_client.execute_sql(f"SELECT {', '.join(columns)} FROM {table}") or []
             except DatabaseUndefinedRelation:
                 rows = []  # a dataset's first load: dlt creates the table with the schema's DDL
-            versions = {row[0]: StorageSchemaInfo(row[0], row[1], row[2], row[3], _utc(row[4]), "") for row in rows}
+            versions = {
+                row[0]: StorageSchemaInfo(row[0], row[1], row[2], row[3], ensure_datetime_in_tz(row[4], UTC), "")
+                for row in rows
+            }
             self.sql_client.session.versions[table] = versions
         return versions
 
@@ -233,10 +237,6 @@ class SessionSnowflakeClient(SnowflakeClient):
             versions[schema.stored_version_hash] = StorageSchemaInfo(
                 schema.stored_version_hash, schema.name, schema.version, schema.ENGINE_VERSION, datetime.now(UTC), ""
             )
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class session_snowflake(snowflake):  # noqa: N801 - dlt's destination factories are lower case
