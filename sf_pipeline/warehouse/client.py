@@ -11,9 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import dlt
-
 from ..errors import WarehouseConfigError
+from . import dlt_factories
 from .ddl import (
     IdComparison,
     Span,
@@ -57,7 +56,7 @@ def duckdb_destination(path: Path | str, memory_limit: str | None = None, thread
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     credentials = DuckDbCredentials(str(path))
     credentials.global_config = duckdb_config(memory_limit or _sized_cap(), threads)
-    return dlt.destinations.duckdb(credentials)
+    return dlt_factories.duckdb(credentials)
 
 
 @contextlib.contextmanager
@@ -120,7 +119,7 @@ class Warehouse:
         self.validate()
         if self.kind == "duckdb":
             return duckdb_destination(self.duckdb_path, self.duckdb_memory_limit, self.duckdb_threads)
-        return dlt.destinations.snowflake(**self._snowflake_kwargs())
+        return dlt_factories.snowflake(**self._snowflake_kwargs())
 
     def _snowflake_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"credentials": self.snowflake.dlt_credentials()}
@@ -139,7 +138,7 @@ class Warehouse:
             if self.kind == "duckdb":
                 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-                yield dlt.destinations.duckdb(DuckDbCredentials(conn))
+                yield dlt_factories.duckdb(DuckDbCredentials(conn))
             else:
                 from .snowflake_session import session_for, session_snowflake
 

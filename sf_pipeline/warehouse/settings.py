@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
-import dlt
-
 from ..common.env_settings import EnvSettings, setting
 from ..errors import WarehouseConfigError
 
@@ -183,8 +181,10 @@ class StagingSettings:
         """dlt's filesystem staging destination for a bucket, or None."""
         if self.kind != "azure":
             return None
+        from .dlt_factories import filesystem
+
         connection_string = self.connection_string()
-        return dlt.destinations.filesystem(
+        return filesystem(
             bucket_url=self.bucket_url,
             credentials=self.azure_credentials(),
             kwargs={"connection_string": connection_string} if connection_string else None,
