@@ -159,10 +159,10 @@ def test_a_run_logs_in_once_on_each_side_and_a_small_window_asks_no_information_
 ) -> None:
     """Three objects in one run, with their checks, then a one-row change of each in the next two: each run
     logs in once to Salesforce and once to Snowflake (dlt's jobs share the run's connection), and once dlt has
-    recorded the merge's schema a change window costs at most 9 statements an object (2 counts of ours, 7 of
-    dlt's: docs/performance.md) plus 5 a run (the column records of its objects; whether the two datasets exist,
-    asked with SHOW; the schema versions dlt stored in each), none of them an INFORMATION_SCHEMA query and none a
-    read of dlt's version table for one object. The edits land."""
+    recorded the merge's schema a change window costs at most 6 statements an object (2 counts of ours, 4 of
+    dlt's, its merge one request: docs/performance.md) plus 5 a run (the column records of its objects; whether
+    the two datasets exist, asked with SHOW; the schema versions dlt stored in each), none of them an
+    INFORMATION_SCHEMA query and none a read of dlt's version table for one object. The edits land."""
     container = f"c{uuid.uuid4().hex[:12]}"
     azurite.service().create_container(container)
     warehouse = WarehouseResource(
@@ -226,8 +226,13 @@ def test_a_run_logs_in_once_on_each_side_and_a_small_window_asks_no_information_
     assert requests[-1] == 4 * len(names), org.stats()
     statements = [s for s in seen if s["kind"] != "login"]
     assert not [s for s in statements if s["kind"] == "information_schema"], "no INFORMATION_SCHEMA query"
-    assert len(statements) <= 9 * len(names) + 5, [s["statement"][:60] for s in statements]
+    assert len(statements) <= 6 * len(names) + 5, [s["statement"][:60] for s in statements]
     texts = [s["statement"] for s in statements]
+    merges = [text for text in texts if "DELETE FROM" in text]
+    assert len(merges) == len(names) and all(m.startswith("BEGIN TRANSACTION;") for m in merges), (
+        "each merge in one request, BEGIN to COMMIT"
+    )
+    assert not [text for text in texts if text.startswith("ALTER SESSION")], "no ALTER SESSION around transactions"
     copies = [k for k, text in enumerate(texts) if text.startswith("COPY INTO")]
     assert len(copies) == len(names) and not any(texts[k - 1].startswith("ALTER SESSION") for k in copies), (
         "a COPY from the bucket runs on its own, not inside ALTER SESSION / COMMIT"

@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -407,3 +407,31 @@ def test_one_connection_for_many_loads_reads_dlts_versions_once_and_again_after_
         refreshed_window = load(since=since, until=until)
         assert [s for s in refreshed_window if '"_DLT_VERSION"' in s and s.startswith("SELECT")]
     assert ids(warehouse, "account") == sorted(org.truth_ids("Account"))
+
+
+def test_a_merge_that_fails_inside_its_one_request_leaves_the_table_as_it_was(
+    org: Emulator, warehouse: Warehouse, fakesnow_server: Fakesnow, tmp_path: Path
+) -> None:
+    """A merge is one request, ``BEGIN``, delete, insert, ``COMMIT``: when its insert fails (here a column the load
+    writes was dropped behind dlt's back), the rows its delete removed are back, the error names the object, and
+    the run's connection goes on serving the next statement."""
+    entry = load_catalog().get("Account")
+    since, until = _month("2025-02"), _month("2025-03")
+    with SalesforceClient(org.settings()) as client:
+        sync_object(client, entry, warehouse, full_refresh=True, work_dir=tmp_path)
+        sync_object(client, entry, warehouse, since=since, until=until, work_dir=tmp_path)  # dlt's merge tables
+    execute(warehouse, 'ALTER TABLE "SALESFORCE"."ACCOUNT" DROP COLUMN "NAME"')
+    before = ids(warehouse, "account")
+    org.change("Account", update=[{"Id": before[0], "Name": "edited"}])
+    with warehouse.connection() as conn:
+        shared = dataclasses.replace(warehouse, snowflake_connection=lambda: contextlib.nullcontext(conn))
+        start = len(fakesnow_server.statements())
+        with SalesforceClient(org.settings()) as client, pytest.raises(Exception, match="Account"):
+            sync_object(client, entry, shared, since=since, until=until + timedelta(days=3650), work_dir=tmp_path)
+        merges = [s["statement"] for s in fakesnow_server.statements()[start:] if "DELETE FROM" in s["statement"]]
+        assert merges and all(m.startswith("BEGIN TRANSACTION;") for m in merges), "BEGIN and the merge: one request"
+        assert not [s for s in fakesnow_server.statements()[start:] if s["statement"].startswith("ALTER SESSION")]
+        cur = conn.cursor()
+        cur.execute('SELECT COUNT(*) FROM "SALESFORCE"."ACCOUNT"')
+        assert cur.fetchall() == [(len(before),)], "the same connection answers, and nothing was deleted"
+    assert ids(warehouse, "account") == before
