@@ -344,36 +344,37 @@ class SalesforceClient:
 
     def composite(self, urls: Sequence[str], *, sobject: str | None = None) -> list[dict]:
         """GET subrequests (paths under the data path, with their query strings) in one REST Composite request:
-        one API call for up to 25 of them, 5 of them queries; each answer's ``httpStatusCode`` and ``body``."""
+        one API call for up to 25 of them, 5 of them queries; each answer's ``httpStatusCode`` and ``body``. A
+        subrequest answered 429 or 5xx asks the whole request again, as the client retries a GET (the
+        subrequests are GETs); other refusals are the caller's to read."""
         body = {
             "allOrNone": False,
             "compositeRequest": [{"method": "GET", "url": url, "referenceId": f"r{k}"} for k, url in enumerate(urls)],
         }
-        return self.json("POST", self.data_path("composite"), sobject=sobject, json=body)["compositeResponse"]
-
-    def counts(self, queries: Sequence[tuple[str, bool]], *, sobject: str | None = None) -> list[int]:
-        """``COUNT()`` queries, each ``(soql, include_deleted)``, answered in one Composite request (one API
-        call). A subrequest answered 429 or 5xx asks the whole request again, as the client retries a GET (the
-        subrequests are GETs); a refused one raises naming the object and the query."""
-        urls = [
-            self.data_path("queryAll" if include_deleted else "query") + "?" + urlencode({"q": soql})
-            for soql, include_deleted in queries
-        ]
-        name = f"composite COUNT() of {sobject}"
+        name = f"composite request ({len(urls)} GET)" + (f" of {sobject}" if sobject else "")
 
         def ask() -> list[dict]:
-            answers = self.composite(urls, sobject=sobject)
+            answers = self.json("POST", self.data_path("composite"), sobject=sobject, json=body)["compositeResponse"]
             for answer in answers:
                 if answer["httpStatusCode"] in RETRY_STATUS:
                     raise _TransientSubrequest(answer)
             return answers
 
         try:
-            answers = retrying(self.retry, name, also=(_TransientSubrequest,))(ask)
+            return retrying(self.retry, name, also=(_TransientSubrequest,))(ask)
         except _TransientSubrequest as exc:
             raise TransientError(
                 f"{exc} (after {self.retry.max_attempts} attempts)", sobject=sobject, request=name
             ) from exc
+
+    def counts(self, queries: Sequence[tuple[str, bool]], *, sobject: str | None = None) -> list[int]:
+        """``COUNT()`` queries, each ``(soql, include_deleted)``, answered in one Composite request (one API
+        call); a refused one raises naming the object and the query."""
+        urls = [
+            self.data_path("queryAll" if include_deleted else "query") + "?" + urlencode({"q": soql})
+            for soql, include_deleted in queries
+        ]
+        answers = self.composite(urls, sobject=sobject)
         for (soql, _), answer in zip(queries, answers, strict=True):
             if answer["httpStatusCode"] >= 400:
                 detail = (answer.get("body") or [{}])[0]

@@ -173,3 +173,15 @@ def test_count_changes_asks_an_org_in_few_calls_and_agrees_with_count(wide_org: 
     old = [ChangeAsk("Account", "SystemModstamp", since - timedelta(days=20), until)]
     assert count_changes(sf, old, until)[old[0]].rows == 3
     print(f"\n{len(asks)} objects asked in {calls} API calls")
+
+
+def test_a_subrequest_answered_5xx_or_429_is_asked_again(wide_org: Emulator, sf, edits: Edits) -> None:
+    """The sensor's Composite request is retried like a GET when a subrequest is answered 5xx or 429, rather than
+    failing the tick (a query) or sending a replication question back to COUNT()."""
+    since, until = window(wide_org, edits)
+    old = [ChangeAsk("Account", "SystemModstamp", since - timedelta(days=20), until)]  # asked by COUNT()
+    for kind in ("server_error", "rate_limit"):
+        wide_org.fault(kind=kind, stage="query", object="Account", times=1, retry_after=0.1)
+        assert count_changes(sf, old, until)[old[0]].rows == 3
+        assert [f["times"] for f in wide_org.faults()] == [0], "the fault was met, then asked again"
+        wide_org.clear_faults()
