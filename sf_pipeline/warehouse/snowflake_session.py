@@ -139,8 +139,8 @@ class SessionSqlClient(SnowflakeSqlClient):
         try:
             return [self.execute_sql(request, *args, **kwargs)]
         except Exception:
-            # a statement failed inside the transaction: Snowflake keeps it open (fakesnow aborts it); either way
-            # nothing of it is committed, and ROLLBACK (a no-op without a transaction) ends it before the next
+            # a statement failed inside the transaction: nothing of it is committed, whether the transaction is
+            # still open or aborted (fakesnow) or already ended; ROLLBACK (a no-op without one) ends it here
             with suppress(Exception):
                 self.execute_sql("ROLLBACK")
             raise
