@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
-from .client import SalesforceClient
+from .client import SalesforceClient, refusal
 from .errors import QueryError
 from .soql import count_query
 
@@ -102,6 +102,37 @@ def _answer(sub: _Sub, answer: dict) -> tuple[int, datetime | None]:
     return rows, datetime.strptime(body["latestDateCovered"], "%Y-%m-%dT%H:%M:%S.%f%z")
 
 
+def _ask_round(
+    client: SalesforceClient,
+    groups: list[list[_Sub]],
+    rows: dict[ChangeAsk, int],
+    covered: dict[ChangeAsk, datetime],
+    *,
+    last: bool,
+) -> list[ChangeAsk]:
+    """One round of Composite requests over ``groups``, each answer added to ``rows`` and ``covered``; the asks
+    whose replication subrequest was refused are returned (to be asked by COUNT()); a refused query, or any
+    refusal in the ``last`` round, raises."""
+    refused: list[ChangeAsk] = []
+    for request in pack(groups):
+        answers = client.composite([s.url for s in request])
+        for sub, answer in zip(request, answers, strict=True):
+            if answer["httpStatusCode"] >= 400:
+                if sub.is_query or last:
+                    raise QueryError(
+                        refusal(answer), sobject=sub.ask.sobject, request=f"composite GET {sub.url.split('?')[0]}"
+                    )
+                log.info("%s: %s refused (%s): asked by COUNT()", sub.ask.sobject, sub.kind, refusal(answer))
+                if sub.ask not in refused:
+                    refused.append(sub.ask)
+                continue
+            n, end = _answer(sub, answer)
+            rows[sub.ask] = rows.get(sub.ask, 0) + n
+            if end is not None:
+                covered[sub.ask] = min(covered.get(sub.ask, end), end)
+    return refused
+
+
 def count_changes(
     client: SalesforceClient,
     asks: Sequence[ChangeAsk],
@@ -131,38 +162,13 @@ def count_changes(
         else:
             groups.append(subrequests(client, ask, by_count=False))
     groups = [g for g in groups if g]
-    refused: list[ChangeAsk] = []
     rows: dict[ChangeAsk, int] = {}
     covered: dict[ChangeAsk, datetime] = {}
-    for round_ in range(2):  # the second round asks again, with COUNT(), the objects the first refused
-        for request in pack(groups):
-            answers = client.composite([s.url for s in request])
-            for sub, answer in zip(request, answers, strict=True):
-                if answer["httpStatusCode"] >= 400:
-                    detail = (answer.get("body") or [{}])[0]
-                    if sub.is_query or round_:
-                        raise QueryError(
-                            f"{detail.get('errorCode')}: {detail.get('message')}",
-                            sobject=sub.ask.sobject,
-                            request=f"composite GET {sub.url.split('?')[0]}",
-                        )
-                    log.info(
-                        "%s: %s refused (%s): asked by COUNT()", sub.ask.sobject, sub.kind, detail.get("errorCode")
-                    )
-                    if sub.ask not in refused:
-                        refused.append(sub.ask)
-                    continue
-                n, end = _answer(sub, answer)
-                rows[sub.ask] = rows.get(sub.ask, 0) + n
-                if end is not None:
-                    covered[sub.ask] = min(covered.get(sub.ask, end), end)
-        groups = [g for g in map(by_count, refused) if g]
-        for ask in refused:
-            rows.pop(ask, None)
-            covered.pop(ask, None)
-        refused = []
-        if not groups:
-            break
+    refused = _ask_round(client, groups, rows, covered, last=False)
+    for ask in refused:  # asked again, with COUNT()
+        rows.pop(ask, None)
+        covered.pop(ask, None)
+    _ask_round(client, [g for g in map(by_count, refused) if g], rows, covered, last=True)
     for ask, n in rows.items():
         out[ask] = Changed(n, max(ask.since, min(covered.get(ask, ask.until), ask.until)))
     return out

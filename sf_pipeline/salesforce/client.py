@@ -35,19 +35,6 @@ log = logging.getLogger(__name__)
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
 
-
-class _TransientSubrequest(Exception):
-    """A Composite subrequest answered 429 or 5xx: the request is worth another try (``retrying``)."""
-
-    def __init__(self, answer: dict) -> None:
-        detail = (answer.get("body") or [{}])[0] if isinstance(answer.get("body"), list) else {}
-        super().__init__(f"subrequest HTTP {answer['httpStatusCode']} {detail.get('errorCode') or ''}".rstrip())
-        try:
-            self.retry_after: float | None = float((answer.get("httpHeaders") or {})["Retry-After"])
-        except (KeyError, TypeError, ValueError):
-            self.retry_after = None
-
-
 QUERY_ERROR_CODES = {
     "INVALID_FIELD",
     "MALFORMED_QUERY",
@@ -59,6 +46,24 @@ QUERY_ERROR_CODES = {
     "NOT_FOUND",
     "INVALIDLOCATOR",
 }
+
+
+def refusal(answer: dict) -> str:
+    """What a refused Composite subrequest says: ``errorCode: message`` of its first error."""
+    body = answer.get("body")
+    detail = body[0] if isinstance(body, list) and body else {}
+    return f"{detail.get('errorCode')}: {detail.get('message')}"
+
+
+class _TransientSubrequest(Exception):
+    """A Composite subrequest answered 429 or 5xx: the request is worth another try (``retrying``)."""
+
+    def __init__(self, answer: dict) -> None:
+        super().__init__(f"subrequest HTTP {answer['httpStatusCode']} {refusal(answer)}")
+        try:
+            self.retry_after: float | None = float((answer.get("httpHeaders") or {})["Retry-After"])
+        except (KeyError, TypeError, ValueError):
+            self.retry_after = None
 
 
 def _error_detail(response: httpx.Response) -> tuple[str | None, str]:
@@ -377,9 +382,7 @@ class SalesforceClient:
         answers = self.composite(urls, sobject=sobject)
         for (soql, _), answer in zip(queries, answers, strict=True):
             if answer["httpStatusCode"] >= 400:
-                detail = (answer.get("body") or [{}])[0]
-                message = f"{detail.get('errorCode')}: {detail.get('message')}"
-                raise QueryError(message, sobject=sobject, request=f"composite GET {soql}")
+                raise QueryError(refusal(answer), sobject=sobject, request=f"composite GET {soql}")
         return [int(answer["body"]["totalSize"]) for answer in answers]
 
     # -- query jobs -----------------------------------------------------------------------------------

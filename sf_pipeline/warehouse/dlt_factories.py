@@ -4,7 +4,7 @@ dlt asks a destination factory for its capabilities some thirty times in one ``p
 loader's storage, each job's staging check, ...), and each question without a configuration resolves the
 factory's whole configuration again from every provider (environment, TOML files, every section): ~5 ms
 each, for the destination and for its staging, or most of dlt's own work in a one-row window's load
-(bench/README: "dlt's capabilities, once a factory"). A factory's explicit arguments are fixed when it is
+(docs/performance.md: "dlt's own work, once a factory"). A factory's explicit arguments are fixed when it is
 built, so its answer for a naming convention cannot change while it lives; the first one is kept and a copy
 handed out (dlt's callers extend the lists in it). Asked with a configuration, dlt's own path runs unchanged.
 

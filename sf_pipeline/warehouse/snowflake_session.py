@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from dlt.common.data_writers.escape import escape_snowflake_literal
 from dlt.common.destination import DestinationCapabilitiesContext
@@ -50,6 +50,8 @@ from .dlt_factories import snowflake
 # What every connection handed to dlt must be: what dlt's own ``open_connection`` sets up.
 SESSION_TIMEZONE = "UTC"
 CONNECTION_PARAMS: dict[str, Any] = {"autocommit": True, "timezone": SESSION_TIMEZONE}
+# how the transactions a thread opens are sent (``SessionSqlClient.transactions_as``)
+TransactionMode = Literal["single statement", "one request"]
 _DDL_VERB = re.compile(r"\s*(ALTER|CREATE|DROP)\b", re.IGNORECASE)
 
 
@@ -123,7 +125,7 @@ class SessionSqlClient(SnowflakeSqlClient):
                 self.session.in_transaction = False
 
     @contextmanager
-    def transactions_as(self, mode: str) -> Iterator[None]:
+    def transactions_as(self, mode: TransactionMode) -> Iterator[None]:
         """How transactions this thread opens are sent: ``single statement`` (no ``ALTER SESSION``/``COMMIT``
         around the one statement) or ``one request`` (``BEGIN``, the statements and ``COMMIT`` in one request)."""
         self._thread.transactions = mode
