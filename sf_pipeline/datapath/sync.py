@@ -19,6 +19,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,7 +31,6 @@ from ..errors import SettingsError
 from ..salesforce import ExtractOptions, ExtractResult, SalesforceClient, select_fields
 from ..salesforce.bulk import check_cursor_field, extract_object
 from ..warehouse import Warehouse
-from ..warehouse.ddl import Span
 from ..warehouse.naming import ColumnPlan, plan_columns
 from .arrow_types import arrow_type
 from .load import REFRESH_SUFFIX, ChunkRunner, DltSettings, LoadResult, ObjectLoader, table_name
@@ -159,6 +159,16 @@ def _choose_fields(entry: CatalogObject, describe: dict) -> _Fields:
     return _Fields([by_name[name] for name in names], skipped, formulas)
 
 
+def _described(client: SalesforceClient, entry: CatalogObject, *, windowed: bool) -> tuple[dict, _Fields]:
+    """The object's describe and the fields chosen from it; a window needs its cursor among them, checked before
+    anything is created."""
+    describe = client.describe(entry.name)
+    chosen = _choose_fields(entry, describe)
+    if windowed:
+        check_cursor_field(entry.name, entry.cursor_field, chosen.names)
+    return describe, chosen
+
+
 def _plan_columns(warehouse: Warehouse, sobject: str, fields: list[dict]) -> ColumnPlan:
     """Each field's column (the one an earlier load gave it, or a new one) and what changed since, recorded
     before loading so that a rerun after a crash makes the same choices."""
@@ -246,28 +256,34 @@ def sync_object(
         warehouse.load_destination() as destination,
     ):
         started = time.monotonic()
-        describe = client.describe(entry.name)
-        chosen = _choose_fields(entry, describe)
-        policy = RowPolicy.of(entry, hash_key, chosen.names)
-        if since or until:
-            check_cursor_field(entry.name, entry.cursor_field, chosen.names)  # before anything is created
         table = table_name(entry.name)
-        loader = sized.loader(
-            entry.name,
-            destination,
-            work,
-            settings=dlt_settings,
-            table=table + REFRESH_SUFFIX if replaces else table,
-            history=entry.history,
-            run_chunk=run_chunk,
-            policy=policy,
-        )
-        plan = _plan_columns(warehouse, entry.name, chosen.fields)
-        extract = _WindowExtract(
-            client, entry, work / "extract", sized.extract, describe, chosen.names, read_since, until, full_refresh
-        )
-        overlap = OverlappedExtract(entry.name, extract, ChunkStream(work / "chunks", sized.split))
-        before = _count_before(warehouse, overlap, entry, table, (since, until))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"count-{entry.name}") as pool:
+            # the rows before the load are counted while Salesforce describes the object and sends its first page
+            counting = pool.submit(
+                warehouse.count_spans,
+                table,
+                entry.cursor_field,
+                {"window": (since, until)},
+                deleted_at=entry.inactive_column,
+            )
+            describe, chosen = _described(client, entry, windowed=bool(since or until))
+            loader = sized.loader(
+                entry.name,
+                destination,
+                work,
+                settings=dlt_settings,
+                table=table + REFRESH_SUFFIX if replaces else table,
+                history=entry.history,
+                run_chunk=run_chunk,
+                policy=RowPolicy.of(entry, hash_key, chosen.names),
+            )
+            extract = _WindowExtract(
+                client, entry, work / "extract", sized.extract, describe, chosen.names, read_since, until, full_refresh
+            )
+            overlap = OverlappedExtract(entry.name, extract, ChunkStream(work / "chunks", sized.split))
+            before, plan = _while_extracting(
+                overlap, counting, lambda: _plan_columns(warehouse, entry.name, chosen.fields)
+            )
         into_empty = not replaces and before["all"] == 0
         loaded = _load_window(warehouse, loader, overlap, chosen.fields, plan.columns, replaces, into_empty)
         seconds = time.monotonic() - started
@@ -287,15 +303,16 @@ def sync_object(
     )
 
 
-def _count_before(
-    warehouse: Warehouse, overlap: OverlappedExtract, entry: CatalogObject, table: str, window: Span
-) -> dict[str, int]:
-    """The table's rows and the window's before the load, in one statement under the object's lock (a merge into
-    an empty table appends; the checks want the count before), counted with the extract already started, so
-    Salesforce's first answers come meanwhile; a failed count stops the extract."""
+def _while_extracting(
+    overlap: OverlappedExtract, counting: Future[dict[str, int]], plan: Callable[[], ColumnPlan]
+) -> tuple[dict[str, int], ColumnPlan]:
+    """With the extract started, so that Salesforce's first answers come meanwhile: the table's rows and the
+    window's before the load (the count begun with the sync, one statement under the object's lock: a merge
+    into an empty table appends, the checks want the count before), then the column plan; the warehouse is
+    asked by one thread at a time. Either failing stops the extract."""
     overlap.start()
     try:
-        return warehouse.count_spans(table, entry.cursor_field, {"window": window}, deleted_at=entry.inactive_column)
+        return counting.result(), plan()
     except BaseException:
         overlap.stop()
         raise

@@ -95,7 +95,7 @@ class ExtractResult:
     page_records: list[int] = field(default_factory=list)  # data records per file, as verified on download
     route: str = "bulk"  # bulk, or rest (REST queryAll pages)
     demoted: str = ""  # why a bulk object went by REST in this run: Salesforce's refusal of the Bulk job
-    expected: int | None = None  # Salesforce's COUNT() of the window, when the route was chosen by size
+    expected: int | None = None  # the window's records (REST's totalSize), when the route was chosen by size
 
 
 @dataclass
@@ -451,20 +451,6 @@ def check_cursor_field(sobject: str, cursor_field: str | None, fields: list[str]
         )
 
 
-def _expected_records(
-    client: SalesforceClient, sobject: str, out_dir: Path, options: ExtractOptions, where: str | None, window: dict
-) -> int | None:
-    """Salesforce's COUNT() of what the extract would read (one API call), to choose the route by size; None
-    when the route is not chosen by size: switched off, or a Bulk job of an earlier run to resume."""
-    from .soql import count_query
-
-    if not options.rest_max_records or (Path(out_dir) / MANIFEST).exists():
-        return None
-    soql = count_query(sobject, window["cursor_field"], window["since"], window["until"], where)
-    answer = client.query(soql, sobject=sobject, include_deleted=window["include_deleted"])
-    return int(answer["totalSize"])
-
-
 def extract_object(
     client: SalesforceClient,
     sobject: str,
@@ -484,12 +470,14 @@ def extract_object(
 ) -> tuple[ExtractResult, dict]:
     """Describe ``sobject``, select its queryable fields and extract them; returns (result, describe).
 
-    ``route="rest"`` reads REST queryAll pages instead of a Bulk job; so does a bulk-route window whose
-    COUNT() is at most ``options.rest_max_records`` (a Bulk job costs a floor of seconds and one of the org's
-    10,000 daily jobs, whatever its size); a Bulk job that Salesforce refuses for the object itself
-    (``denylists.BULK_REFUSALS``, the daily job quota included) is demoted to REST for this run, said in the
-    result."""
-    from .rest_extract import RestExtract  # it builds on this module's ExtractResult
+    ``route="rest"`` reads REST queryAll pages instead of a Bulk job; so does a bulk-route window of at most
+    ``options.rest_max_records`` records (a Bulk job costs a floor of seconds and one of the org's 10,000 daily
+    jobs, whatever its size): it is read by REST first, and REST's first answer, which says the window's size,
+    hands a bigger window to Bulk (that answer's batch read and dropped: the call a ``COUNT()`` would have
+    cost). A Bulk job of an earlier run with pages on disk is resumed rather than asked again. A Bulk job that
+    Salesforce refuses for the object itself (``denylists.BULK_REFUSALS``, the daily job quota included) is
+    demoted to REST for this run, said in the result."""
+    from .rest_extract import RestExtract, TooManyForRest  # they build on this module's ExtractResult
     from .soql import check_identifier, select_fields
 
     check_identifier(sobject, "sObject")
@@ -502,21 +490,28 @@ def extract_object(
         include_deleted = False  # objects without IsDeleted (User) have no soft-deleted rows to see
     window = {"cursor_field": cursor_field, "since": since, "until": until, "include_deleted": include_deleted}
 
-    def by_rest() -> ExtractResult:
-        return RestExtract(client, sobject, selection.names, out_dir, where=where, on_page=on_page, **window).run()
+    def by_rest(at_most: int | None = None) -> ExtractResult:
+        return RestExtract(
+            client, sobject, selection.names, out_dir, where=where, on_page=on_page, at_most=at_most, **window
+        ).run()
 
     if route == "rest":
         return by_rest(), describe
     options = options or ExtractOptions()
-    expected = _expected_records(client, sobject, out_dir, options, where, window)
-    if expected is not None and expected <= options.rest_max_records:
-        log.info("[%s] %d record(s) in the window: read by REST (no Bulk job, no job floor)", sobject, expected)
-        result = by_rest()
-    else:
-        bulk = BulkExtract(
-            client, sobject, selection.names, out_dir, where=where, options=options, on_page=on_page, **window
-        )
-        result = _bulk_demoted_on_refusal(sobject, bulk, by_rest)
+    expected = None
+    if options.rest_max_records and not (Path(out_dir) / MANIFEST).exists():
+        try:
+            result = by_rest(at_most=options.rest_max_records)
+        except TooManyForRest as too_many:
+            expected = too_many.records
+            log.info("[%s] %s: read by a Bulk job", sobject, too_many)
+        else:
+            result.expected = result.records
+            return result, describe
+    bulk = BulkExtract(
+        client, sobject, selection.names, out_dir, where=where, options=options, on_page=on_page, **window
+    )
+    result = _bulk_demoted_on_refusal(sobject, bulk, by_rest)
     result.expected = expected
     return result, describe
 

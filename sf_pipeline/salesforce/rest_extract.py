@@ -4,6 +4,10 @@ empty field, LF), so the same splitter, loader and checks take them.
 
 Only one batch of records (2,000 by default) is in memory at a time. Numbers keep the text Salesforce
 sent (JSON numbers are parsed as strings), so a value loads exactly as its Bulk CSV would.
+
+A query's first answer says how many records it holds (``totalSize``): given ``at_most``, an extract stops
+there, before writing a record, when the window holds more (``TooManyForRest``), so the route of a Bulk
+object's window is chosen by the same call that starts reading it.
 """
 
 from __future__ import annotations
@@ -40,6 +44,14 @@ def csv_value(value: object) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
+class TooManyForRest(Exception):
+    """The window holds more records than ``RestExtract``'s ``at_most``: nothing was written."""
+
+    def __init__(self, sobject: str, records: int, at_most: int) -> None:
+        super().__init__(f"[{sobject}] {records} record(s) in the window, over the REST route's {at_most}")
+        self.records = records
+
+
 class RestExtract:
     """One object's REST extract into ``out_dir``; ``run()`` returns the page files in order."""
 
@@ -57,6 +69,7 @@ class RestExtract:
         where: str | None = None,
         page_records: int = PAGE_RECORDS,
         on_page: PageSink | None = None,
+        at_most: int | None = None,
     ) -> None:
         self.client = client
         self.sobject = sobject
@@ -65,6 +78,7 @@ class RestExtract:
         self.include_deleted = include_deleted
         self.page_records = page_records
         self.on_page = on_page
+        self.at_most = at_most  # records the window may hold, or TooManyForRest after the first answer
         self.soql = build_query(sobject, fields, cursor_field, since, until, where)
 
     def _get(self, path: str, params: dict | None = None) -> dict:
@@ -95,6 +109,8 @@ class RestExtract:
         with contextlib.closing(pages):
             for body in self._batches(endpoint):
                 pages.expected = int(body.get("totalSize", 0))
+                if self.at_most is not None and pages.expected > self.at_most:
+                    raise TooManyForRest(self.sobject, pages.expected, self.at_most)
                 for record in body.get("records", []):
                     pages.write(",".join(csv_value(record.get(name)) for name in self.fields))
             files, counts = pages.finish()

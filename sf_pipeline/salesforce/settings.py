@@ -118,8 +118,8 @@ class ExtractSettings(EnvSettings):
     rest_max_records: int = setting(
         REST_MAX_RECORDS,
         "SF_PIPELINE_REST_MAX_RECORDS",
-        "a Bulk object's window whose COUNT() is at most this is read by REST (no job floor, no daily job "
-        "spent); 0: always Bulk",
+        "a Bulk object's window of at most this many records is read by REST (no job floor, no daily job "
+        "spent; REST's first answer gives the size); 0: always Bulk",
         ge=0,
     )
 

@@ -95,8 +95,9 @@ def _sync_account(org: Emulator, tmp_path: Path) -> None:
 def test_the_extract_asks_salesforce_while_the_warehouse_counts(
     org: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The count before a load (a round trip to Snowflake) and the extract's first requests (round trips to
-    Salesforce) overlap: the count here waits until the org has been asked for the records."""
+    """The count before a load (a round trip to Snowflake), the object's describe and the extract's first
+    requests (round trips to Salesforce) overlap: the count here waits until the org has been asked for the
+    records, which needs the describe first."""
     count_spans = Warehouse.count_spans
     seen: list[bool] = []
 

@@ -113,7 +113,9 @@ def test_small_windows_go_by_rest_and_big_ones_by_bulk(org: Emulator, tmp_path: 
     assert big.route == "bulk" and big.expected_records == big.salesforce_records > 1_000
     assert bulk_jobs == 1
     assert small.route == "rest" and small.expected_records == small.salesforce_records > 0
-    assert small_jobs == 0 and small.reconciled and small.api_calls == 3, "describe, COUNT(), one REST page"
+    assert small_jobs == 0 and small.reconciled and small.api_calls == 2, "describe, one REST page (its size)"
+    # the big window: its first REST answer said its size and was dropped, the Bulk job's pages are the files
+    assert big.reconciled and big.csv_records == big.salesforce_records
 
 
 def test_the_sensor_lets_big_changes_wait_while_the_days_bulk_jobs_are_low(org: Emulator) -> None:
@@ -222,8 +224,9 @@ def test_a_run_logs_in_once_on_each_side_and_a_small_window_asks_no_information_
             org.change(name, update=[{"Id": edited[name], field: f"edited {name} again"}])
         window["until"] = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
         seen = run(partition_key=key, run_config=config)
-    # describe, the route's COUNT(), one REST page and the checks' two counts in one Composite request
-    assert requests[-1] == 4 * len(names), org.stats()
+    # describe, one REST page (which says the window's size: the route) and the checks' two counts in one
+    # Composite request
+    assert requests[-1] == 3 * len(names), org.stats()
     statements = [s for s in seen if s["kind"] != "login"]
     assert not [s for s in statements if s["kind"] == "information_schema"], "no INFORMATION_SCHEMA query"
     assert len(statements) <= 6 * len(names) + 5, [s["statement"][:60] for s in statements]
