@@ -21,7 +21,7 @@ from common import OUT  # noqa: E402
 from make_csv import SHAPES, make_csv  # noqa: E402
 
 from sf_pipeline.common.memory import lean_arrow_allocator  # noqa: E402
-from sf_pipeline.common.sizing import current_sizes  # noqa: E402
+from sf_pipeline.common.sizing import size_load  # noqa: E402
 from sf_pipeline.datapath.load import DltSettings  # noqa: E402
 from sf_pipeline.datapath.read import arrow_batches  # noqa: E402
 from sf_pipeline.warehouse import Warehouse  # noqa: E402
@@ -43,7 +43,7 @@ def main() -> None:
     DltSettings().configure()
     with tempfile.TemporaryDirectory(dir=OUT) as tmp:
         work = Path(tmp)
-        sizes = current_sizes()
+        sizes = size_load("Account")
         with Warehouse(duckdb_path=work / "x.duckdb").sized(sizes).load_destination() as destination:
             pipeline = dlt.pipeline(
                 "steps", pipelines_dir=str(work), destination=destination, dataset_name="salesforce", progress=None

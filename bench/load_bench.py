@@ -65,9 +65,9 @@ extra = {}
 """,
     "duckdb-capped": """
 import duckdb
-from sf_pipeline.common.sizing import current_sizes
+from sf_pipeline.common.sizing import size_load
 from sf_pipeline.warehouse import duckdb_config
-sizes = current_sizes()
+sizes = size_load("account")
 con = duckdb.connect(str(WORK / "duck.duckdb"), config=duckdb_config(sizes.duckdb_memory_limit, sizes.duckdb_threads))
 con.execute(f"CREATE OR REPLACE TABLE account AS SELECT * FROM read_csv('{SRC}', header=true, quote='\\"', escape='\\"')")
 rows = con.execute("SELECT count(*) FROM account").fetchone()[0]

@@ -71,8 +71,8 @@ def _space_separated(match: re.Match[str]) -> str:
     return "FILE_FORMAT = (" + match.group(1).replace(", ", " ") + ")"
 
 
-def _read_from_azure(command: str) -> str:
-    """Shim 4: fetch the blob a COPY names from the Azure endpoint and copy from the local file."""
+def _read_from_azure(command: str, local_dir: Path) -> str:
+    """Shim 4: fetch the blob a COPY names from the Azure endpoint into ``local_dir`` and copy from that file."""
     from azure.storage.blob import BlobServiceClient
 
     match = _AZURE_FROM.search(command)
@@ -82,7 +82,7 @@ def _read_from_azure(command: str) -> str:
         raise ValueError(f"COPY from {match.group(1)} carries no AZURE_SAS_TOKEN: Snowflake could not read it")
     container, _, blob = urlparse(match.group(1)).path.lstrip("/").partition("/")
     service = BlobServiceClient.from_connection_string(os.environ["AZURE_STORAGE_CONNECTION_STRING"])
-    local = Path(tempfile.mkdtemp(prefix="fakesnow-azure-")) / blob.rsplit("/", 1)[-1]
+    local = local_dir / blob.rsplit("/", 1)[-1]
     with open(local, "wb") as f:
         service.get_blob_client(container, blob).download_blob().readinto(f)
     file_format = (m.group(1) if (m := _FORMAT_TYPE.search(command)) else "").upper()
@@ -157,7 +157,8 @@ def _execute(self: FakeSnowflakeCursor, command: str, *args, **kwargs):
     command = _FILE_FORMAT.sub(_space_separated, command)
     command = command.replace("MATCH_BY_COLUMN_NAME='CASE_INSENSITIVE'", "MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE")
     if command.lstrip().upper().startswith("COPY INTO") and _AZURE_FROM.search(command):
-        command = _read_from_azure(command)
+        with tempfile.TemporaryDirectory(prefix="fakesnow-azure-") as local_dir:  # the download, gone after
+            return _original_execute(self, _read_from_azure(command, Path(local_dir)), *args, **kwargs)
     return _original_execute(self, command, *args, **kwargs)
 
 

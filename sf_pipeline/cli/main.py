@@ -93,12 +93,18 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
 def cmd_extract(args: argparse.Namespace) -> int:
     from ..common.memory import PeakRss
+    from ..common.sizing import SizeSettings, size_load
+    from ..datapath.settings import LoadSettings
     from ..salesforce import ExtractOptions, SalesforceClient, SalesforceSettings
     from ..salesforce.bulk import extract_object
+    from ..salesforce.settings import ExtractSettings
 
     settings = SalesforceSettings.from_env()
-    given = {"max_records": args.max_records, "concurrency": args.concurrency}
-    options = ExtractOptions(gzip=not args.no_gzip, **{k: v for k, v in given.items() if v is not None})
+    concurrency = args.concurrency or ExtractSettings.from_env().download_concurrency
+    given = SizeSettings(LoadSettings.from_env().memory_limit_mb, download_concurrency=concurrency)
+    sizes = size_load(args.object, given)
+    pages = {"max_records": args.max_records} if args.max_records is not None else {}
+    options = ExtractOptions(gzip=not args.no_gzip, concurrency=sizes.pages_in_flight, **pages)
     with PeakRss() as rss, SalesforceClient(settings, max_connections=options.pages_in_flight + 2) as client:
         result, _ = extract_object(
             client,
@@ -123,9 +129,14 @@ def cmd_split(args: argparse.Namespace) -> int:
     import time
 
     from ..common.memory import PeakRss
+    from ..common.sizing import SizeSettings, size_load
+    from ..datapath.settings import LoadSettings
     from ..datapath.split import split_csv
 
     options = _split_options(args)
+    given = SizeSettings(LoadSettings.from_env().memory_limit_mb, chunk_bytes=options.target_bytes)
+    sizes = size_load(Path(args.csv).stem, given)
+    options = dataclasses.replace(options, target_bytes=sizes.chunk_bytes)
     started = time.monotonic()
     with PeakRss() as rss:
         chunks = split_csv(Path(args.csv), Path(args.out), options)

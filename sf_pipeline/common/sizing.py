@@ -8,12 +8,14 @@ caps) a load takes DuckDB's cap, its thread count, the chunk size, the CSV block
 parsed ahead and how many result pages download at once. Any of them set explicitly wins.
 
 ``plan_sizes`` is pure (tested on figures); ``find_memory_limit`` reads the cgroup files (tested on a fake
-tree for v2 and in a real v1 cgroup); ``size_load`` does both for this process and logs the outcome.
+tree for v2 and in a real v1 cgroup); ``size_load`` does both for this process as a load starts, logs the
+outcome, and is the one place sizes come from: the load passes them down (``datapath.sync.SizedLoad``). Work
+outside a load that is not handed a load's sizes (a connection check, a library call with default options)
+takes the smallest sizes a load would (``UNSIZED``), never a second plan of its own.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import os
@@ -148,6 +150,7 @@ DUCKDB_MIN_MB, DUCKDB_MAX_MB = 48, 1024
 CHUNK_PER_DUCKDB_MB = 2.5  # chunk MiB per MiB of DuckDB cap (a merge's join spills to disk beyond it)
 CHUNK_MIN_MB, CHUNK_MAX_MB = 64, 1024
 BLOCK_SMALL, BLOCK_LARGE = 1 * MiB, 2 * MiB
+PAGES_SMALL, PAGES_LARGE = 2, 4  # result pages downloading at once
 LARGE_AT_MB = 256  # spare memory from which blocks are 2 MiB and parsed two ahead
 # A load is refused when the limit leaves less than this beyond the process's private memory and the margin.
 # Private (anonymous) memory, not RSS: RSS also counts the code's file-backed pages, whose resident share follows
@@ -174,7 +177,7 @@ def plan_sizes(limit: MemoryLimit, in_use_bytes: int, cpus: int, given: SizeSett
         chunk_bytes=int(min(CHUNK_MAX_MB, max(CHUNK_MIN_MB, duckdb_mb * CHUNK_PER_DUCKDB_MB)) * MiB),
         read_block=BLOCK_LARGE if large else BLOCK_SMALL,
         read_ahead=2 if large else 1,
-        pages_in_flight=4 if large else 2,
+        pages_in_flight=PAGES_LARGE if large else PAGES_SMALL,
     )
     explicit = {
         "duckdb_memory_limit": given.duckdb_memory_limit,
@@ -211,9 +214,13 @@ def size_load(sobject: str, given: SizeSettings | None = None) -> LoadSizes:
     return sizes
 
 
-@functools.cache
-def current_sizes() -> LoadSizes:
-    """The sizes for work outside a load (the pipeline's own SQL, a loader built without sizes): computed
-    once a process, so that every DuckDB connection it opens on a file agrees on the cap (DuckDB refuses a
-    second connection to a file with another configuration)."""
-    return plan_sizes(find_memory_limit(), psutil.Process().memory_info().rss, os.cpu_count() or 1)
+@dataclass(frozen=True)
+class Unsized:
+    """What work outside a sized load takes where no load's sizes reach it: the smallest a load would."""
+
+    duckdb_memory_limit: str = f"{DUCKDB_MIN_MB}MB"
+    chunk_bytes: int = CHUNK_MIN_MB * MiB
+    pages_in_flight: int = PAGES_SMALL
+
+
+UNSIZED = Unsized()

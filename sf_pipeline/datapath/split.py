@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..common.csvscan import QUOTE, RecordScanner
 from ..common.faultpoints import faultpoint
+from ..common.sizing import UNSIZED
 from ..errors import MalformedCsvError, SettingsError
 
 BLOCK = 1 << 20
@@ -26,17 +27,13 @@ class SplitOptions:
     take theirs from here)."""
 
     min_rows: int = 500_000  # chunk only above this many data rows
-    target_bytes: int | None = None  # aim for chunks of about this size; None: from the pod's memory (sizing)
+    target_bytes: int | None = None  # aim for chunks of about this size; None: the load's sizes (sizing)
     max_chunks: int = 16
 
     @property
     def target(self) -> int:
-        """The chunk size aimed at: the one given, else the one ``sizing`` derives for this process."""
-        if self.target_bytes is not None:
-            return self.target_bytes
-        from ..common.sizing import current_sizes
-
-        return current_sizes().chunk_bytes
+        """The chunk size aimed at: the one given (a load's: ``sizing``), else the smallest a load would take."""
+        return self.target_bytes if self.target_bytes is not None else UNSIZED.chunk_bytes
 
     def __post_init__(self) -> None:
         if self.min_rows < 0:

@@ -80,6 +80,7 @@ class SyncResult:
     expected_records: int | None = None  # the window's COUNT() when it chose the route (REST when small)
     read_since: datetime | None = None  # where the extract started: ``since`` less the overlap (None: open)
     window_rows_before: int = 0  # rows the table held in the window before the load (all of it: full refresh)
+    sizes: LoadSizes | None = None  # what the load was sized by; the counts after it use the same
 
     @property
     def rows_written(self) -> int:
@@ -300,6 +301,7 @@ def sync_object(
         api_usage=str(client.api_usage or ""),
         read_since=read_since,
         window_rows_before=before["window"],
+        sizes=sized.sizes,
     )
 
 
@@ -356,6 +358,7 @@ def _report(
     api_usage: str,
     read_since: datetime | None,
     window_rows_before: int,
+    sizes: LoadSizes,
 ) -> SyncResult:
     """What one sync did, logged in a line and returned whole. ``target``: table, dataset, mode, window."""
     table, dataset, mode, since, until = target
@@ -403,4 +406,5 @@ def _report(
         expected_records=result.expected,
         read_since=read_since,
         window_rows_before=window_rows_before,
+        sizes=sizes,
     )

@@ -46,7 +46,7 @@ class ExtractOptions:
     resource and the CLI take theirs from here)."""
 
     max_records: int | None = PAGE_RECORDS  # records per result page (the server may send fewer)
-    concurrency: int | None = None  # pages downloaded at once; None: from the pod's memory (sizing)
+    concurrency: int | None = None  # pages downloaded at once; None: the load's sizes (sizing)
     gzip: bool = True
     # a job's status is asked at 0.5 s, then each wait 1.5 times the last, at most 5 s apart: a job that takes
     # Bulk's floor (~10-14 s on a real org) is seen within ~1 s of its end (doubling up to 10 s saw a 10 s
@@ -61,11 +61,10 @@ class ExtractOptions:
 
     @property
     def pages_in_flight(self) -> int:
-        if self.concurrency:
-            return self.concurrency
-        from ..common.sizing import current_sizes
+        """The pages downloading at once: the one given (a load's: ``sizing``), else the smallest a load takes."""
+        from ..common.sizing import UNSIZED
 
-        return current_sizes().pages_in_flight
+        return self.concurrency or UNSIZED.pages_in_flight
 
 
 def poll_delays(options: ExtractOptions) -> Iterator[float]:

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..common.sizing import UNSIZED
 from ..errors import WarehouseConfigError
 from . import dlt_factories
 from .ddl import (
@@ -49,13 +50,13 @@ def duckdb_config(memory_limit: str | None, threads: int | None = None) -> dict[
 
 
 def duckdb_destination(path: Path | str, memory_limit: str | None = None, threads: int | None = None) -> Any:
-    """The embedded warehouse: a DuckDB file, each of dlt's connections capped; ``memory_limit`` None takes
-    the cap ``sizing`` derives for this process now."""
+    """The embedded warehouse: a DuckDB file, each of dlt's connections capped; ``memory_limit``: a load's
+    (``sizing``); None, outside a sized load, the smallest cap a load would take."""
     from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     credentials = DuckDbCredentials(str(path))
-    credentials.global_config = duckdb_config(memory_limit or _sized_cap(), threads)
+    credentials.global_config = duckdb_config(memory_limit or UNSIZED.duckdb_memory_limit, threads)
     return dlt_factories.duckdb(credentials)
 
 
@@ -65,17 +66,11 @@ def duckdb_connection(path: Path | str, memory_limit: str | None = None, threads
     import duckdb
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = duckdb.connect(str(path), config=duckdb_config(memory_limit or _sized_cap(), threads))
+    conn = duckdb.connect(str(path), config=duckdb_config(memory_limit or UNSIZED.duckdb_memory_limit, threads))
     try:
         yield conn
     finally:
         conn.close()
-
-
-def _sized_cap() -> str:
-    from ..common.sizing import current_sizes
-
-    return current_sizes().duckdb_memory_limit
 
 
 @dataclass
@@ -97,7 +92,7 @@ class Warehouse:
     kind: DestinationKind = "duckdb"
     dataset: str = "salesforce"
     duckdb_path: Path = Path("data/sf_pipeline.duckdb")
-    duckdb_memory_limit: str | None = None  # None: derived from the memory the process has (sizing)
+    duckdb_memory_limit: str | None = None  # None: a load's sizes set it (``sized``); outside one, the smallest
     duckdb_threads: int | None = None  # None: DuckDB's own (the cores)
     snowflake: SnowflakeSettings = SnowflakeSettings()
     staging: StagingSettings = StagingSettings()

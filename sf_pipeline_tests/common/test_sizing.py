@@ -17,6 +17,8 @@ import duckdb
 import pytest
 
 from sf_pipeline.common.sizing import (
+    CHUNK_MIN_MB,
+    DUCKDB_MIN_MB,
     MemoryLimit,
     MiB,
     SizeSettings,
@@ -254,3 +256,28 @@ def test_a_sync_fits_a_210_mib_pod_and_a_smaller_pod_fails_by_name(emulator_cach
     assert not (tmp_path / "pod_150.duckdb").exists() or "account" not in str(
         duckdb.connect(str(tmp_path / "pod_150.duckdb"), read_only=True).execute("SHOW ALL TABLES").fetchall()
     )
+
+
+def test_work_outside_a_load_plans_no_sizes_of_its_own(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """One sizing path: a load is sized as it starts (``size_load``, logged) and passes its sizes down; what runs
+    outside a load without them (a count, a library call with default options) takes the smallest sizes a load
+    would, whatever the machine, rather than a second plan of its own."""
+    from sf_pipeline.common.sizing import UNSIZED
+    from sf_pipeline.datapath.split import SplitOptions
+    from sf_pipeline.salesforce import ExtractOptions
+    from sf_pipeline.warehouse import Warehouse
+
+    caplog.set_level(logging.INFO, logger="sf_pipeline")
+    warehouse = Warehouse(duckdb_path=tmp_path / "sf.duckdb")
+    with warehouse.connection() as conn:
+        cap = conn.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    with duckdb.connect(config={"memory_limit": UNSIZED.duckdb_memory_limit}) as con:
+        assert cap == con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    assert UNSIZED.duckdb_memory_limit == f"{DUCKDB_MIN_MB}MB", "the smallest cap a load takes"
+    assert SplitOptions().target == UNSIZED.chunk_bytes == CHUNK_MIN_MB * MiB
+    assert (
+        ExtractOptions().pages_in_flight
+        == UNSIZED.pages_in_flight
+        == plan_sizes(MemoryLimit(200 * MiB, "test"), 0, 1).pages_in_flight
+    )
+    assert not [r for r in caplog.records if r.name == "sf_pipeline.common.sizing"], "no load, no sizing"
