@@ -3,6 +3,7 @@
 Usage: python bench/org_bench.py [--objects 300] [--scale 1.0] [--granularity monthly|weekly|daily] [--sample K]
                                  [--batch 100] [--interval 30] [--edits 100] [--idle-minutes 5] [--initial-only]
                                  [--latency production] [--warehouse snowflake] [--no-resync] [--edit-at-minute-start]
+                                 [--storage postgres]
 
 Prints discovery's time and API requests (first, unchanged, one object changed), then, per phase, wall time,
 the objects' own work (extract and load, from their metadata), Dagster's overhead (the rest) per object, runs,
@@ -248,10 +249,22 @@ def main() -> int:
         "--latency", choices=["loopback", "production"], default="loopback", help="the emulator's latency profile"
     )
     ap.add_argument("--warehouse", choices=["duckdb", "snowflake"], default="duckdb", help="fakesnow for snowflake")
+    ap.add_argument(
+        "--storage",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="Dagster's storage: dagster.yaml's SQLite, or a Postgres server of its own (a deployment's)",
+    )
     args = ap.parse_args()
     with contextlib.ExitStack() as stack:
         if args.warehouse == "snowflake":
             snowflake_env(stack, Path(tempfile.mkdtemp(prefix="org-bench-snow-")), args.latency == "production")
+        if args.storage == "postgres":
+            from sf_pipeline_tests.postgres import postgres_server
+
+            url = stack.enter_context(postgres_server())
+            args.instance_overrides = {"storage": {"postgres": {"postgres_url": url}}}
+            print("Dagster storage: a Postgres server of its own", flush=True)
         return run(args)
 
 
@@ -304,7 +317,8 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     then = None if args.initial_only else (lambda *a: later_phases(*a, args))
     latency = PRODUCTION_LATENCY if args.latency == "production" else None
-    result = run_org(work / "run", args.scale, args.objects, then=then, latency=latency)
+    storage = getattr(args, "instance_overrides", None)
+    result = run_org(work / "run", args.scale, args.objects, then=then, latency=latency, instance_overrides=storage)
     total = time.monotonic() - started
     print_summary(result, work / "run")
     home = work / "run" / "dagster_home"

@@ -149,16 +149,19 @@ def run_org(
     timeout_s: float = 4 * 3600,
     then: Callable[[LocalDagster, dg.DagsterInstance, Catalog, OrgRun], None] | None = None,
     latency: dict[str, float] | None = None,
+    instance_overrides: dict | None = None,
 ) -> OrgRun:
     """Discover the emulator's org, then load every object it keeps through the daemon and queue: the
     initial-load sensor requests them in batches. ``then`` runs on the live stack afterwards (benchmarks);
-    ``latency``: the emulator's latency profile (``PRODUCTION_LATENCY``), none by default."""
+    ``latency``: the emulator's latency profile (``PRODUCTION_LATENCY``), none by default;
+    ``instance_overrides``: merged into the instance's dagster.yaml (Postgres storage, for one)."""
     out = Path(out).resolve()
     home, duckdb_path, discovered = out / "dagster_home", out / "sf_pipeline.duckdb", out / "discovered_catalog.yaml"
     shutil.rmtree(home, ignore_errors=True)
     duckdb_path.unlink(missing_ok=True)
     result = OrgRun()
-    stack = LocalDagster(home, duckdb_path, EmulatorConfig(port=0, scale=scale, objects=objects, **(latency or {})))
+    emulator = EmulatorConfig(port=0, scale=scale, objects=objects, **(latency or {}))
+    stack = LocalDagster(home, duckdb_path, emulator, instance_overrides=instance_overrides or {})
     print(f"Starting the emulator org ({objects} objects) ...", flush=True)
     stack.start_org()
     try:
