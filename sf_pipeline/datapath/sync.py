@@ -31,6 +31,7 @@ from ..errors import SettingsError
 from ..salesforce import ExtractOptions, ExtractResult, SalesforceClient, select_fields
 from ..salesforce.bulk import check_cursor_field, extract_object
 from ..warehouse import Warehouse
+from ..warehouse.ddl import Span
 from ..warehouse.naming import ColumnPlan, plan_columns
 from .arrow_types import arrow_type
 from .load import REFRESH_SUFFIX, ChunkRunner, DltSettings, LoadResult, ObjectLoader, table_name
@@ -259,14 +260,7 @@ def sync_object(
         started = time.monotonic()
         table = table_name(entry.name)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"count-{entry.name}") as pool:
-            # the rows before the load are counted while Salesforce describes the object and sends its first page
-            counting = pool.submit(
-                warehouse.count_spans,
-                table,
-                entry.cursor_field,
-                {"window": (since, until)},
-                deleted_at=entry.inactive_column,
-            )
+            counting = _count_before(pool, warehouse, entry, table, (since, until))
             describe, chosen = _described(client, entry, windowed=bool(since or until))
             loader = sized.loader(
                 entry.name,
@@ -305,13 +299,22 @@ def sync_object(
     )
 
 
+def _count_before(
+    pool: ThreadPoolExecutor, warehouse: Warehouse, entry: CatalogObject, table: str, window: Span
+) -> Future[dict[str, int]]:
+    """The table's rows and the window's before the load, counted in ``pool`` while Salesforce describes the
+    object and sends its first page."""
+    spans = {"window": window}
+    return pool.submit(warehouse.count_spans, table, entry.cursor_field, spans, deleted_at=entry.inactive_column)
+
+
 def _while_extracting(
     overlap: OverlappedExtract, counting: Future[dict[str, int]], plan: Callable[[], ColumnPlan]
 ) -> tuple[dict[str, int], ColumnPlan]:
-    """With the extract started, so that Salesforce's first answers come meanwhile: the table's rows and the
-    window's before the load (the count begun with the sync, one statement under the object's lock: a merge
-    into an empty table appends, the checks want the count before), then the column plan; the warehouse is
-    asked by one thread at a time. Either failing stops the extract."""
+    """With the extract started, so that Salesforce's first answers come meanwhile: the count begun with the sync
+    (one statement under the object's lock: a merge into an empty table appends, the checks want the count
+    before), then the column plan; the warehouse is asked by one thread at a time. Either failing stops the
+    extract."""
     overlap.start()
     try:
         return counting.result(), plan()
