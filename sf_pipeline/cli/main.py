@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..common.sizing import LoadSizes
     from ..datapath.split import SplitOptions
 
 log = logging.getLogger("sf_pipeline")
@@ -93,16 +94,11 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
 def cmd_extract(args: argparse.Namespace) -> int:
     from ..common.memory import PeakRss
-    from ..common.sizing import SizeSettings, size_load
-    from ..datapath.settings import LoadSettings
     from ..salesforce import ExtractOptions, SalesforceClient, SalesforceSettings
     from ..salesforce.bulk import extract_object
-    from ..salesforce.settings import ExtractSettings
 
     settings = SalesforceSettings.from_env()
-    concurrency = args.concurrency or ExtractSettings.from_env().download_concurrency
-    given = SizeSettings(LoadSettings.from_env().memory_limit_mb, download_concurrency=concurrency)
-    sizes = size_load(args.object, given)
+    sizes = _sized(args.object, download_concurrency=args.concurrency)
     pages = {"max_records": args.max_records} if args.max_records is not None else {}
     options = ExtractOptions(gzip=not args.no_gzip, concurrency=sizes.pages_in_flight, **pages)
     with PeakRss() as rss, SalesforceClient(settings, max_connections=options.pages_in_flight + 2) as client:
@@ -129,13 +125,10 @@ def cmd_split(args: argparse.Namespace) -> int:
     import time
 
     from ..common.memory import PeakRss
-    from ..common.sizing import SizeSettings, size_load
-    from ..datapath.settings import LoadSettings
     from ..datapath.split import split_csv
 
     options = _split_options(args)
-    given = SizeSettings(LoadSettings.from_env().memory_limit_mb, chunk_bytes=options.target_bytes)
-    sizes = size_load(Path(args.csv).stem, given)
+    sizes = _sized(Path(args.csv).stem, chunk_bytes=options.target_bytes)
     options = dataclasses.replace(options, target_bytes=sizes.chunk_bytes)
     started = time.monotonic()
     with PeakRss() as rss:
@@ -151,13 +144,9 @@ def cmd_split(args: argparse.Namespace) -> int:
 
 def cmd_load(args: argparse.Namespace) -> int:
     """CSV files into DuckDB, sized like a sync by the memory the process has (and the same settings)."""
-    from ..common.sizing import size_load
     from ..datapath.load import ObjectLoader
-    from ..datapath.settings import LoadSettings
-    from ..salesforce.settings import ExtractSettings
     from ..salesforce.soql import UNQUERYABLE_TYPES
     from ..warehouse import Warehouse
-    from ..warehouse.settings import WarehouseSettings
 
     source = Path(args.csv_or_dir)
     files = sorted(source.glob("*.csv")) if source.is_dir() else [source]
@@ -169,8 +158,7 @@ def cmd_load(args: argparse.Namespace) -> int:
         describe = json.loads(Path(args.describe).read_text())
         fields = [f for f in describe["fields"] if f.get("type") not in UNQUERYABLE_TYPES]
     split = _split_options(args)
-    given = LoadSettings.from_env().size_settings(WarehouseSettings.from_env(), ExtractSettings.from_env())
-    sizes = size_load(args.object, dataclasses.replace(given, chunk_bytes=split.target_bytes or given.chunk_bytes))
+    sizes = _sized(args.object, chunk_bytes=split.target_bytes)
     warehouse = Warehouse(duckdb_path=Path(args.duckdb)).sized(sizes)
     with warehouse.load_destination() as destination:
         loader = ObjectLoader(args.object, destination, read_block=sizes.read_block, read_ahead=sizes.read_ahead)
@@ -363,6 +351,18 @@ def cmd_settings(args: argparse.Namespace) -> int:
     path.write_text(head + markdown() + rest.split(END, 1)[1])
     print(f"updated {path}")
     return 0
+
+
+def _sized(name: str, **given: int | None) -> LoadSizes:
+    """The sizes a command's work starts with (``sizing.size_load``, as a sync's): the environment's size
+    settings, then what the command line gave (``SizeSettings``' fields; None: not given)."""
+    from ..common.sizing import size_load
+    from ..datapath.settings import LoadSettings
+    from ..salesforce.settings import ExtractSettings
+    from ..warehouse.settings import WarehouseSettings
+
+    settings = LoadSettings.from_env().size_settings(WarehouseSettings.from_env(), ExtractSettings.from_env())
+    return size_load(name, dataclasses.replace(settings, **{k: v for k, v in given.items() if v is not None}))
 
 
 def _split_options(args: argparse.Namespace) -> SplitOptions:

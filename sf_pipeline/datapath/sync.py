@@ -65,6 +65,7 @@ class SyncResult:
     load_seconds: float
     peak_rss_mb: float
     job_id: str
+    sizes: LoadSizes  # what the load was sized by; the counts after it use the same
     load_ids: list[str] = field(default_factory=list)
     seconds: float = 0.0  # wall time: extract and load overlap, so this is not their sum
     skipped_fields: dict[str, str] = field(default_factory=dict)
@@ -81,7 +82,6 @@ class SyncResult:
     expected_records: int | None = None  # the window's COUNT() when it chose the route (REST when small)
     read_since: datetime | None = None  # where the extract started: ``since`` less the overlap (None: open)
     window_rows_before: int = 0  # rows the table held in the window before the load (all of it: full refresh)
-    sizes: LoadSizes | None = None  # what the load was sized by; the counts after it use the same
 
     @property
     def rows_written(self) -> int:

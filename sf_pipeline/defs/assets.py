@@ -300,8 +300,7 @@ def build_object_asset(entry: CatalogObject, catalog: Catalog, budget_floor: flo
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"checks-{entry.name}") as pool:
             # Salesforce counts (one API call) while the warehouse counts: two round trips at once
             truth = pool.submit(salesforce_truth, salesforce, entry, result, since, until, budget_floor)
-            counted = target.sized(result.sizes) if result.sizes else target  # the load's sizes, passed down
-            after = _counts_after(counted, entry, result.table, (since, until), partition)
+            after = _counts_after(target.sized(result.sizes), entry, result.table, (since, until), partition)
         checks = evaluate_checks(
             entry,
             result,

@@ -23,6 +23,7 @@ from pathlib import Path
 from ..common.csvscan import RecordScanner
 from ..common.faultpoints import faultpoint
 from ..common.memory import peak_rss_mb
+from ..common.sizing import UNSIZED
 from .client import SalesforceClient, html_error, is_html
 from .denylists import is_bulk_refusal
 from .errors import JobFailedError, JobTimeoutError, QueryError, SalesforceError, UnexpectedResponseError
@@ -62,8 +63,6 @@ class ExtractOptions:
     @property
     def pages_in_flight(self) -> int:
         """The pages downloading at once: the one given (a load's: ``sizing``), else the smallest a load takes."""
-        from ..common.sizing import UNSIZED
-
         return self.concurrency or UNSIZED.pages_in_flight
 
 
@@ -476,7 +475,7 @@ def extract_object(
     cost). A Bulk job of an earlier run with pages on disk is resumed rather than asked again. A Bulk job that
     Salesforce refuses for the object itself (``denylists.BULK_REFUSALS``, the daily job quota included) is
     demoted to REST for this run, said in the result."""
-    from .rest_extract import RestExtract, TooManyForRest  # they build on this module's ExtractResult
+    from .rest_extract import RestExtract  # it builds on this module's ExtractResult
     from .soql import check_identifier, select_fields
 
     check_identifier(sobject, "sObject")
@@ -497,22 +496,34 @@ def extract_object(
     if route == "rest":
         return by_rest(), describe
     options = options or ExtractOptions()
-    expected = None
-    if options.rest_max_records and not (Path(out_dir) / MANIFEST).exists():
-        try:
-            result = by_rest(at_most=options.rest_max_records)
-        except TooManyForRest as too_many:
-            expected = too_many.records
-            log.info("[%s] %s: read by a Bulk job", sobject, too_many)
-        else:
-            result.expected = result.records
-            return result, describe
+    small, expected = _small_by_rest(sobject, by_rest, options, Path(out_dir))
+    if small is not None:
+        return small, describe
     bulk = BulkExtract(
         client, sobject, selection.names, out_dir, where=where, options=options, on_page=on_page, **window
     )
     result = _bulk_demoted_on_refusal(sobject, bulk, by_rest)
     result.expected = expected
     return result, describe
+
+
+def _small_by_rest(
+    sobject: str, by_rest: Callable[[int], ExtractResult], options: ExtractOptions, out_dir: Path
+) -> tuple[ExtractResult | None, int | None]:
+    """A Bulk object's window read by REST when REST's first answer says it holds at most
+    ``options.rest_max_records``: (the result, None); else (None, the window's size) for Bulk, or (None, None)
+    when the route is not chosen by size (switched off, or an earlier run's Bulk job with pages to resume)."""
+    from .rest_extract import TooManyForRest
+
+    if not options.rest_max_records or (out_dir / MANIFEST).exists():
+        return None, None
+    try:
+        result = by_rest(options.rest_max_records)
+    except TooManyForRest as too_many:
+        log.info("[%s] %s: read by a Bulk job", sobject, too_many)
+        return None, too_many.records
+    result.expected = result.records
+    return result, None
 
 
 def _bulk_demoted_on_refusal(sobject: str, bulk: BulkExtract, by_rest: Callable[[], ExtractResult]) -> ExtractResult:

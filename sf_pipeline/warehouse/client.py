@@ -37,26 +37,26 @@ if TYPE_CHECKING:
 
 def duckdb_config(memory_limit: str | None, threads: int | None = None) -> dict[str, Any]:
     """What every DuckDB connection of ours sets: the cap (DuckDB's own default is 80% of the machine's RAM,
-    which on a small pod is the kernel's OOM line; ``sizing`` derives it from the pod's limit) and the
-    threads. Insertion order is not kept: a table has no order, and keeping it makes a capped DuckDB buffer
-    a load's rows before writing them (bench/README: a 1 GB Parquet insert under a 192MB cap, 11.3 s kept,
-    5.2 s not)."""
-    config: dict[str, Any] = {"preserve_insertion_order": False}
-    if memory_limit:
-        config["memory_limit"] = memory_limit
+    which on a small pod is the kernel's OOM line): a load's (``sizing`` derives it from the pod's limit), or
+    outside a sized load the smallest a load would take; and the threads. Insertion order is not kept: a table
+    has no order, and keeping it makes a capped DuckDB buffer a load's rows before writing them (bench/README:
+    a 1 GB Parquet insert under a 192MB cap, 11.3 s kept, 5.2 s not)."""
+    config: dict[str, Any] = {
+        "preserve_insertion_order": False,
+        "memory_limit": memory_limit or UNSIZED.duckdb_memory_limit,
+    }
     if threads:
         config["threads"] = threads
     return config
 
 
 def duckdb_destination(path: Path | str, memory_limit: str | None = None, threads: int | None = None) -> Any:
-    """The embedded warehouse: a DuckDB file, each of dlt's connections capped; ``memory_limit``: a load's
-    (``sizing``); None, outside a sized load, the smallest cap a load would take."""
+    """The embedded warehouse: a DuckDB file, each of dlt's connections capped (``duckdb_config``)."""
     from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     credentials = DuckDbCredentials(str(path))
-    credentials.global_config = duckdb_config(memory_limit or UNSIZED.duckdb_memory_limit, threads)
+    credentials.global_config = duckdb_config(memory_limit, threads)
     return dlt_factories.duckdb(credentials)
 
 
@@ -66,7 +66,7 @@ def duckdb_connection(path: Path | str, memory_limit: str | None = None, threads
     import duckdb
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = duckdb.connect(str(path), config=duckdb_config(memory_limit or UNSIZED.duckdb_memory_limit, threads))
+    conn = duckdb.connect(str(path), config=duckdb_config(memory_limit, threads))
     try:
         yield conn
     finally:
