@@ -123,9 +123,14 @@ def test_changes_reach_the_warehouse_within_one_interval_plus_one_run(tmp_path: 
         assert rows[new_id] == "Fresh Co" and rows[ids[0]] == "Renamed, Inc." and ids[1] not in rows
         assert set(rows) == set(org.truth_ids("Lead"))
 
-        # no run for a window already loaded with no change since: two more ticks, no new run
-        seen = len(sensor_ticks(instance))
-        wait_for(lambda: len([t for t in sensor_ticks(instance) if t.is_completed]) >= seen + 2, 120, "two more ticks")
+        # no run for a window already loaded with no change since: a tick begun after the run ended asks Lead
+        # again (no longer pending) and requests nothing
+        after = wait_for(
+            lambda: [t for t in sensor_ticks(instance) if t.timestamp > record.end_time and t.is_completed],
+            120,
+            "a tick after the run",
+        )[0]
+        assert "Lead: skipped: nothing changed" in tick_log(instance, after), tick_log(instance, after)
         assert len(lead_runs(instance)) == 1
 
         # a hard delete never shows in queryAll: the Id sweep (a check-only run, launched as the UI does) finds it

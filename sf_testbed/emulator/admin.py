@@ -48,7 +48,12 @@ def add_faults(st: EmulatorState, body: Any) -> Reply:
 
 
 def clear_faults(st: EmulatorState, _: Any) -> Reply:
+    """No more faults, and none still holding: a job kept InProgress by ``slow_job`` is done at its next poll
+    (a test holds a run in progress for as long as it needs, then lets it go)."""
     st.faults.clear()
+    with st.lock:
+        for job in st.jobs.values():
+            job.slow_polls = 0
     return 200, []
 
 

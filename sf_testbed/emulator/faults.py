@@ -12,7 +12,7 @@ KINDS = {
     "cut_body",  # results: headers and part of the body, then the connection is closed
     "html_login",  # HTTP 200 with an HTML login page instead of the expected body
     "job_failed",  # the query job ends Failed with ``message``
-    "slow_job",  # the query job stays InProgress for ``polls`` status requests
+    "slow_job",  # the query job stays InProgress for ``polls`` status requests (or until the faults are cleared)
     "request_limit",  # 403 REQUEST_LIMIT_EXCEEDED (not transient)
     "lost_answer",  # create: the job is created and runs, then the connection closes with no answer
 }
