@@ -63,6 +63,9 @@ def faultpoint(point: str, sobject: str) -> None:
                 continue
             if action == "stop":
                 os.kill(os.getpid(), signal.SIGSTOP)
+                # the stop reaches the process's other threads a moment later (seen on a loaded machine: the
+                # extract finished and deleted its job first); this thread must never go past the point
+                threading.Event().wait()
             else:
                 raise InjectedFault(f"[{sobject}] injected fault at {point} (hit {nth}, {ENV})")
 

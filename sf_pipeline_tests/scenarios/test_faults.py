@@ -29,8 +29,9 @@ from sf_testbed.emulator.soql import epoch_ms
 
 from ..helpers import Emulator
 
-# monthly partitions keep a whole-history run (a single-run backfill of every partition) to 34 events
-FIRST, LAST = "2024-01-01", "2026-10-01"
+# the first partition is open at its start, so two monthly partitions hold the org's whole history: a
+# whole-history run (a single-run backfill of every partition) records two materializations, not one a month
+FIRST, LAST = "2026-09-01", "2026-10-01"
 TRANSIENT = ("expired_session", "rate_limit", "server_error")
 
 
@@ -78,7 +79,7 @@ def salesforce_cases() -> list[Case]:
 def catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
     path = tmp_path_factory.mktemp("catalog") / "catalog.yaml"
     path.write_text(
-        "defaults: {partition_start: '2024-01-01', partition_granularity: monthly}\nobjects: [Account, Case]\n"
+        f"defaults: {{partition_start: '{FIRST}', partition_granularity: monthly}}\nobjects: [Account, Case]\n"
     )
     return load_catalog(path)
 
