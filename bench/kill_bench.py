@@ -3,10 +3,11 @@
 Usage: python bench/kill_bench.py [--kills 10] [--rows 100000] [--seed 7] [--partitions 240]
 
 A real webserver and daemon with this repo's dagster.yaml. Each round queues an Account run over its trailing
-``--partitions`` daily partitions, SIGKILLs the run worker and its step process after a random delay (anywhere from the
-extract to the last chunk's load), queues a User run right after, and waits for the daemon to fail,
-free, retry and drain. Prints per round: when the kill fell, seconds until the queue started the next
-object run, seconds until both were done, and whether the table then held Salesforce's rows exactly once.
+``--partitions`` partitions (the catalog's, monthly by default; all of them: the whole history), SIGKILLs the
+run worker and its step process after a random delay (anywhere from the extract to the last chunk's load),
+queues a User run right after, and waits for the daemon to fail, free, retry and drain. Prints per round: when
+the kill fell, seconds until the queue started the next object run, seconds until both were done, and whether
+the table then held Salesforce's rows exactly once.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
@@ -38,9 +39,10 @@ from sf_testbed.emulator.soql import epoch_ms  # noqa: E402
 from sf_testbed.local_dagster import LocalDagster  # noqa: E402
 
 
-def truth_ids(stack: LocalDagster, since: datetime, until: datetime) -> list[str]:
+def truth_ids(stack: LocalDagster, since: datetime | None, until: datetime) -> list[str]:
+    """Account's live rows in [since, until); ``since`` None: the first partition, open at its start."""
     obj = stack.emulator.state.org.get("Account")
-    lo, hi = epoch_ms(since.isoformat()), epoch_ms(until.isoformat())
+    lo, hi = epoch_ms(since.isoformat()) if since else -1, epoch_ms(until.isoformat())
     id_field = obj.by_name["id"]
     return sorted(
         obj.raw_value(id_field, i) for i in range(obj.rows) if lo <= obj.modstamp_ms(i) < hi and not obj.is_deleted(i)
@@ -106,15 +108,15 @@ def main() -> None:
     ap.add_argument("--kills", type=int, default=10)
     ap.add_argument("--rows", type=int, default=100_000, help="Account rows in the emulator's org")
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument(
-        "--partitions", type=int, default=240, help="trailing daily partitions each run loads (one event each)"
-    )
+    ap.add_argument("--partitions", type=int, default=240, help="trailing partitions each run loads (one event each)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     catalog = load_catalog()
-    keys = partitions_def(catalog).get_partition_keys()[-args.partitions :]
-    since = datetime.fromisoformat(keys[0]).replace(tzinfo=UTC)
-    until = datetime.fromisoformat(keys[-1]).replace(tzinfo=UTC) + timedelta(days=1)
+    parts = partitions_def(catalog)
+    keys = parts.get_partition_keys()[-args.partitions :]
+    first = keys[0] == parts.get_first_partition_key()
+    since = None if first else parts.time_window_for_partition_key(keys[0]).start
+    until = parts.time_window_for_partition_key(keys[-1]).end
     work = Path(tempfile.mkdtemp(prefix="kill-bench-"))
     env = {
         "SF_PIPELINE_WORK_DIR": str(work / "work"),
