@@ -9,6 +9,7 @@ of the same partition range, as Dagster's run retry would launch it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,25 +85,37 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
     return load_catalog(path)
 
 
+@pytest.fixture(scope="module")
+def instance() -> Iterator[dg.DagsterInstance]:
+    """One Dagster instance for the module's runs, as one deployment runs them all (a fresh one costs ~0.6 s)."""
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
 def materialize(
-    catalog: Catalog, org: Emulator, db: Path, work: Path, sobject: str = "Case", page_records: int = 300
+    catalog: Catalog,
+    instance: dg.DagsterInstance,
+    org: Emulator,
+    db: Path,
+    work: Path,
+    sobject: str = "Case",
+    page_records: int = 300,
 ) -> dg.ExecuteInProcessResult:
     asset = next(a for a in build_assets(catalog) if asset_key(sobject) in a.keys)
-    with dg.instance_for_test() as instance:
-        return dg.materialize(
-            [asset],
-            instance=instance,
-            raise_on_error=False,
-            tags={ASSET_PARTITION_RANGE_START_TAG: FIRST, ASSET_PARTITION_RANGE_END_TAG: LAST},
-            resources={
-                # the Bulk stages' faults: the route is never chosen by size here
-                "salesforce": SalesforceResource(
-                    login_url=org.url, max_records_per_page=page_records, max_retries=4, rest_max_records=0
-                ),
-                "warehouse": WarehouseResource(duckdb_path=str(db)),
-                "pipeline_settings": PipelineSettings(work_dir=str(work), chunk_min_rows=100, chunk_target_mb=1),
-            },
-        )
+    return dg.materialize(
+        [asset],
+        instance=instance,
+        raise_on_error=False,
+        tags={ASSET_PARTITION_RANGE_START_TAG: FIRST, ASSET_PARTITION_RANGE_END_TAG: LAST},
+        resources={
+            # the Bulk stages' faults: the route is never chosen by size here
+            "salesforce": SalesforceResource(
+                login_url=org.url, max_records_per_page=page_records, max_retries=4, rest_max_records=0
+            ),
+            "warehouse": WarehouseResource(duckdb_path=str(db)),
+            "pipeline_settings": PipelineSettings(work_dir=str(work), chunk_min_rows=100, chunk_target_mb=1),
+        },
+    )
 
 
 def failure_message(result: dg.ExecuteInProcessResult) -> str:
@@ -122,7 +135,9 @@ def assert_exactly_the_truth(catalog: Catalog, org: Emulator, db: Path, sobject:
 
 @pytest.mark.e2e  # the whole pipeline through Dagster with the org's fault injected
 @pytest.mark.parametrize("case", salesforce_cases(), ids=lambda c: c.id)
-def test_salesforce_fault(catalog: Catalog, org: Emulator, tmp_path: Path, case: Case) -> None:
+def test_salesforce_fault(
+    catalog: Catalog, instance: dg.DagsterInstance, org: Emulator, tmp_path: Path, case: Case
+) -> None:
     db, work = tmp_path / "sf.duckdb", tmp_path / "work"
     org.fault(
         kind=case.kind,
@@ -131,12 +146,12 @@ def test_salesforce_fault(catalog: Catalog, org: Emulator, tmp_path: Path, case:
         times=-1 if case.fails else 1,
         **case.spec,
     )
-    result = materialize(catalog, org, db, work)
+    result = materialize(catalog, instance, org, db, work)
     if case.fails:
         assert not result.success, "the fault must fail the run, not load nothing and succeed"
         assert "Case" in failure_message(result)
         org.clear_faults()
-        result = materialize(catalog, org, db, work)  # the run's retry
+        result = materialize(catalog, instance, org, db, work)  # the run's retry
     else:
         assert org.faults()[0]["hits"] >= 1, "the fault was really hit"
     assert result.success
@@ -155,7 +170,12 @@ def test_salesforce_fault(catalog: Catalog, org: Emulator, tmp_path: Path, case:
     ],
 )
 def test_pipeline_stage_failure_then_retry(
-    catalog: Catalog, org: Emulator, tmp_path: Path, point: str, monkeypatch: pytest.MonkeyPatch
+    catalog: Catalog,
+    instance: dg.DagsterInstance,
+    org: Emulator,
+    tmp_path: Path,
+    point: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A failure in the split, in the first or a later chunk's load, or right after a chunk was loaded."""
     db, work = tmp_path / "sf.duckdb", tmp_path / "work"
@@ -163,10 +183,10 @@ def test_pipeline_stage_failure_then_retry(
     monkeypatch.setenv(faultpoints.ENV, f"{point}=raise")
     # one big page, so that the splitter cuts it, when the split is what fails
     pages = 50_000 if point.startswith("chunk_written") else 300
-    failed = materialize(catalog, org, db, work, "Account", pages)
+    failed = materialize(catalog, instance, org, db, work, "Account", pages)
     assert not failed.success and "[Account] injected fault" in failure_message(failed)
     monkeypatch.delenv(faultpoints.ENV)
-    retried = materialize(catalog, org, db, work, "Account", pages)
+    retried = materialize(catalog, instance, org, db, work, "Account", pages)
     assert retried.success
     chunks = {m.metadata["chunks"].value for m in retried.asset_materializations_for_node("salesforce__Account")}
     assert len(chunks) == 1 and chunks.pop() >= 3, "one load of the object, in several chunks"
