@@ -126,8 +126,7 @@ def main() -> None:
     }
     config = EmulatorConfig(port=0, rows={"Account": args.rows, "User": 300})
     rows = []
-    with LocalDagster(work / "home", work / "sf.duckdb", config, extra_env=env) as stack:
-        stack.start_daemon()
+    with LocalDagster(work / "home", work / "sf.duckdb", config, extra_env=env, with_daemon=True) as stack:
         instance = dg.DagsterInstance.from_config(str(stack.home))
 
         def submit(name: str) -> str:

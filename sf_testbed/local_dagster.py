@@ -43,6 +43,7 @@ class LocalDagster:
     extra_env: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
     instance_overrides: dict = field(default_factory=dict)  # merged into dagster.yaml (e.g. Postgres storage)
+    with_daemon: bool = False  # start() starts the daemon too, booting beside the webserver rather than after it
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).resolve()
@@ -87,7 +88,13 @@ class LocalDagster:
             (self.home / "dagster.yaml").write_text(yaml.safe_dump({**config, **self.instance_overrides}))
         if self.emulator is None:
             self.start_org()
-        self.start_webserver()
+        try:
+            if self.with_daemon:
+                self.start_daemon()
+            self.start_webserver()
+        except BaseException:
+            self.stop()  # no process left behind by a stack that never came up
+            raise
         return self
 
     def start_webserver(self) -> None:

@@ -178,9 +178,9 @@ def run_org(
         )
         print(f"Starting dagster-webserver and dagster-daemon (DAGSTER_HOME={home}) ...", flush=True)
         stack.extra_env[DISCOVERED_ENV] = str(discovered)
+        stack.with_daemon = True
         stack.start()
         instance = dg.DagsterInstance.from_config(str(home))
-        stack.start_daemon()
         api_before, started = stack.emulator.state.api_used, time.monotonic()
         stack.start_sensor(INITIAL_LOAD_SENSOR)
         print(

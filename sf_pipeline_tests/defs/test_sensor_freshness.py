@@ -162,9 +162,8 @@ def test_the_weekly_resync_schedule_runs_batches_the_daemon_launches(tmp_path: P
         "SF_PIPELINE_WORK_DIR": str(tmp_path / "work"),
     }
     config = EmulatorConfig(port=0, rows=TEST_ROWS, cache_dir=emulator_cache)
-    with LocalDagster(tmp_path / "home", tmp_path / "sf.duckdb", config, extra_env=env) as stack:
+    with LocalDagster(tmp_path / "home", tmp_path / "sf.duckdb", config, extra_env=env, with_daemon=True) as stack:
         instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(stack.home)))
-        stack.start_daemon()
         stack.start_schedule("salesforce_weekly_resync")
 
         def first_tick_runs() -> list[dg.DagsterRun]:

@@ -129,7 +129,7 @@ def kill_stack(tmp_path: Path, emulator_cache: Path, point: str) -> LocalDagster
         "SF_PIPELINE_REST_MAX_RECORDS": "0",  # Bulk pages to kill between, whatever the window's size
     }
     config = EmulatorConfig(port=0, rows=TEST_ROWS, cache_dir=emulator_cache)
-    return LocalDagster(tmp_path / "home", tmp_path / "sf.duckdb", config, extra_env=env)
+    return LocalDagster(tmp_path / "home", tmp_path / "sf.duckdb", config, extra_env=env, with_daemon=True)
 
 
 @pytest.fixture
@@ -145,7 +145,6 @@ def test_sigkilled_run_is_retried_and_the_queue_goes_on(
     tmp_path: Path, emulator_cache: Path, truth: Emulator, point: str
 ) -> None:
     with kill_stack(tmp_path, emulator_cache, point) as stack:
-        stack.start_daemon()
         instance = instance_of(stack)
         account = submit(stack, instance, "Account")
         pids = stopped_run_processes(instance, account)
@@ -169,7 +168,6 @@ def test_run_left_started_by_a_dead_process_tree_is_failed_and_retried(
     """The code server dies with the run: nothing reports the run's end, so only the launcher's health check
     (run monitoring) can find it dead."""
     with kill_stack(tmp_path, emulator_cache, "batch_read:Account@2=stop") as stack:
-        stack.start_daemon()
         instance = instance_of(stack)
         account = submit(stack, instance, "Account")
         stopped_run_processes(instance, account)
@@ -193,7 +191,6 @@ def test_a_killed_batch_is_retried_for_the_objects_that_did_not_finish(
     """A batch of two objects (as the sensor and schedules request them), killed during the second: Account,
     the heavier, ran first and stays loaded by the killed run; the retry re-runs Contact alone."""
     with kill_stack(tmp_path, emulator_cache, "page_written:Contact@2=stop") as stack:
-        stack.start_daemon()
         instance = instance_of(stack)
         catalog = load_catalog()
         keys = partitions_def(catalog).get_partition_keys()
