@@ -236,6 +236,17 @@ def test_abort_a_running_job(api: httpx.Client, org: Emulator) -> None:
     assert aborted["state"] == "Aborted"
 
 
+def test_clearing_the_faults_releases_a_job_held_in_progress(api: httpx.Client, org: Emulator) -> None:
+    """What the UI test holds a run with: a slow job stays InProgress, poll after poll, until the faults go."""
+    org.fault(kind="slow_job", stage="poll", object="Case", polls=1000)
+    job_id = api.post("/jobs/query", json={"operation": "query", "query": "SELECT Id FROM Case"}).json()["id"]
+    time.sleep(0.3)  # long enough for the job itself to be done
+    assert [api.get(f"/jobs/query/{job_id}").json()["state"] for _ in range(3)] == ["InProgress"] * 3
+    org.clear_faults()
+    assert api.get(f"/jobs/query/{job_id}").json()["state"] == "JobComplete"
+    assert api.get(f"/jobs/query/{job_id}/results").status_code == 200
+
+
 @pytest.mark.parametrize(
     ("soql", "code"),
     [
