@@ -11,7 +11,6 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
-import httpx
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
@@ -20,7 +19,7 @@ from sf_pipeline.defs.assets import asset_key
 from sf_testbed.emulator import EmulatorConfig
 from sf_testbed.local_dagster import LocalDagster
 
-from ..helpers import TEST_ROWS
+from ..helpers import TEST_ROWS, Emulator
 
 pytestmark = pytest.mark.e2e  # a Dagster instance with its daemon, processes or a pod: make test-fast skips it
 
@@ -87,8 +86,8 @@ def test_the_ui_shows_objects_queued_runs_column_schema_and_progress(tmp_path: P
         # Account's query job stays InProgress until the faults are cleared, so that two more objects
         # materialized from the asset graph, as the Materialize button launches them, wait in the queue
         assert stack.emulator is not None
-        slow = {"kind": "slow_job", "stage": "poll", "object": "Account", "polls": 1000}
-        httpx.post(f"{stack.emulator.url}/__emulator__/faults", json=[slow], timeout=10).raise_for_status()
+        org = Emulator(stack.emulator)
+        org.fault(kind="slow_job", stage="poll", object="Account", polls=1000)
         tags = {ASSET_PARTITION_RANGE_START_TAG: RANGE[0], ASSET_PARTITION_RANGE_END_TAG: RANGE[1]}
         account = stack.launch(ASSET_JOB, assets=[asset_key("Account").path], tags=tags)
         stack.start_daemon()
@@ -97,7 +96,7 @@ def test_the_ui_shows_objects_queued_runs_column_schema_and_progress(tmp_path: P
         queued_url = f"{stack.url}/runs?q[]={quote('status:QUEUED')}"
         queued_dom = browser.page(queued_url, "runs-queued.png")
         statuses_then = stack.statuses([account, *waiting])
-        httpx.delete(f"{stack.emulator.url}/__emulator__/faults", timeout=10).raise_for_status()  # Account goes on
+        org.clear_faults()  # Account's job is done at its next poll
         assert set(stack.wait([account, *waiting], timeout_s=600).values()) == {"SUCCESS"}
 
         account_url = f"{stack.url}/assets/salesforce/Account"
