@@ -122,7 +122,7 @@ def test_the_image_installs_the_project_as_pyproject_declares_it(tmp_path: Path)
     assert "FROM python:3.11" in dockerfile and ">=3.11" in project["requires-python"]
     assert "RUN pip install .\n" in dockerfile and "COPY pyproject.toml" in dockerfile
     assert '"code-server", "start"' in dockerfile and '"-m", "sf_pipeline.definitions"' in dockerfile
-    # built from a copy of what the Dockerfile copies, so that setuptools leaves no build/ in the work tree
+    # built from a copy of what the Dockerfile copies, as the image builds it (sf_pipeline/ alone)
     source = tmp_path / "src"
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
