@@ -78,7 +78,10 @@ class LocalDagster:
         self.emulator = make_server(self.emulator_config)
         self.emulator.start_background()
 
-    def start(self) -> LocalDagster:
+    def prepare_home(self) -> None:
+        """DAGSTER_HOME with the project's dagster.yaml (and the overrides) and the instance's storage created
+        once, here: a daemon and a webserver booting at once on a fresh SQLite home would each create it and
+        stamp its schema version twice (alembic: "more than one head present"), and a code server would fail."""
         self.home.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "dagster.yaml", self.home / "dagster.yaml")
         if self.instance_overrides:
@@ -86,6 +89,11 @@ class LocalDagster:
 
             config = yaml.safe_load((ROOT / "dagster.yaml").read_text())
             (self.home / "dagster.yaml").write_text(yaml.safe_dump({**config, **self.instance_overrides}))
+        with dg.DagsterInstance.from_config(str(self.home)):
+            pass
+
+    def start(self) -> LocalDagster:
+        self.prepare_home()
         if self.emulator is None:
             self.start_org()
         try:
