@@ -398,13 +398,18 @@ class ObjectLoader:
         return workdir
 
     def _remove_dead_runs_staged_files(self, staged: StagedFiles) -> None:
-        """Files a dead run left in the bucket, under this table or the object's other one (a shadow, or
-        the table): deleted, never loaded."""
-        for table in (table_name(self.sobject), table_name(self.sobject) + REFRESH_SUFFIX):
-            leftovers = staged if table == self.table else StagedFiles(self.staging, self.dataset_name, table)
-            if stale := leftovers.remove():
+        """Files a dead run left in the bucket, under the object's table or its shadow (a full refresh's):
+        deleted, never loaded. Both folders in one listing."""
+        table = table_name(self.sobject)
+        anchor = staged if self.table == table else StagedFiles(self.staging, self.dataset_name, table)
+        for folder, stale in anchor.remove_all(table + REFRESH_SUFFIX).items():
+            if stale:
                 log.warning(
-                    "[%s] deleted %d staged file(s) left by an earlier run in %s", self.sobject, stale, leftovers.folder
+                    "[%s] deleted %d staged file(s) left by an earlier run in %s/%s",
+                    self.sobject,
+                    stale,
+                    anchor.dataset_folder,
+                    folder,
                 )
 
     def _load_chunk(

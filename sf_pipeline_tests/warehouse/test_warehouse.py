@@ -126,6 +126,34 @@ def test_full_refresh_then_window_stage_in_azure_and_clean_up(
     assert [p.name for p in tmp_path.iterdir()] == ["Account.lock"], "local packages and chunks are deleted too"
 
 
+@pytest.mark.e2e  # a load from the org into the warehouse, staged in Azure
+def test_files_a_dead_run_left_are_deleted_before_a_load_and_only_the_objects(
+    org: Emulator,
+    warehouse: Warehouse,
+    azurite: Azurite,
+    container: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Before it loads, a window of Account deletes what a dead run staged for Account's table or its full
+    refresh's shadow (one listing of both), never a file of a table whose name merely starts the same."""
+    bucket = azurite.service().get_container_client(container)
+    left = ["sf/salesforce/account/1.a.parquet", "sf/salesforce/account__sf_refresh/2.b.parquet"]
+    other = "sf/salesforce/accountcontactrelation/3.c.parquet"
+    for name in (*left, other):
+        bucket.upload_blob(name, b"left by a dead run")
+    since, until = _month("2025-02"), _month("2025-03")
+    caplog.set_level("WARNING", logger="sf_pipeline")
+    with SalesforceClient(org.settings()) as client:
+        window = sync_object(
+            client, load_catalog().get("Account"), warehouse, since=since, until=until, work_dir=tmp_path
+        )
+    assert window.reconciled and window.rows_loaded > 0
+    assert load_files_in(azurite, container) == [other]
+    warned = [r.getMessage() for r in caplog.records if "left by an earlier run" in r.getMessage()]
+    assert len(warned) == 2 and {w.rsplit("/", 1)[-1] for w in warned} == {"account", "account__sf_refresh"}, warned
+
+
 def _month(text: str) -> datetime:
     return datetime.fromisoformat(f"{text}-01T00:00:00+00:00")
 
