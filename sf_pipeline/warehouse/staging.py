@@ -41,8 +41,10 @@ class StagedFiles:
         names = self._names_under(f"{self.dataset_folder}/{self.table}")
         found: dict[str, list[str]] = {t: [] for t in (self.table, *tables)}
         for name in names:
-            folder = name[len(self.dataset_folder) + 1 :].split("/", 1)[0]
-            if folder in found:  # not a table whose name merely starts the same (Account, AccountContactRelation)
+            folder, _, file = name[len(self.dataset_folder) + 1 :].partition("/")
+            # a file in one of the folders: not a table whose name merely starts the same (Account,
+            # AccountContactRelation), nor the folder's own entry (a hierarchical-namespace account lists it)
+            if folder in found and file:
                 found[folder].append(name)
         return {folder: self._delete(files) for folder, files in found.items()}
 
