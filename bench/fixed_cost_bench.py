@@ -36,7 +36,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from sf_pipeline.catalog import load_catalog
 from sf_pipeline.defs.assets import asset_key, build_assets, partitions_def
 from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, WarehouseResource
-from sf_pipeline_tests.latency_proxy import AZURE_REQUEST_S, latency_proxy
+from sf_pipeline_tests.latency_proxy import AZURE_REQUEST_S, blob_endpoint
 from sf_pipeline_tests.servers import AZURITE_ACCOUNT, AZURITE_KEY, run_azurite, run_fakesnow
 from sf_testbed.emulator import PRODUCTION_LATENCY, EmulatorConfig, make_server
 
@@ -62,8 +62,8 @@ def costs(fakesnow, url: str, since_statement: int) -> dict[str, int]:
     }
 
 
-def bench_resources(url: str, fakesnow, blob_endpoint: str, container: str, work: Path, bulk_only: bool) -> dict:
-    """The run's resources: the emulator, fakesnow staging in Azurite's container (reached at ``blob_endpoint``:
+def bench_resources(url: str, fakesnow, endpoint: str, container: str, work: Path, bulk_only: bool) -> dict:
+    """The run's resources: the emulator, fakesnow staging in Azurite's container (reached at ``endpoint``:
     Azurite's own, or the latency proxy's in front of it), a work folder."""
     warehouse = WarehouseResource(
         destination="snowflake",
@@ -75,7 +75,7 @@ def bench_resources(url: str, fakesnow, blob_endpoint: str, container: str, work
         staging=f"az://{container}/sf",
         azure_account_name=AZURITE_ACCOUNT,
         azure_account_key=AZURITE_KEY,
-        azure_blob_endpoint=blob_endpoint,
+        azure_blob_endpoint=endpoint,
     )
     return {
         "salesforce": SalesforceResource(login_url=url, rest_max_records=0 if bulk_only else 10_000),
@@ -114,11 +114,9 @@ def main() -> int:
         contextlib.ExitStack() as proxies,
     ):
         azurite.service().create_container(container)
-        blob_endpoint = azurite.blob_endpoint
-        if production:  # the pipeline's bucket requests pay Azure's round trip (the warehouse's COPY reads directly)
-            proxy_port = proxies.enter_context(latency_proxy(azurite.port, AZURE_REQUEST_S))
-            blob_endpoint = f"http://127.0.0.1:{proxy_port}/{AZURITE_ACCOUNT}"
-        resources = bench_resources(server.url, fakesnow, blob_endpoint, container, work, args.bulk_only)
+        resources = bench_resources(
+            server.url, fakesnow, blob_endpoint(proxies, azurite, priced=production), container, work, args.bulk_only
+        )
         assets = build_assets(catalog)
         parts = partitions_def(catalog)
         rows = []
@@ -138,6 +136,13 @@ def main() -> int:
                 for s in fakesnow.statements()[before:]:
                     print(f"{s['kind']:>18} {' '.join(s.get('statement', '').split())[:150]}")
     server.shutdown()
+    print_report(args, rows)
+    return 0
+
+
+def print_report(args: argparse.Namespace, rows: list[list[object]]) -> None:
+    """The profile the phases ran under, then a row a phase."""
+    production = args.profile == "production"
     headers = [
         "phase",
         "objects",
@@ -157,7 +162,6 @@ def main() -> int:
     )
     print(f"profile: {args.profile}{profile}" + (", every load by Bulk" if args.bulk_only else ""))
     print(table(headers, rows))
-    return 0
 
 
 def edit_and_load(phase, names, server, assets, resources, instance, fakesnow, parts) -> list[object]:

@@ -282,12 +282,8 @@ def snowflake_env(stack: contextlib.ExitStack, work: Path, production: bool) -> 
         run_fakesnow(work / "snow", azurite.connection_string(), SNOWFLAKE_PROFILE if production else None)
     )
     azurite.service().create_container("orgbench")
-    blob_endpoint = azurite.blob_endpoint
-    if production:  # the runs' bucket requests pay Azure's round trip (fakesnow's COPY reads Azurite directly)
-        from sf_pipeline_tests.latency_proxy import AZURE_REQUEST_S, latency_proxy
+    from sf_pipeline_tests.latency_proxy import blob_endpoint
 
-        blob_endpoint = f"http://127.0.0.1:{stack.enter_context(latency_proxy(azurite.port, AZURE_REQUEST_S))}"
-        blob_endpoint += f"/{AZURITE_ACCOUNT}"
     os.environ.update(
         {
             "SF_PIPELINE_DESTINATION": "snowflake",
@@ -299,7 +295,7 @@ def snowflake_env(stack: contextlib.ExitStack, work: Path, production: bool) -> 
             "SF_PIPELINE_STAGING": "az://orgbench/sf",
             "AZURE_STORAGE_ACCOUNT_NAME": AZURITE_ACCOUNT,
             "AZURE_STORAGE_ACCOUNT_KEY": AZURITE_KEY,
-            "AZURE_STORAGE_BLOB_ENDPOINT": blob_endpoint,
+            "AZURE_STORAGE_BLOB_ENDPOINT": blob_endpoint(stack, azurite, priced=production),
         }
     )
     priced = " behind a 50 ms-a-request proxy" if production else ""

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+
+from .servers import AZURITE_ACCOUNT, Azurite
 
 METHODS = (b"GET", b"HEAD", b"PUT", b"POST", b"DELETE", b"PATCH", b"OPTIONS")
 AZURE_REQUEST_S = 0.05
@@ -58,3 +60,12 @@ def latency_proxy(target_port: int, delay: float, host: str = "127.0.0.1") -> It
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+def blob_endpoint(stack: ExitStack, azurite: Azurite, priced: bool) -> str:
+    """Where the pipeline reaches Azurite: its own endpoint, or (``priced``) a proxy charging Azure's round trip,
+    kept open on ``stack``. The warehouse's COPY reads Azurite directly either way."""
+    if not priced:
+        return azurite.blob_endpoint
+    port = stack.enter_context(latency_proxy(azurite.port, AZURE_REQUEST_S))
+    return f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"
