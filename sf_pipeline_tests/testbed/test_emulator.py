@@ -361,4 +361,6 @@ def test_the_latency_proxy_charges_each_request_once(emulator: Emulator) -> None
         answers = [client.get("/services/data").status_code for _ in range(3)]  # one connection, kept alive
         took = time.monotonic() - started
     assert answers == [httpx.get(f"{emulator.url}/services/data").status_code] * 3
-    assert 0.6 <= took < 1.6, took
+    assert took >= 0.6, (
+        f"three requests through the proxy took {took:.2f}s: each must wait its 0.2 s"
+    )  # a floor only: no timed ceiling
