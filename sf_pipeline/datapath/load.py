@@ -425,8 +425,7 @@ class ObjectLoader:
             self._refresh_current_versions(pipeline)
         faultpoint("chunk_loaded", self.sobject)
         if staged:
-            for load_id in info.loads_ids:
-                staged.remove(load_id)
+            staged.remove_loaded(_staged_urls(info))
         rows = pipeline.last_trace.last_normalize_info.row_counts.get(self.table, 0)
         chunk.remove()
         log.info(
@@ -474,6 +473,18 @@ class ObjectLoader:
             # rows queryAll reports deleted are removed from the destination, not loaded
             hints["IsDeleted"] = {"hard_delete": True}
         return hints
+
+
+def _staged_urls(info: Any) -> list[str]:
+    """The bucket URLs of the files dlt staged for a load, from its jobs' metrics (``LoadInfo.metrics``): the
+    staging jobs report where they put their file; the warehouse's COPY jobs report none."""
+    return [
+        job.remote_url
+        for step in info.metrics.values()
+        for metrics in step
+        for job in metrics["job_metrics"].values()
+        if job.remote_url
+    ]
 
 
 def _load_error(exc: PipelineStepFailed, sobject: str, label: str, chunk: _Part) -> LoadError:

@@ -120,8 +120,11 @@ class Warehouse:
         kwargs: dict[str, Any] = {"credentials": self.snowflake.dlt_credentials()}
         if self.snowflake.stage:
             kwargs["stage_name"] = self.snowflake.stage
-        # files PUT into a table stage are removed after COPY, like files staged in a bucket
-        return {"keep_staged_files": False, **kwargs}
+        # files PUT into a table stage are removed after COPY, like files staged in a bucket; a bucket's files are
+        # deleted by the loader (a dead run's before a load, the load's own after it), so dlt's truncation of the
+        # table's staged folder before each load (a directory check, a listing and a second look at its
+        # ``init`` file: 8 blob requests) would only repeat it
+        return {"keep_staged_files": False, "truncate_tables_on_staging_destination_before_load": False, **kwargs}
 
     @contextlib.contextmanager
     def load_destination(self) -> Iterator[Any]:

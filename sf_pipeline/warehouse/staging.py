@@ -1,14 +1,17 @@
-"""Files dlt staged in a bucket: listed and deleted once the warehouse has loaded them, or when a dead
-run left them behind.
+"""Files dlt staged in a bucket: deleted once the warehouse has loaded them, or when a dead run left them
+behind.
 
-Each blob request is a round trip to Azure on a small window's load, so the listings are few: a table's
-folder once after its load, an object's folders (its table and its full refresh's shadow) in one listing
-before it, and deletes of the files listed, with no existence check first."""
+Each blob request is a round trip to Azure on a small window's load, so they are few: an object's folders
+(its table and its full refresh's shadow) listed once before its load, the files dlt reports it staged for a
+load deleted by name after it (no listing), and no existence check before a delete."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from azure.core.exceptions import ResourceNotFoundError
 from fsspec.asyn import sync
+from fsspec.core import strip_protocol
 
 from .settings import StagingSettings
 
@@ -23,15 +26,10 @@ class StagedFiles:
         self.fs = staging.filesystem()
         self.dataset_folder = staging.dataset_prefix(dataset)
         self.table = table
-        self.folder = f"{self.dataset_folder}/{table}"
 
-    def list(self, load_id: str | None = None) -> list[str]:
-        names = self._names_under(self.folder + "/")
-        return sorted(n for n in names if load_id is None or n.rsplit("/", 1)[-1].startswith(f"{load_id}."))
-
-    def remove(self, load_id: str | None = None) -> int:
-        """Delete the files of one load (or all of the table's); returns how many were deleted."""
-        return self._delete(self.list(load_id))
+    def remove_loaded(self, urls: Iterable[str]) -> int:
+        """Delete the files a load staged, by the URLs dlt reports for its jobs; returns how many."""
+        return self._delete([strip_protocol(url) for url in urls])
 
     def remove_all(self, *tables: str) -> dict[str, int]:
         """Delete every file under this table's folder and under ``tables`` (folders whose names start with this

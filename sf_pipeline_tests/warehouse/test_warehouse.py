@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -152,6 +153,48 @@ def test_files_a_dead_run_left_are_deleted_before_a_load_and_only_the_objects(
     assert load_files_in(azurite, container) == [other]
     warned = [r.getMessage() for r in caplog.records if "left by an earlier run" in r.getMessage()]
     assert len(warned) == 2 and {w.rsplit("/", 1)[-1] for w in warned} == {"account", "account__sf_refresh"}, warned
+
+
+def blob_requests(caplog: pytest.LogCaptureFixture, container: str) -> list[tuple[str, str]]:
+    """The blob requests the Azure SDK logged (its HTTP logging policy, which adlfs's client goes through), as
+    (method, path in the container), its query left out."""
+    out = []
+    for record in caplog.records:
+        url = re.search(r"Request URL: '([^']*)'", record.getMessage())
+        method = re.search(r"Request method: '([^']*)'", record.getMessage())
+        if url and method:
+            path = url.group(1).split("?", 1)[0].split(f"/{container}", 1)[-1]
+            out.append((method.group(1), path))
+    return out
+
+
+@pytest.mark.e2e  # window loads from the org into the warehouse, staged in Azure
+def test_a_window_load_makes_three_blob_requests_once_the_dataset_is_initialized(
+    org: Emulator,
+    warehouse: Warehouse,
+    azurite: Azurite,
+    container: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each blob request is a round trip to Azure: after the process's first load, a window's load lists the
+    object's folders once (a dead run's files), uploads its file and deletes it by the name dlt reports. No
+    check of dlt's ``init`` file, no truncation of the folder by dlt, no listing after the load."""
+    caplog.set_level("INFO", logger="azure.core.pipeline.policies.http_logging_policy")
+    entry = load_catalog().get("Lead")
+    per_load = []
+    with SalesforceClient(org.settings()) as client:
+        for since, until in (("2025-02", "2025-03"), ("2025-03", "2025-04"), ("2025-04", "2025-05")):
+            caplog.clear()
+            window = sync_object(client, entry, warehouse, since=_month(since), until=_month(until), work_dir=tmp_path)
+            assert window.reconciled and window.rows_loaded > 0
+            per_load.append(blob_requests(caplog, container))
+    assert ("HEAD", "/sf/salesforce/init") in per_load[0], "the first load of the process checks dlt's init file"
+    for requests in per_load[1:]:
+        assert [method for method, _ in requests] == ["GET", "PUT", "DELETE"], requests
+        (_, listed), (_, put), (_, deleted) = requests
+        assert listed == "" and put == deleted and put.startswith("/sf/salesforce/lead/"), requests
+    assert load_files_in(azurite, container) == [], "each load's file is deleted once loaded"
 
 
 def _month(text: str) -> datetime:
