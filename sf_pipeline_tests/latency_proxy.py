@@ -50,7 +50,13 @@ def latency_proxy(target_port: int, delay: float, host: str = "127.0.0.1") -> It
 
     async def handle(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         server_reader, server_writer = await asyncio.open_connection(host, target_port)
-        await asyncio.gather(_pipe(client_reader, server_writer, delay), _pipe(server_reader, client_writer, 0.0))
+        try:
+            await asyncio.gather(_pipe(client_reader, server_writer, delay), _pipe(server_reader, client_writer, 0.0))
+        except asyncio.CancelledError:
+            # the proxy shutting down (``_shut``): ending quietly, since asyncio's stream callback logs a cancelled
+            # connection handler as an error
+            client_writer.close()
+            server_writer.close()
 
     server = asyncio.run_coroutine_threadsafe(asyncio.start_server(handle, host, 0), loop).result(10)
     try:
