@@ -143,6 +143,9 @@ def test_files_a_dead_run_left_are_deleted_before_a_load_and_only_the_objects(
     other = "sf/salesforce/accountcontactrelation/3.c.parquet"
     for name in (*left, other):
         bucket.upload_blob(name, b"left by a dead run")
+    # a hierarchical-namespace account lists a folder as an empty blob of the folder's name (Azurite has none)
+    folder_entry = "sf/salesforce/account"
+    bucket.upload_blob(folder_entry, b"", metadata={"hdi_isfolder": "true"})
     since, until = _month("2025-02"), _month("2025-03")
     caplog.set_level("WARNING", logger="sf_pipeline")
     with SalesforceClient(org.settings()) as client:
@@ -150,7 +153,7 @@ def test_files_a_dead_run_left_are_deleted_before_a_load_and_only_the_objects(
             client, load_catalog().get("Account"), warehouse, since=since, until=until, work_dir=tmp_path
         )
     assert window.reconciled and window.rows_loaded > 0
-    assert load_files_in(azurite, container) == [other]
+    assert load_files_in(azurite, container) == [folder_entry, other]
     warned = [r.getMessage() for r in caplog.records if "left by an earlier run" in r.getMessage()]
     assert len(warned) == 2 and {w.rsplit("/", 1)[-1] for w in warned} == {"account", "account__sf_refresh"}, warned
 
