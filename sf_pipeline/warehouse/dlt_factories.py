@@ -17,7 +17,6 @@ The classes keep dlt's names, so dlt's configuration sections (``destination.fil
 from __future__ import annotations
 
 import copy
-import threading
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -51,15 +50,13 @@ class StagingBucketClient(FilesystemClient):
     process has seen or written it, it stays: the later loads skip the three requests. A truncation (the
     tables' files deleted) still runs every time."""
 
-    _initialized: ClassVar[set[tuple[str, str]]] = set()
-    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _initialized: ClassVar[set[tuple[str, str]]] = set()  # (account URL, init file); two threads may both check
 
     def initialize_storage(self, truncate_tables: Iterable[str] | None = None) -> None:
         key = (self.fs_client.service_client.url, self.init_file_path)
         if truncate_tables or not self.config.as_staging_destination or key not in self._initialized:
             super().initialize_storage(truncate_tables)
-            with self._lock:
-                self._initialized.add(key)
+            self._initialized.add(key)
 
 
 class filesystem(CapabilitiesOnce, _filesystem):  # noqa: N801 - dlt's destination factories are lower case
