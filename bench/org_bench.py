@@ -273,6 +273,7 @@ def snowflake_env(stack: contextlib.ExitStack, work: Path, production: bool) -> 
     (the daemon's runs inherit them)."""
     from fixed_cost_bench import SNOWFLAKE_PROFILE
 
+    from sf_pipeline_tests.latency_proxy import blob_endpoint
     from sf_pipeline_tests.servers import AZURITE_ACCOUNT, AZURITE_KEY, run_azurite, run_fakesnow
 
     (work / "az").mkdir()
@@ -282,8 +283,6 @@ def snowflake_env(stack: contextlib.ExitStack, work: Path, production: bool) -> 
         run_fakesnow(work / "snow", azurite.connection_string(), SNOWFLAKE_PROFILE if production else None)
     )
     azurite.service().create_container("orgbench")
-    from sf_pipeline_tests.latency_proxy import blob_endpoint
-
     os.environ.update(
         {
             "SF_PIPELINE_DESTINATION": "snowflake",

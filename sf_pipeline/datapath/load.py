@@ -283,50 +283,33 @@ class ObjectLoader:
         first_load = into_empty and mode == "merge" and not self.history  # versions need scd2's columns
         lean_arrow_allocator()
         workdir = self._fresh_workdir()
-        staged = StagedFiles(self.staging, self.dataset_name, self.table) if self.staging.kind == "azure" else None
-        if staged:
-            self._remove_dead_runs_staged_files(staged)
+        staged = self._staged_files()
         has_deleted = any(f["name"] == "IsDeleted" for f in fields or [])
         if first_load:
             log.info("[%s] %s is empty: its rows are appended (no merge needed)", self.sobject, self.table)
-        # rows queryAll reports deleted: a merge removes them (dlt's hard-delete hint) unless they are kept with a
-        # flag or closed as versions (history's source filter)
-        removes = has_deleted and not self.policy.keep_deleted and not self.history
-        columns = self._column_hints("append" if first_load else mode, removes)
-        load_ids: list[str] = []
-        rows = size = count = 0
+        columns = self._column_hints("append" if first_load else mode, has_deleted)
+        result = LoadResult(self.sobject, self.table, self.dataset_name, 0, 0, 0, 0, 0.0, 0.0)
         self.settings.configure()
         with PeakRss() as rss:
             try:
                 for k, part in enumerate(parts):
-                    count = k + 1
                     disposition = "append" if first_load or (mode == "replace" and k > 0) else mode
                     resource = self._resource(
                         part, disposition, merge=mode == "merge", columns=columns, has_deleted=has_deleted
                     )
                     label = f"{k + 1}/{known}" if known else str(k + 1)
-                    chunk_load_ids, chunk_rows = self._load_in_fresh_pipeline(
+                    load_ids, rows = self._load_in_fresh_pipeline(
                         workdir / f"chunk-{k:03d}", resource, label, part, staged
                     )
-                    load_ids += chunk_load_ids
-                    rows += chunk_rows
-                    size += part.bytes
+                    result.chunks, result.rows, result.bytes = k + 1, result.rows + rows, result.bytes + part.bytes
+                    result.load_ids += load_ids
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
+        result.deleted = stats.deleted  # counted as the batches were read: known once every part is loaded
         if self._drops_deleted(mode, into_empty):
-            rows += stats.deleted  # dropped here rather than by a merge: accounted for all the same
-        return LoadResult(
-            self.sobject,
-            self.table,
-            self.dataset_name,
-            rows,
-            stats.deleted,
-            count,
-            size,
-            time.monotonic() - started,
-            rss.peak_mb,
-            load_ids,
-        )
+            result.rows += stats.deleted  # dropped here rather than by a merge: accounted for all the same
+        result.seconds, result.peak_rss_mb = time.monotonic() - started, rss.peak_mb
+        return result
 
     def _resource(
         self, part: _Part, disposition: WriteMode, *, merge: bool, columns: dict[str, dict], has_deleted: bool
@@ -397,20 +380,23 @@ class ObjectLoader:
         workdir.mkdir(parents=True)
         return workdir
 
-    def _remove_dead_runs_staged_files(self, staged: StagedFiles) -> None:
-        """Files a dead run left in the bucket, under the object's table or its shadow (a full refresh's):
-        deleted, never loaded. Both folders in one listing."""
+    def _staged_files(self) -> StagedFiles | None:
+        """The bucket's staged files (None without a bucket), once what a dead run left under the object's table
+        or its shadow (a full refresh's) is deleted, never loaded: both folders in one listing."""
+        if self.staging.kind != "azure":
+            return None
+        staged = StagedFiles(self.staging, self.dataset_name)
         table = table_name(self.sobject)
-        anchor = staged if self.table == table else StagedFiles(self.staging, self.dataset_name, table)
-        for folder, stale in anchor.remove_all(table + REFRESH_SUFFIX).items():
+        for folder, stale in staged.remove_all(table, table + REFRESH_SUFFIX).items():
             if stale:
                 log.warning(
                     "[%s] deleted %d staged file(s) left by an earlier run in %s/%s",
                     self.sobject,
                     stale,
-                    anchor.dataset_folder,
+                    staged.dataset_folder,
                     folder,
                 )
+        return staged
 
     def _load_chunk(
         self, pipeline: Any, resource: Any, label: str, chunk: _Part, staged: StagedFiles | None
@@ -425,7 +411,7 @@ class ObjectLoader:
             self._refresh_current_versions(pipeline)
         faultpoint("chunk_loaded", self.sobject)
         if staged:
-            staged.remove_loaded(_staged_urls(info))
+            staged.remove_loaded(info)
         rows = pipeline.last_trace.last_normalize_info.row_counts.get(self.table, 0)
         chunk.remove()
         log.info(
@@ -466,25 +452,13 @@ class ObjectLoader:
         hint. Never when the object keeps deleted rows with a flag."""
         return not self.policy.keep_deleted and (mode == "replace" or (into_empty and mode == "merge"))
 
-    @staticmethod
-    def _column_hints(mode: WriteMode, has_deleted: bool) -> dict[str, dict]:
+    def _column_hints(self, mode: WriteMode, has_deleted: bool) -> dict[str, dict]:
         hints: dict[str, dict] = {}
-        if mode == "merge" and has_deleted:
-            # rows queryAll reports deleted are removed from the destination, not loaded
+        # rows queryAll reports deleted: a merge removes them (dlt's hard-delete hint) unless they are kept with a
+        # flag or closed as versions (history's source filter)
+        if mode == "merge" and has_deleted and not self.policy.keep_deleted and not self.history:
             hints["IsDeleted"] = {"hard_delete": True}
         return hints
-
-
-def _staged_urls(info: Any) -> list[str]:
-    """The bucket URLs of the files dlt staged for a load, from its jobs' metrics (``LoadInfo.metrics``): the
-    staging jobs report where they put their file; the warehouse's COPY jobs report none."""
-    return [
-        job.remote_url
-        for step in info.metrics.values()
-        for metrics in step
-        for job in metrics["job_metrics"].values()
-        if job.remote_url
-    ]
 
 
 def _load_error(exc: PipelineStepFailed, sobject: str, label: str, chunk: _Part) -> LoadError:

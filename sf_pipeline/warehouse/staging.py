@@ -7,7 +7,7 @@ load deleted by name after it (no listing), and no existence check before a dele
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 from fsspec.asyn import sync
@@ -17,27 +17,34 @@ from .settings import StagingSettings
 
 
 class StagedFiles:
-    """The staged files of one table: listed and removed through adlfs (dlt leaves them in the bucket).
+    """The staged files of one dataset: listed and removed through adlfs (dlt leaves them in the bucket).
 
     dlt's default layout puts a table's files at ``<bucket>/<dataset>/<table>/<load_id>.<file_id>.<ext>``.
     """
 
-    def __init__(self, staging: StagingSettings, dataset: str, table: str) -> None:
+    def __init__(self, staging: StagingSettings, dataset: str) -> None:
         self.fs = staging.filesystem()
         self.dataset_folder = staging.dataset_prefix(dataset)
-        self.table = table
 
-    def remove_loaded(self, urls: Iterable[str]) -> int:
-        """Delete the files a load staged, by the URLs dlt reports for its jobs; returns how many."""
+    def remove_loaded(self, info: Any) -> int:
+        """Delete the files a load staged, by the URLs dlt reports for its jobs (``LoadInfo.metrics``: a staging
+        job reports where it put its file, the warehouse's COPY job none); returns how many."""
+        urls = [
+            job.remote_url
+            for step in info.metrics.values()
+            for metrics in step
+            for job in metrics["job_metrics"].values()
+            if job.remote_url
+        ]
         return self._delete([strip_protocol(url) for url in urls])
 
-    def remove_all(self, *tables: str) -> dict[str, int]:
-        """Delete every file under this table's folder and under ``tables`` (folders whose names start with this
-        table's), listed in one request; returns how many each folder held."""
-        if not all(t.startswith(self.table) for t in tables):
-            raise ValueError(f"one listing covers the folders named after {self.table} only, not {tables}")
-        names = self._names_under(f"{self.dataset_folder}/{self.table}")
-        found: dict[str, list[str]] = {t: [] for t in (self.table, *tables)}
+    def remove_all(self, table: str, *others: str) -> dict[str, int]:
+        """Delete every file in the folders of ``table`` and ``others`` (tables whose names start with
+        ``table``'s), listed in one request; returns how many each folder held."""
+        if not all(t.startswith(table) for t in others):
+            raise ValueError(f"one listing covers the folders named after {table} only, not {others}")
+        names = self._names_under(f"{self.dataset_folder}/{table}")
+        found: dict[str, list[str]] = {t: [] for t in (table, *others)}
         for name in names:
             folder, _, file = name[len(self.dataset_folder) + 1 :].partition("/")
             # a file in one of the folders: not a table whose name merely starts the same (Account,

@@ -6,11 +6,13 @@ import csv
 import gzip
 import io
 import time
+from urllib.parse import urlparse
 
 import httpx
 import pytest
 
 from ..helpers import Emulator
+from ..latency_proxy import latency_proxy
 
 V = "/services/data/v62.0"
 
@@ -350,17 +352,11 @@ def test_a_third_party_client_works_unchanged(org: Emulator) -> None:
 def test_the_latency_proxy_charges_each_request_once(emulator: Emulator) -> None:
     """The production profile's bucket round trip (``latency_proxy``, used by bench/fixed_cost_bench.py): each
     request through it waits the set time once, and its answer is the server's own."""
-    import time
-    from urllib.parse import urlparse
-
-    from ..latency_proxy import latency_proxy
-
     target = urlparse(emulator.url).port
     with latency_proxy(target, 0.2) as port, httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
         started = time.monotonic()
         answers = [client.get("/services/data").status_code for _ in range(3)]  # one connection, kept alive
         took = time.monotonic() - started
     assert answers == [httpx.get(f"{emulator.url}/services/data").status_code] * 3
-    assert took >= 0.6, (
-        f"three requests through the proxy took {took:.2f}s: each must wait its 0.2 s"
-    )  # a floor only: no timed ceiling
+    # a floor only, no ceiling: a loaded machine may take longer
+    assert took >= 0.6, f"three requests through the proxy took {took:.2f}s: each must wait its 0.2 s"
