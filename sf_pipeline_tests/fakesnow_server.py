@@ -23,6 +23,9 @@
    checks the statement and the staged file instead of the rows.
 6. fakesnow's parser has no ``ALTER TABLE a SWAP WITH b`` (Snowflake's atomic exchange of two tables, which
    a full refresh uses to put its shadow table in place): it runs as three renames to the same end state.
+7. fakesnow parses a ``COPY`` only as a request's one statement: a request of ``TRUNCATE TABLE`` statements and
+   then a ``COPY`` (how the pipeline sends dlt's truncation of a staging table with the load's COPY) runs its
+   statements one after another, as Snowflake runs a multi-statement request.
 Nothing else is changed.
 
 And a production-latency profile, off unless asked for (``FAKESNOW_LATENCY``, e.g.
@@ -58,6 +61,7 @@ _AZURE_FROM = re.compile(r"FROM '(azure://[^']+)'")
 _AZURE_CREDENTIALS = re.compile(r"CREDENTIALS=\(AZURE_SAS_TOKEN='([^']*)'\)")
 _FORMAT_TYPE = re.compile(r"TYPE = '(\w+)'")
 _SWAP = re.compile(r"ALTER TABLE (\S+) SWAP WITH (\S+)", re.IGNORECASE)
+_TRUNCATES_THEN_COPY = re.compile(r"\s*((?:TRUNCATE TABLE [^;]+;\s*)+)(COPY INTO .*)", re.IGNORECASE | re.DOTALL)
 
 
 def _describe_last_sql(self: FakeSnowflakeCursor) -> list:
@@ -156,6 +160,10 @@ def _execute(self: FakeSnowflakeCursor, command: str, *args, **kwargs):
     command = _STAGE_LITERAL.sub(r"@\1.\2/\3\4", command)
     command = _FILE_FORMAT.sub(_space_separated, command)
     command = command.replace("MATCH_BY_COLUMN_NAME='CASE_INSENSITIVE'", "MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE")
+    if both := _TRUNCATES_THEN_COPY.fullmatch(command):  # shim 7
+        for truncate in both.group(1).split(";")[:-1]:
+            _original_execute(self, truncate, *args, **kwargs)
+        command = both.group(2)
     if command.lstrip().upper().startswith("COPY INTO") and _AZURE_FROM.search(command):
         with tempfile.TemporaryDirectory(prefix="fakesnow-azure-") as local_dir:  # the download, gone after
             return _original_execute(self, _read_from_azure(command, Path(local_dir)), *args, **kwargs)

@@ -18,6 +18,12 @@ Transactions are dlt's, sent in fewer round trips: a COPY from the bucket runs a
 (``SessionSqlJob``: Snowflake documents explicit transactions inside a multi-statement request) rather than
 between dlt's ``ALTER SESSION SET autocommit`` pairs. A session-level ``BEGIN`` followed by the statements in
 a request of their own is not used: fakesnow loses such a request.
+
+Two of dlt's statements ride with the next request instead of taking a round trip of their own, in dlt's
+order: the staging table's ``TRUNCATE`` before a load goes in front of the COPY that follows it (any other
+statement first sends it alone), and the load's row in dlt's loads table goes inside the merge's transaction
+when that merge is the load's last job (one table a load, as the loader's are), so the load is recorded
+exactly when its rows commit. A one-row window's load is then 2 requests of dlt's, not 4.
 """
 
 from __future__ import annotations
@@ -65,6 +71,8 @@ class SnowflakeSession:
     # dlt's version table (qualified name) -> the schema versions stored in it, by hash (their text not kept)
     versions: dict[str, dict[str, StorageSchemaInfo]] = field(default_factory=dict)
     in_transaction: bool = False
+    pending: list[str] = field(default_factory=list)  # dlt's TRUNCATEs, sent with the next request
+    recorded_loads: set[str] = field(default_factory=set)  # load ids a merge's transaction recorded
 
 
 _SESSIONS: weakref.WeakKeyDictionary[Any, SnowflakeSession] = weakref.WeakKeyDictionary()
@@ -125,24 +133,33 @@ class SessionSqlClient(SnowflakeSqlClient):
                 self.session.in_transaction = False
 
     @contextmanager
-    def transactions_as(self, mode: TransactionMode) -> Iterator[None]:
+    def transactions_as(self, mode: TransactionMode, *, also: str | None = None) -> Iterator[None]:
         """How transactions this thread opens are sent: ``single statement`` (no ``ALTER SESSION``/``COMMIT``
-        around the one statement) or ``one request`` (``BEGIN``, the statements and ``COMMIT`` in one request)."""
-        self._thread.transactions = mode
+        around the one statement) or ``one request`` (``BEGIN``, the statements, ``also`` if given, and
+        ``COMMIT`` in one request). Either way the thread's next request carries the pending ``TRUNCATE``s."""
+        self._thread.transactions, self._thread.also, self._thread.carry = mode, also, True
         try:
             yield
         finally:
-            self._thread.transactions = None
+            self._thread.transactions, self._thread.also, self._thread.carry = None, None, False
+
+    def truncate_tables(self, *tables: str) -> None:
+        """dlt empties the staging tables before a load: the statements wait for the next request (its COPY)."""
+        with self.session.lock:
+            self.session.pending.extend(self._truncate_table_sql(self.make_qualified_table_name(t)) for t in tables)
 
     def execute_many(self, statements: Any, *args: Any, **kwargs: Any) -> Any:
         if not getattr(self._thread, "begin", False):
             return super().execute_many(statements, *args, **kwargs)
-        request = ";\n".join(["BEGIN TRANSACTION", *statements, "COMMIT"]) + ";"
+        also = [self._thread.also] if self._thread.also else []
+        request = ";\n".join(["BEGIN TRANSACTION", *statements, *also, "COMMIT"]) + ";"
         try:
             return [self.execute_sql(request, *args, **kwargs)]
         except Exception:
             # a statement failed inside the transaction: nothing of it is committed, whether the transaction is
-            # still open or aborted (fakesnow) or already ended; ROLLBACK (a no-op without one) ends it here
+            # still open or aborted (fakesnow) or already ended; ROLLBACK (a no-op without one) ends it here,
+            # alone (a TRUNCATE still pending goes before it, outside the transaction)
+            self._thread.carry = False
             with suppress(Exception):
                 self.execute_sql("ROLLBACK")
             raise
@@ -156,8 +173,27 @@ class SessionSqlClient(SnowflakeSqlClient):
 
     @contextmanager
     def execute_query(self, query: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        with self.session.lock, super().execute_query(query, *args, **kwargs) as cursor:
-            yield cursor
+        with self.session.lock:
+            pending, self.session.pending = self.session.pending, []
+            if pending and not getattr(self._thread, "carry", False):
+                self._send_alone(pending)  # a statement whose result is read: the TRUNCATEs go first, alone
+            elif pending:
+                query = ";\n".join([*pending, query])
+            try:
+                with super().execute_query(query, *args, **kwargs) as cursor:
+                    yield cursor
+            except Exception:
+                if pending and getattr(self._thread, "carry", False):
+                    self.session.pending[:0] = pending  # unknown whether they ran: they go again (idempotent)
+                raise
+
+    def _send_alone(self, statements: list[str]) -> None:
+        try:
+            with super().execute_query(";\n".join(statements) + ";"):
+                pass
+        except Exception:
+            self.session.pending[:0] = statements
+            raise
 
     def has_dataset(self) -> bool:
         """``SHOW TERSE SCHEMAS`` rather than dlt's ``INFORMATION_SCHEMA.SCHEMATA`` query: SHOW is answered from
@@ -207,9 +243,18 @@ class SessionSqlJob(SqlLoadJob):
         with FileStorage.open_zipsafe_ro(self._file_path, "r", encoding="utf-8") as f:
             # dlt's own test finds "CREATE" in any text, a column CREATED_DATE included: statements' verbs here
             ddl = any(_DDL_VERB.match(statement) for statement in f.read().split(";"))
-        sql_client = self._job_client.sql_client
-        with nullcontext() if ddl else sql_client.transactions_as("one request"):
+        client: SessionSnowflakeClient = self._job_client  # type: ignore[assignment]
+        if ddl:
             super().run()
+            return
+        # the load's only table (the loader's pipelines load one, and no pipeline state): once its merge commits,
+        # nothing of the load is left to run
+        last = self._schema.data_table_names() == [self._load_table["name"]]
+        record = client.load_record_sql(self._load_id) if last else None
+        with client.sql_client.transactions_as("one request", also=record):
+            super().run()
+        if record:
+            client.sql_client.session.recorded_loads.add(self._load_id)
 
 
 class SessionSnowflakeClient(SnowflakeClient):
@@ -231,6 +276,7 @@ class SessionSnowflakeClient(SnowflakeClient):
             capabilities,
             config.query_tag,
         )
+        self.dataset = self.sql_client.dataset_name  # the destination dataset, whichever one a job makes active
 
     def create_load_job(
         self, table: PreparedTableSchema, file_path: str, load_id: str, restore: bool = False
@@ -249,6 +295,23 @@ class SessionSnowflakeClient(SnowflakeClient):
             keep_staged_files=self.config.keep_staged_files,
             staging_credentials=staging.credentials if staging else None,
         )
+
+    def load_record_sql(self, load_id: str) -> str:
+        """dlt's row for a completed load (``complete_load``'s statement) with its values as literals."""
+        # a merge job runs with the staging dataset active: the loads table is the destination dataset's
+        path = self.sql_client.make_qualified_table_name_path(self.schema.loads_table_name, dataset_name=self.dataset)
+        name = ".".join(path)
+        values = ", ".join(
+            map(escape_snowflake_literal, (load_id, self.schema.name, 0, datetime.now(UTC), self.schema.version_hash))
+        )
+        return f"INSERT INTO {name}({self.loads_table_schema_columns}) VALUES({values})"
+
+    def complete_load(self, load_id: str) -> None:
+        recorded = self.sql_client.session.recorded_loads
+        if load_id in recorded:
+            recorded.discard(load_id)  # the merge's transaction wrote the row
+            return
+        super().complete_load(load_id)
 
     def get_stored_schema_by_hash(self, version_hash: str) -> StorageSchemaInfo | None:
         """Whether dlt stored this schema version, from the version table's rows read once per connection (one

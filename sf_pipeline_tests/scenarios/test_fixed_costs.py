@@ -7,6 +7,7 @@ profile: bench/fixed_cost_bench.py."""
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -161,10 +162,11 @@ def test_a_run_logs_in_once_on_each_side_and_a_small_window_asks_no_information_
 ) -> None:
     """Three objects in one run, with their checks, then a one-row change of each in the next two: each run
     logs in once to Salesforce and once to Snowflake (dlt's jobs share the run's connection), and once dlt has
-    recorded the merge's schema a change window costs at most 6 statements an object (2 counts of ours, 4 of
-    dlt's, its merge one request: docs/performance.md) plus 5 a run (the column records of its objects; whether
-    the two datasets exist, asked with SHOW; the schema versions dlt stored in each), none of them an
-    INFORMATION_SCHEMA query and none a read of dlt's version table for one object. The edits land."""
+    recorded the merge's schema a change window costs at most 4 requests an object (2 counts of ours; dlt's
+    staging table emptied in the request of its COPY, and the merge with the load's record in one transaction:
+    docs/performance.md) plus 5 a run (the column records of its objects; whether the two datasets exist, asked
+    with SHOW; the schema versions dlt stored in each), none of them an INFORMATION_SCHEMA query and none a read
+    of dlt's version table for one object. The edits land."""
     container = f"c{uuid.uuid4().hex[:12]}"
     azurite.service().create_container(container)
     warehouse = WarehouseResource(
@@ -223,27 +225,36 @@ def test_a_run_logs_in_once_on_each_side_and_a_small_window_asks_no_information_
             field = "Subject" if name == "Case" else "LastName"
             org.change(name, update=[{"Id": edited[name], field: f"edited {name} again"}])
         window["until"] = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+        with warehouse.warehouse().connection() as conn:
+            loads_recorded = conn.cursor().execute('SELECT COUNT(*) FROM "SALESFORCE"."_DLT_LOADS"').fetchall()[0][0]
         seen = run(partition_key=key, run_config=config)
     # describe, one REST page (which says the window's size: the route) and the checks' two counts in one
     # Composite request
     assert requests[-1] == 3 * len(names), org.stats()
     statements = [s for s in seen if s["kind"] != "login"]
     assert not [s for s in statements if s["kind"] == "information_schema"], "no INFORMATION_SCHEMA query"
-    assert len(statements) <= 6 * len(names) + 5, [s["statement"][:60] for s in statements]
+    assert len(statements) <= 4 * len(names) + 5, [s["statement"][:60] for s in statements]
     texts = [s["statement"] for s in statements]
     merges = [text for text in texts if "DELETE FROM" in text]
     assert len(merges) == len(names) and all(m.startswith("BEGIN TRANSACTION;") for m in merges), (
         "each merge in one request, BEGIN to COMMIT"
     )
+    assert not [text for text in texts if "_DLT_LOADS" in text.split(";")[0]], "the load record: no request of its own"
     assert not [text for text in texts if text.startswith("ALTER SESSION")], "no ALTER SESSION around transactions"
-    copies = [k for k, text in enumerate(texts) if text.startswith("COPY INTO")]
+    copies = [k for k, text in enumerate(texts) if "COPY INTO" in text]
     assert len(copies) == len(names) and not any(texts[k - 1].startswith("ALTER SESSION") for k in copies), (
         "a COPY from the bucket runs on its own, not inside ALTER SESSION / COMMIT"
     )
+    assert all(re.match(r'TRUNCATE TABLE "SALESFORCE_STAGING"\."\w+";\s*COPY INTO', texts[k]) for k in copies), (
+        "dlt's staging table emptied in the COPY's request"
+    )
+    assert not [text for text in texts if text.startswith("TRUNCATE") and "COPY INTO" not in text]
     version_reads = [s for s in statements if '"_DLT_VERSION"' in s["statement"]]
     assert len(version_reads) == 2, "dlt's stored versions read once a dataset for the run, not once an object"
     with warehouse.warehouse().connection() as conn:
         cur = conn.cursor()
+        cur.execute('SELECT COUNT(*) FROM "SALESFORCE"."_DLT_LOADS"')
+        assert cur.fetchall() == [(loads_recorded + len(names),)], "each load recorded, in its merge's transaction"
         cur.execute('SELECT "SUBJECT" FROM "SALESFORCE"."CASE" WHERE "ID" = %s', (edited["Case"],))
         assert cur.fetchall() == [("edited Case again",)]
         cur.execute('SELECT "LAST_NAME" FROM "SALESFORCE"."LEAD" WHERE "ID" = %s', (edited["Lead"],))

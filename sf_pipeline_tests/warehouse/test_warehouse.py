@@ -91,6 +91,11 @@ def execute(warehouse: Warehouse, *statements: str) -> None:
             cur.execute(sql)
 
 
+def count(warehouse: Warehouse, table: str) -> int:
+    with warehouse.connection() as conn:
+        return conn.cursor().execute(f"SELECT COUNT(*) FROM {table}").fetchall()[0][0]
+
+
 def copies_of(fakesnow: Fakesnow, container: str) -> list[dict]:
     return [c for c in fakesnow.copies() if c["container"] == container]
 
@@ -496,6 +501,7 @@ def test_a_merge_that_fails_inside_its_one_request_leaves_the_table_as_it_was(
         sync_object(client, entry, warehouse, since=since, until=until, work_dir=tmp_path)  # dlt's merge tables
     execute(warehouse, 'ALTER TABLE "SALESFORCE"."ACCOUNT" DROP COLUMN "NAME"')
     before = ids(warehouse, "account")
+    loads_before = count(warehouse, '"SALESFORCE"."_DLT_LOADS"')
     org.change("Account", update=[{"Id": before[0], "Name": "edited"}])
     with warehouse.connection() as conn:
         shared = dataclasses.replace(warehouse, snowflake_connection=lambda: contextlib.nullcontext(conn))
@@ -509,3 +515,35 @@ def test_a_merge_that_fails_inside_its_one_request_leaves_the_table_as_it_was(
         cur.execute('SELECT COUNT(*) FROM "SALESFORCE"."ACCOUNT"')
         assert cur.fetchall() == [(len(before),)], "the same connection answers, and nothing was deleted"
     assert ids(warehouse, "account") == before
+    assert count(warehouse, '"SALESFORCE"."_DLT_LOADS"') == loads_before, "no record of a load whose merge failed"
+
+
+@pytest.mark.e2e  # loads through dlt into fakesnow, staged in Azurite
+def test_rows_a_dead_load_left_in_the_staging_table_never_reach_the_table(
+    org: Emulator, warehouse: Warehouse, fakesnow_server: Fakesnow, tmp_path: Path
+) -> None:
+    """dlt empties the staging table before each load; the TRUNCATE goes in the COPY's request, and still before
+    it: rows a load left there when it died between its COPY and its merge (an Id Salesforce never had, and an
+    old version of a real record) are gone before the next merge, which writes Salesforce's rows alone."""
+    entry = load_catalog().get("Account")
+    since, until = _month("2025-02"), _month("2025-03")
+    with SalesforceClient(org.settings()) as client:
+        sync_object(client, entry, warehouse, full_refresh=True, work_dir=tmp_path)
+        sync_object(client, entry, warehouse, since=since, until=until, work_dir=tmp_path)  # dlt's merge tables
+    real = ids(warehouse, "account")[0]
+    execute(
+        warehouse,
+        'INSERT INTO "SALESFORCE_STAGING"."ACCOUNT" ("ID", "NAME") VALUES (\'001NEVERINSALESFORCE\', \'stale\')',
+        f'INSERT INTO "SALESFORCE_STAGING"."ACCOUNT" ("ID", "NAME") VALUES (\'{real}\', \'stale\')',
+    )
+    org.change("Account", update=[{"Id": real, "Name": "edited"}])
+    start = len(fakesnow_server.statements())
+    with SalesforceClient(org.settings()) as client:
+        sync_object(client, entry, warehouse, since=since, until=until + timedelta(days=3650), work_dir=tmp_path)
+    assert ids(warehouse, "account") == sorted(org.truth_ids("Account"))
+    with warehouse.connection() as conn:
+        cur = conn.cursor()
+        cur.execute('SELECT "NAME" FROM "SALESFORCE"."ACCOUNT" WHERE "ID" = %s', (real,))
+        assert cur.fetchall() == [("edited",)]
+    texts = [s["statement"] for s in fakesnow_server.statements()[start:]]
+    assert [t for t in texts if t.startswith("TRUNCATE") and "COPY INTO" in t], "the TRUNCATE rides with the COPY"
