@@ -125,6 +125,9 @@ class SessionSqlClient(SnowflakeSqlClient):
                 finally:
                     self._thread.begin = False
                 return
+            if self.session.pending:  # dlt ran its TRUNCATEs before the transaction: they go first, alone
+                pending, self.session.pending = self.session.pending, []
+                self._send_alone(pending)
             self.session.in_transaction = True
             try:
                 with super().begin_transaction() as transaction:
