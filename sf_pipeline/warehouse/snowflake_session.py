@@ -125,9 +125,7 @@ class SessionSqlClient(SnowflakeSqlClient):
                 finally:
                     self._thread.begin = False
                 return
-            if self.session.pending:  # dlt ran its TRUNCATEs before the transaction: they go first, alone
-                pending, self.session.pending = self.session.pending, []
-                self._send_alone(pending)
+            self._send_alone(self._take_pending())  # dlt ran its TRUNCATEs before the transaction: first, alone
             self.session.in_transaction = True
             try:
                 with super().begin_transaction() as transaction:
@@ -161,10 +159,13 @@ class SessionSqlClient(SnowflakeSqlClient):
         except Exception:
             # a statement failed inside the transaction: nothing of it is committed, whether the transaction is
             # still open or aborted (fakesnow) or already ended; ROLLBACK (a no-op without one) ends it here,
-            # alone (a TRUNCATE still pending goes before it, outside the transaction)
-            self._thread.carry = False
-            with suppress(Exception):
-                self.execute_sql("ROLLBACK")
+            # alone: a TRUNCATE still pending waits for the next statement, after the transaction
+            self._thread.carry, self._thread.hold = False, True
+            try:
+                with suppress(Exception):
+                    self.execute_sql("ROLLBACK")
+            finally:
+                self._thread.hold = False
             raise
 
     def _reset_connection(self) -> None:
@@ -177,20 +178,27 @@ class SessionSqlClient(SnowflakeSqlClient):
     @contextmanager
     def execute_query(self, query: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
         with self.session.lock:
-            pending, self.session.pending = self.session.pending, []
-            if pending and not getattr(self._thread, "carry", False):
+            pending = [] if getattr(self._thread, "hold", False) else self._take_pending()
+            carry = bool(pending) and getattr(self._thread, "carry", False)
+            if pending and not carry:
                 self._send_alone(pending)  # a statement whose result is read: the TRUNCATEs go first, alone
-            elif pending:
+            elif carry:
                 query = ";\n".join([*pending, query])
             try:
                 with super().execute_query(query, *args, **kwargs) as cursor:
                     yield cursor
             except Exception:
-                if pending and getattr(self._thread, "carry", False):
+                if carry:
                     self.session.pending[:0] = pending  # unknown whether they ran: they go again (idempotent)
                 raise
 
+    def _take_pending(self) -> list[str]:
+        pending, self.session.pending = self.session.pending, []
+        return pending
+
     def _send_alone(self, statements: list[str]) -> None:
+        if not statements:
+            return
         try:
             with super().execute_query(";\n".join(statements) + ";"):
                 pass

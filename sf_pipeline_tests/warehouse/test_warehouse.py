@@ -21,6 +21,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dlt.destinations.exceptions import DatabaseException
 
 from sf_pipeline.catalog import CatalogObject, load_catalog
 from sf_pipeline.cli.connections import check_staging, check_warehouse
@@ -32,6 +33,7 @@ from sf_pipeline.defs.checks import WAREHOUSE_COUNT_CHECK
 from sf_pipeline.defs.resources import PipelineSettings, SalesforceResource, WarehouseResource
 from sf_pipeline.salesforce import SalesforceClient
 from sf_pipeline.warehouse import SnowflakeSettings, StagingSettings, Warehouse, WarehouseConfigError
+from sf_pipeline.warehouse.snowflake_session import SessionSqlClient, session_for, session_snowflake
 
 from ..helpers import ODD_TEXT, Emulator, assert_text_round_trips
 from ..servers import AZURITE_ACCOUNT, AZURITE_KEY, ROOT, Azurite, Fakesnow
@@ -547,3 +549,50 @@ def test_rows_a_dead_load_left_in_the_staging_table_never_reach_the_table(
         assert cur.fetchall() == [("edited",)]
     texts = [s["statement"] for s in fakesnow_server.statements()[start:]]
     assert [t for t in texts if t.startswith("TRUNCATE") and "COPY INTO" in t], "the TRUNCATE rides with the COPY"
+
+
+def test_a_pending_truncate_keeps_dlts_order_whatever_comes_next(
+    warehouse: Warehouse, fakesnow_server: Fakesnow
+) -> None:
+    """dlt's TRUNCATE waits for the next request: a COPY or a merge carries it (``transactions_as``); a statement
+    whose result is read gets it sent alone first (the result is the statement's own); a merge that fails keeps
+    it out of its ROLLBACK, and the next statement sends it. A request that fails with it keeps it pending."""
+    execute(
+        warehouse,
+        'CREATE SCHEMA IF NOT EXISTS "SALESFORCE"',
+        'CREATE TABLE "SALESFORCE"."T" ("ID" VARCHAR)',
+        "INSERT INTO \"SALESFORCE\".\"T\" VALUES ('a'), ('b')",
+    )
+    with warehouse.connection() as conn:
+        capabilities = session_snowflake(session_for(conn)).capabilities()
+        credentials = warehouse.snowflake.dlt_credentials()
+        sql = SessionSqlClient(session_for(conn), "salesforce", "salesforce_staging", credentials, capabilities)
+        sql.open_connection()  # the session's connection: dlt opens it before a job
+        table = sql.make_qualified_table_name("t")
+        start = len(fakesnow_server.statements())
+
+        def sent() -> list[str]:
+            return [" ".join(s["statement"].split()) for s in fakesnow_server.statements()[start:]]
+
+        sql.truncate_tables("t")
+        assert sent() == [], "nothing sent yet"
+        assert sql.execute_sql(f"SELECT COUNT(*) FROM {table}") == [(0,)]
+        assert sent() == [f"TRUNCATE TABLE {table};", f"SELECT COUNT(*) FROM {table}"]
+
+        execute(warehouse, 'INSERT INTO "SALESFORCE"."T" VALUES (\'c\')')
+        start = len(fakesnow_server.statements())
+        sql.truncate_tables("t")
+        with sql.transactions_as("one request"), sql.begin_transaction():
+            sql.execute_many(['INSERT INTO "SALESFORCE"."T" VALUES (\'d\')'])
+        assert sent()[0].startswith('TRUNCATE TABLE "SALESFORCE"."T"; BEGIN TRANSACTION; INSERT'), sent()
+        assert sql.execute_sql('SELECT "ID" FROM "SALESFORCE"."T"') == [("d",)]
+
+        start = len(fakesnow_server.statements())
+        sql.truncate_tables("t")
+        failing = pytest.raises(DatabaseException, match="NO_SUCH_TABLE")
+        with failing, sql.transactions_as("one request"), sql.begin_transaction():
+            sql.execute_many(['INSERT INTO "SALESFORCE"."NO_SUCH_TABLE" VALUES (1)'])
+        assert sent()[-1] == "ROLLBACK", "the ROLLBACK alone"
+        assert sql.session.pending, "the TRUNCATE still waits, its request having failed"
+        assert sql.execute_sql(f"SELECT COUNT(*) FROM {table}") == [(0,)]
+        assert not sql.session.pending
