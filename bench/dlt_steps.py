@@ -22,7 +22,7 @@ from make_csv import SHAPES, make_csv  # noqa: E402
 
 from sf_pipeline.common.memory import lean_arrow_allocator  # noqa: E402
 from sf_pipeline.common.sizing import size_load  # noqa: E402
-from sf_pipeline.datapath.load import DltSettings  # noqa: E402
+from sf_pipeline.datapath.dlt_settings import DltSettings  # noqa: E402
 from sf_pipeline.datapath.read import arrow_batches  # noqa: E402
 from sf_pipeline.warehouse import Warehouse  # noqa: E402
 

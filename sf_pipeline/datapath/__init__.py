@@ -30,7 +30,8 @@ _HOMES = {
 }
 
 if TYPE_CHECKING:
-    from .load import DltSettings, ObjectLoader, table_name
+    from .dlt_settings import DltSettings
+    from .load import ObjectLoader, table_name
     from .reconcile import SweepResult, sweep_ids
     from .split import Chunk, SplitOptions, split_csv
     from .sync import SyncResult, sync_object

@@ -22,7 +22,8 @@ from ..errors import CatalogError
 from ..salesforce import ExtractOptions, SalesforceClient
 from ..salesforce.bulk import extract_object
 from ..warehouse import Warehouse
-from .load import DltSettings, table_name
+from .dlt_settings import DltSettings
+from .load import table_name
 from .row_policy import RowPolicy, as_hashed
 from .split import SplitOptions, plan_chunks
 from .sync import sized_load

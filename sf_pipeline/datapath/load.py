@@ -33,10 +33,11 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from ..catalog import VALID_FROM_COLUMN, VALID_TO_COLUMN, VERSION_COLUMN
 from ..common.faultpoints import faultpoint
 from ..common.memory import PeakRss, lean_arrow_allocator, peak_rss_mb, release_freed_memory
-from ..errors import LoadError, SettingsError
+from ..errors import LoadError
 from ..salesforce.soql import check_identifier
-from ..warehouse import FILE_FORMATS, StagedFiles, StagingSettings
+from ..warehouse import StagedFiles, StagingSettings
 from ..warehouse.naming import assign_columns, table_name
+from .dlt_settings import DltSettings
 from .read import READ_AHEAD, READ_BLOCK, BatchStats, arrow_batches, read_ahead, without_deleted
 from .row_policy import RowPolicy
 from .split import Chunk, SplitOptions
@@ -49,40 +50,6 @@ REFRESH_SUFFIX = "__sf_refresh"  # a full refresh loads into <table>__sf_refresh
 # garbage (a few MB) is left to Python's own collections: a full one costs ~0.13 s in a run process whatever
 # the chunk, a tenth of a small window's local work (bench/README, issue 31)
 COLLECT_AFTER_BYTES = 16 * 1024 * 1024
-
-
-LOG_LEVELS = ("INFO", "WARNING")
-
-
-@dataclass(frozen=True)
-class DltSettings:
-    """dlt's own configuration for our pipelines, set in one place.
-
-    dlt's worker defaults are kept: measured here, hand-tuned caps did not beat them.
-    """
-
-    log_level: str = "WARNING"  # dlt's runtime logger; failures still raise and are logged by us
-    delete_completed_jobs: bool = True  # drop load package files once loaded: local disk stays near one chunk
-    loader_file_format: str = "parquet"  # parquet or jsonl: the files dlt stages and the warehouse ingests
-
-    def __post_init__(self) -> None:
-        if self.log_level not in LOG_LEVELS:
-            raise SettingsError(
-                f"dlt log level (SF_PIPELINE_DLT_LOG_LEVEL) must be INFO or WARNING (never a level "
-                f"that hides failures), got {self.log_level!r}"
-            )
-        if self.loader_file_format not in FILE_FORMATS:
-            raise SettingsError(
-                f"loader file format (SF_PIPELINE_STAGING_FORMAT) must be one of {FILE_FORMATS}, "
-                f"got {self.loader_file_format!r}"
-            )
-
-    def configure(self) -> None:
-        """dlt's configuration for our pipelines, written to dlt's in-memory config (never to ``os.environ``,
-        which the extract and read-ahead threads read while a load runs). Idempotent; the same values for
-        every pipeline of the process but the log level, which is the latest caller's."""
-        dlt.config["runtime.log_level"] = self.log_level
-        dlt.config["load.delete_completed_jobs"] = self.delete_completed_jobs
 
 
 @dataclass
@@ -472,4 +439,4 @@ def _load_error(exc: PipelineStepFailed, sobject: str, label: str, chunk: _Part)
     return LoadError(f"[{sobject}] chunk {label} ({files}) failed at dlt's {exc.step} step: {exc.exception}")
 
 
-__all__ = ["DltSettings", "LoadError", "LoadResult", "ObjectLoader", "table_name"]
+__all__ = ["LoadError", "LoadResult", "ObjectLoader", "table_name"]

@@ -20,7 +20,8 @@ from ..common.memory import PeakRss
 from ..salesforce import ExtractOptions, SalesforceClient
 from ..salesforce.bulk import extract_object
 from ..warehouse import IdComparison, Warehouse
-from .load import DltSettings, table_name
+from .dlt_settings import DltSettings
+from .load import table_name
 from .split import SplitOptions, plan_chunks
 from .sync import sized_load
 from .workspace import object_workspace, work_root

@@ -15,7 +15,7 @@ from .split import SplitOptions
 if TYPE_CHECKING:
     from ..salesforce.settings import ExtractSettings
     from ..warehouse.settings import WarehouseSettings
-    from .load import DltSettings
+    from .dlt_settings import DltSettings
 
 # How far before its start a window is read again. SystemModstamp is set when a transaction starts writing a
 # record, and the record is visible only once the transaction commits: a long transaction (a bulk update, a
@@ -75,7 +75,7 @@ class LoadSettings(EnvSettings):
         return SplitOptions(min_rows=self.chunk_min_rows, target_bytes=target, max_chunks=self.max_chunks)
 
     def dlt_settings(self, loader_file_format: str = "parquet") -> DltSettings:
-        from .load import DltSettings
+        from .dlt_settings import DltSettings
 
         return DltSettings(log_level=self.dlt_log_level, loader_file_format=loader_file_format)
 

@@ -34,7 +34,8 @@ from ..warehouse import Warehouse
 from ..warehouse.ddl import Span
 from ..warehouse.naming import ColumnPlan, plan_columns
 from .arrow_types import arrow_type
-from .load import REFRESH_SUFFIX, ChunkRunner, DltSettings, LoadResult, ObjectLoader, table_name
+from .dlt_settings import DltSettings
+from .load import REFRESH_SUFFIX, ChunkRunner, LoadResult, ObjectLoader, table_name
 from .overlap import OverlappedExtract
 from .row_policy import RowPolicy, as_hashed
 from .settings import WINDOW_OVERLAP_MINUTES

@@ -138,11 +138,11 @@ class SessionSqlClient(SnowflakeSqlClient):
         """How transactions this thread opens are sent: ``single statement`` (no ``ALTER SESSION``/``COMMIT``
         around the one statement) or ``one request`` (``BEGIN``, the statements, ``also`` if given, and
         ``COMMIT`` in one request). Either way the thread's next request carries the pending ``TRUNCATE``s."""
-        self._thread.transactions, self._thread.also, self._thread.carry = mode, also, True
+        self._thread.transactions, self._thread.also = mode, also
         try:
             yield
         finally:
-            self._thread.transactions, self._thread.also, self._thread.carry = None, None, False
+            self._thread.transactions, self._thread.also = None, None
 
     def truncate_tables(self, *tables: str) -> None:
         """dlt empties the staging tables before a load: the statements wait for the next request (its COPY)."""
@@ -160,12 +160,8 @@ class SessionSqlClient(SnowflakeSqlClient):
             # a statement failed inside the transaction: nothing of it is committed, whether the transaction is
             # still open or aborted (fakesnow) or already ended; ROLLBACK (a no-op without one) ends it here,
             # alone: a TRUNCATE still pending waits for the next statement, after the transaction
-            self._thread.carry, self._thread.hold = False, True
-            try:
-                with suppress(Exception):
-                    self.execute_sql("ROLLBACK")
-            finally:
-                self._thread.hold = False
+            with suppress(Exception), super().execute_query("ROLLBACK"):
+                pass
             raise
 
     def _reset_connection(self) -> None:
@@ -178,8 +174,8 @@ class SessionSqlClient(SnowflakeSqlClient):
     @contextmanager
     def execute_query(self, query: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
         with self.session.lock:
-            pending = [] if getattr(self._thread, "hold", False) else self._take_pending()
-            carry = bool(pending) and getattr(self._thread, "carry", False)
+            pending = self._take_pending()
+            carry = bool(pending) and getattr(self._thread, "transactions", None) is not None
             if pending and not carry:
                 self._send_alone(pending)  # a statement whose result is read: the TRUNCATEs go first, alone
             elif carry:

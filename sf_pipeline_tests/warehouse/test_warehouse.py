@@ -25,7 +25,7 @@ from dlt.destinations.exceptions import DatabaseException
 
 from sf_pipeline.catalog import CatalogObject, load_catalog
 from sf_pipeline.cli.connections import check_staging, check_warehouse
-from sf_pipeline.datapath.load import DltSettings
+from sf_pipeline.datapath.dlt_settings import DltSettings
 from sf_pipeline.datapath.split import SplitOptions
 from sf_pipeline.datapath.sync import sync_object
 from sf_pipeline.defs.assets import asset_key, build_assets
