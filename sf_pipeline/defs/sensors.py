@@ -3,7 +3,8 @@
 batched (``batches.py``): each object loads just the span it changed in, inside the partitions that hold it,
 the open (current) partition included. Per object, its cursor is the end of the last window it asked about:
 ``latestDateCovered`` for the objects asked by the replication API, now less the window overlap for those
-asked by ``COUNT()`` (a record committed late is counted by a later tick, not passed over).
+asked by ``COUNT()`` (a record committed late is counted by a later tick, not passed over). The replication
+API sees whole minutes: a tick shortly before a minute's end waits for it (``changes.minute_close_wait``).
 
 An object is skipped, with the reason in the tick's log, while a run of it is queued or in progress (the
 cursor stays, so the next tick counts the same changes again) or while the org's daily API budget is
@@ -12,12 +13,14 @@ under the floor."""
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
 from ..catalog import Catalog, CatalogObject
-from ..salesforce.changes import ChangeAsk, Changed, count_changes
+from ..salesforce.changes import ChangeAsk, Changed, count_changes, minute_close_wait, replicable
 from .assets import asset_key, partitions_def, weight_hint
 from .automation import AutomationSettings, budget_reason, bulk_jobs_reason, pending_objects
 from .batches import ObjectLoad, batched_requests, group_by_range
@@ -62,6 +65,24 @@ def _changed_loads(
     return loads
 
 
+def _after_the_minute(
+    context: dg.SensorEvaluationContext, asks: list[ChangeAsk], now: datetime, interval: timedelta
+) -> tuple[datetime, list[ChangeAsk]]:
+    """The tick's asks, ending after the current minute when it ends before the next tick would come and an
+    object is asked by the replication resources (they see whole minutes): a change made this minute then
+    reaches a run at the minute's end, not an interval later."""
+    wait = minute_close_wait(now, interval)
+    if not wait or not any(replicable(ask, now) for ask in asks):
+        return now, asks
+    context.log.info(
+        f"waiting {wait.total_seconds():.1f} s for the minute to end: Salesforce's replication resources see "
+        f"whole minutes, and the next tick is {interval.total_seconds():.0f} s away"
+    )
+    time.sleep(wait.total_seconds())
+    until = datetime.now(UTC)
+    return until, [replace(ask, until=until) for ask in asks]
+
+
 def build_change_sensor(catalog: Catalog, jobs: list, settings: AutomationSettings) -> dg.SensorDefinition:
     parts = partitions_def(catalog)
     objects = [e for e in catalog.objects if e.cursor_field]
@@ -100,6 +121,7 @@ def build_change_sensor(catalog: Catalog, jobs: list, settings: AutomationSettin
                 asks.append(
                     ChangeAsk(entry.name, entry.cursor_field, since, until, entry.filter, entry.include_deleted)
                 )
+            until, asks = _after_the_minute(context, asks, until, timedelta(seconds=settings.sensor_interval_seconds))
             changes = count_changes(client, asks, until, settle=pipeline_settings.window_overlap)
             bulk_wait = bulk_jobs_reason(client, settings.api_budget_floor)
             loads = _changed_loads(context, changes, by_name, parts, cursor, bulk_wait, salesforce.rest_max_records)

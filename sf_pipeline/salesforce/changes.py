@@ -5,7 +5,9 @@ Objects are asked inside Composite requests (up to 25 subrequests, at most 5 of 
 each). An object whose cursor is ``SystemModstamp``/``LastModifiedDate`` and whose window starts within the
 last 14 days is asked with the replication resources ``sobjects/<name>/updated/`` and ``.../deleted/``
 (not queries, so 12 objects fit in one call); the answer covers whole minutes up to ``latestDateCovered``,
-which becomes the object's next cursor. Any other object (a ``CreatedDate`` cursor, a filter, an older
+which becomes the object's next cursor: a change is seen once its minute is over, so a tick that falls
+shortly before a minute's end waits for it (``minute_close_wait``) rather than leave the change to the next
+tick, an interval later. Any other object (a ``CreatedDate`` cursor, a filter, an older
 window, an object that is not replicateable) is asked with a ``COUNT()`` over ``queryAll``, up to ``settle``
 before now, as ``latestDateCovered`` trails now: a record committed late, stamped before that, is counted by
 the next tick rather than passed over."""
@@ -28,6 +30,10 @@ MAX_SUBREQUESTS = 25
 MAX_QUERIES = 5
 REPLICATION_FIELDS = ("SystemModstamp", "LastModifiedDate")  # what updated/ compares
 REPLICATION_DAYS = 14  # deleted/ answers for the last 15 days (the recycle bin), updated/ for 30
+# A tick waits at most this long for the minute to end (well inside Dagster's 60 s sensor timeout), and asks
+# this long after it: Salesforce's clock may trail ours by a moment.
+MINUTE_WAIT_MAX = timedelta(seconds=20)
+MINUTE_WAIT_MARGIN = timedelta(seconds=2)
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,15 @@ class _Sub:
 
 def _minute(t: datetime) -> datetime:
     return t.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def minute_close_wait(now: datetime, next_tick_in: timedelta) -> timedelta:
+    """How long a tick at ``now`` waits before asking: until just after the current minute ends when that comes
+    before both the next tick and ``MINUTE_WAIT_MAX``, else not at all. The replication resources cover whole
+    minutes, so this minute's changes are otherwise seen by the first tick after its end, up to an interval
+    late."""
+    wait = _minute(now) + timedelta(minutes=1) + MINUTE_WAIT_MARGIN - now
+    return wait if wait < min(next_tick_in, MINUTE_WAIT_MAX) else timedelta(0)
 
 
 def replicable(ask: ChangeAsk, now: datetime) -> bool:

@@ -11,7 +11,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sf_pipeline.salesforce import QueryError, SalesforceClient
-from sf_pipeline.salesforce.changes import MAX_QUERIES, MAX_SUBREQUESTS, ChangeAsk, Changed, count_changes
+from sf_pipeline.salesforce.changes import (
+    MAX_QUERIES,
+    MAX_SUBREQUESTS,
+    MINUTE_WAIT_MARGIN,
+    MINUTE_WAIT_MAX,
+    ChangeAsk,
+    Changed,
+    count_changes,
+    minute_close_wait,
+)
 from sf_testbed.emulator import EmulatorConfig
 from sf_testbed.emulator.soql import epoch_ms
 
@@ -133,6 +142,27 @@ def test_replication_resources_see_whole_minutes_and_a_bounded_past(wide_org: Em
             sf.data_path(f"sobjects/{feed}/updated/"),
             params={"start": start.isoformat(), "end": end.isoformat()},
         )
+
+
+@pytest.mark.parametrize(
+    ("second", "interval_s", "waits_s"),
+    [
+        (50.0, 30, 12.0),  # the minute ends before the next tick: wait for it (and 2 s more)
+        (50.0, 10, 0.0),  # the next tick comes first and waits itself
+        (45.0, 300, 17.0),
+        (30.0, 300, 0.0),  # 32 s: longer than a tick may wait (MINUTE_WAIT_MAX)
+        (0.5, 30, 0.0),  # the minute just ended: ask at once
+        (58.5, 30, 3.5),
+    ],
+)
+def test_a_tick_just_before_a_minute_ends_waits_for_it(second: float, interval_s: int, waits_s: float) -> None:
+    now = datetime(2026, 12, 7, 10, 41, tzinfo=UTC) + timedelta(seconds=second)
+    wait = minute_close_wait(now, timedelta(seconds=interval_s))
+    assert wait == timedelta(seconds=waits_s)
+    if wait:
+        asked = now + wait
+        assert asked.replace(second=0, microsecond=0) > now, "asked once the tick's minute is over"
+        assert asked.second == MINUTE_WAIT_MARGIN.seconds and wait < MINUTE_WAIT_MAX
 
 
 def test_edits_and_deletes_show_once_their_minute_is_over(wide_org: Emulator, sf, edits: Edits) -> None:
