@@ -13,6 +13,7 @@ batch boundaries, never copied into chunk files first.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import logging
@@ -371,7 +372,8 @@ class ObjectLoader:
         """One ``pipeline.run`` for one chunk; its staged files and chunk file deleted once loaded."""
         started = time.monotonic()
         try:
-            info = self.run_chunk(pipeline, resource, self.settings.loader_file_format)
+            with staged.deleted_once_copied(self.destination) if staged else contextlib.nullcontext():
+                info = self.run_chunk(pipeline, resource, self.settings.loader_file_format)
         except PipelineStepFailed as exc:
             raise _load_error(exc, self.sobject, label, chunk) from exc
         if self.history and info.loads_ids:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -73,6 +73,8 @@ class SnowflakeSession:
     in_transaction: bool = False
     pending: list[str] = field(default_factory=list)  # dlt's TRUNCATEs, sent with the next request
     recorded_loads: set[str] = field(default_factory=set)  # load ids a merge's transaction recorded
+    # told the URL of each file a COPY has loaded from the bucket (``StagedFiles.deleted_once_copied``)
+    on_copied: Callable[[str], None] | None = None
 
 
 _SESSIONS: weakref.WeakKeyDictionary[Any, SnowflakeSession] = weakref.WeakKeyDictionary()
@@ -230,13 +232,16 @@ class SessionSqlClient(SnowflakeSqlClient):
 class SessionCopyJob(SnowflakeLoadJob):
     """dlt's COPY job. A file in the bucket (a reference job) is loaded by one COPY, atomic on its own in
     autocommit, so dlt's transaction around it (``ALTER SESSION``, ``COMMIT``, ``ALTER SESSION``: three
-    statements) is left out; a local file keeps it (PUT, COPY and REMOVE)."""
+    statements) is left out, and the session is told the file is loaded (its owner deletes it while the
+    merge runs); a local file keeps dlt's way (PUT, COPY and REMOVE)."""
 
     def run(self) -> None:
         sql_client = self._job_client.sql_client
         one_copy = ReferenceFollowupJobRequest.is_reference_job(self._file_path)
         with sql_client.transactions_as("single statement") if one_copy else nullcontext():
             super().run()
+        if one_copy and (copied := sql_client.session.on_copied):
+            copied(ReferenceFollowupJobRequest.resolve_reference(self._file_path))  # the table has its rows
 
 
 class SessionSqlJob(SqlLoadJob):

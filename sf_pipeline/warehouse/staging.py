@@ -1,12 +1,18 @@
 """Files dlt staged in a bucket: deleted once the warehouse has loaded them, or when a dead run left them
 behind.
 
-Each blob request is a round trip to Azure on a small window's load, so they are few: an object's folders
-(its table and its full refresh's shadow) listed once before its load, the files dlt reports it staged for a
-load deleted by name after it (no listing), and no existence check before a delete."""
+Each blob request is a round trip to Azure on a small window's load, so they are few and off the load's path
+where they can be: an object's folders (its table and its full refresh's shadow) listed once before its load,
+each staged file deleted by name as soon as the warehouse has copied it (while the merge that follows runs),
+the rest of what dlt reports it staged deleted after the load (no listing), and no existence check before a
+delete."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from concurrent.futures import Future
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -25,18 +31,42 @@ class StagedFiles:
     def __init__(self, staging: StagingSettings, dataset: str) -> None:
         self.fs = staging.filesystem()
         self.dataset_folder = staging.dataset_prefix(dataset)
+        self._deleting: dict[str, Future[Any]] = {}  # files deleted once copied, by name
+
+    @contextlib.contextmanager
+    def deleted_once_copied(self, destination: Any) -> Iterator[None]:
+        """While dlt loads into ``destination``: each file the warehouse copies from the bucket is deleted at once,
+        on adlfs's event loop, while the load goes on (a merge reads the staging table, not the file), where the
+        destination tells (the run's Snowflake session, ``snowflake_session.SnowflakeSession.on_copied``)."""
+        session = getattr(destination, "session", None)
+        if session is None:
+            yield
+            return
+        session.on_copied = self._delete_soon
+        try:
+            yield
+        finally:
+            session.on_copied = None
 
     def remove_loaded(self, info: Any) -> int:
         """Delete the files a load staged, by the URLs dlt reports for its jobs (``LoadInfo.metrics``: a staging
-        job reports where it put its file, the warehouse's COPY job none); returns how many."""
-        urls = [
-            job.remote_url
+        job reports where it put its file, the warehouse's COPY job none), once the deletions begun as they were
+        copied are done; returns how many."""
+        names = [
+            strip_protocol(job.remote_url)
             for step in info.metrics.values()
             for metrics in step
             for job in metrics["job_metrics"].values()
             if job.remote_url
         ]
-        return self._delete([strip_protocol(url) for url in urls])
+        begun = {name: self._deleting.pop(name) for name in names if name in self._deleting}
+        for deletion in begun.values():
+            deletion.result()
+        return len(begun) + self._delete([name for name in names if name not in begun])
+
+    def _delete_soon(self, url: str) -> None:
+        name = strip_protocol(url)
+        self._deleting[name] = asyncio.run_coroutine_threadsafe(self.fs._rm([name], expand_path=False), self.fs.loop)
 
     def remove_all(self, table: str, *others: str) -> dict[str, int]:
         """Delete every file in the folders of ``table`` and ``others`` (tables whose names start with

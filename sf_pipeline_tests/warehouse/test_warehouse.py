@@ -18,6 +18,7 @@ import sys
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -26,6 +27,7 @@ from dlt.destinations.exceptions import DatabaseException
 from sf_pipeline.catalog import CatalogObject, load_catalog
 from sf_pipeline.cli.connections import check_staging, check_warehouse
 from sf_pipeline.datapath.dlt_settings import DltSettings
+from sf_pipeline.datapath.load import run_chunk_plainly
 from sf_pipeline.datapath.split import SplitOptions
 from sf_pipeline.datapath.sync import sync_object
 from sf_pipeline.defs.assets import asset_key, build_assets
@@ -188,22 +190,39 @@ def test_a_window_load_makes_three_blob_requests_once_the_dataset_is_initialized
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Each blob request is a round trip to Azure: after the process's first load, a window's load lists the
-    object's folders once (a dead run's files), uploads its file and deletes it by the name dlt reports. No
-    check of dlt's ``init`` file, no truncation of the folder by dlt, no listing after the load."""
+    object's folders once (a dead run's files), uploads its file and deletes it by the name dlt reports, begun
+    as soon as Snowflake has copied it (dlt's COPY job tells the session, inside dlt's run: before the merge).
+    No check of dlt's ``init`` file, no truncation of the folder by dlt, no listing after the load."""
     caplog.set_level("INFO", logger="azure.core.pipeline.policies.http_logging_policy")
     entry = load_catalog().get("Lead")
-    per_load = []
+    per_load, copied = [], []
+
+    def run_chunk(pipeline: Any, resource: Any, file_format: str) -> Any:
+        session = pipeline.destination.session
+        deleting = session.on_copied
+        session.on_copied = lambda url: (copied.append(url.split(container, 1)[-1]), deleting(url))
+        return run_chunk_plainly(pipeline, resource, file_format)
+
     with SalesforceClient(org.settings()) as client:
         for since, until in (("2025-02", "2025-03"), ("2025-03", "2025-04"), ("2025-04", "2025-05")):
             caplog.clear()
-            window = sync_object(client, entry, warehouse, since=_month(since), until=_month(until), work_dir=tmp_path)
+            window = sync_object(
+                client,
+                entry,
+                warehouse,
+                since=_month(since),
+                until=_month(until),
+                work_dir=tmp_path,
+                run_chunk=run_chunk,
+            )
             assert window.reconciled and window.rows_loaded > 0
             per_load.append(blob_requests(caplog, container))
     assert ("HEAD", "/sf/salesforce/init") in per_load[0], "the first load of the process checks dlt's init file"
-    for requests in per_load[1:]:
+    for k, requests in enumerate(per_load[1:], start=1):
         assert [method for method, _ in requests] == ["GET", "PUT", "DELETE"], requests
         (_, listed), (_, put), (_, deleted) = requests
         assert listed == "" and put == deleted and put.startswith("/sf/salesforce/lead/"), requests
+        assert copied[k] == put, "the deletion begun once the COPY was done, not sent again after the load"
     assert load_files_in(azurite, container) == [], "each load's file is deleted once loaded"
 
 
