@@ -2,14 +2,17 @@
 statements, for the first load and for a one-row change window.
 
 Usage: python bench/fixed_cost_bench.py [--profile production|loopback] [--objects 6] [--rows 300] [--bulk-only]
+       [--windows 1]
 
 Starts Azurite (under the production profile behind a proxy that makes each request wait Azure's 50 ms), fakesnow's
 server (the tests' shims, with the latency profile and its statement log) and the
 emulator (with the same profile), then runs, as one batched Dagster run each (in process, the way the
 sensor's and the initial-load sensor's runs execute their objects one after another):
 1. the initial load of N small objects (every partition: their whole history);
-2. one record edited in each, then each object's change window (the sensor's narrower config) of that edit.
-Prints, per phase and per object: wall seconds, Snowflake logins, statements and INFORMATION_SCHEMA
+2. one record edited in each, then each object's change window (the sensor's narrower config) of that edit:
+   the first merge, then ``--windows`` more (the steady state).
+Prints, per phase and per object: wall seconds, the median of the steps' own seconds (Dagster's step
+durations: steadier than a run's wall time over a few objects), Snowflake logins, statements and INFORMATION_SCHEMA
 statements (the server's log), Salesforce API requests and OAuth logins (the emulator's counts), Bulk jobs.
 Figures go to bench/README.md.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import statistics
 import sys
 import tempfile
 import time
@@ -91,6 +95,7 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=300, help="records of each object")
     ap.add_argument("--bulk-only", action="store_true", help="every load by Bulk (SF_PIPELINE_REST_MAX_RECORDS=0)")
     ap.add_argument("--show-statements", action="store_true", help="print the last phase's Snowflake statements")
+    ap.add_argument("--windows", type=int, default=1, help="one-row windows after the first merge (the steady state)")
     args = ap.parse_args()
     production = args.profile == "production"
     names = OBJECTS[: args.objects]
@@ -129,7 +134,7 @@ def main() -> int:
             rows.append(
                 run_phase("initial load", assets, resources, instance, fakesnow, server.url, n, {"tags": whole_history})
             )
-            for phase in ("one-row window (first merge)", "one-row window"):
+            for phase in ("one-row window (first merge)", *["one-row window"] * args.windows):
                 before = len(fakesnow.statements())
                 rows.append(edit_and_load(phase, names, server, assets, resources, instance, fakesnow, parts))
             if args.show_statements:
@@ -148,6 +153,7 @@ def print_report(args: argparse.Namespace, rows: list[list[object]]) -> None:
         "objects",
         "wall s",
         "s/object",
+        "median step s",
         "SF logins",
         "API req/object",
         "Bulk jobs",
@@ -206,11 +212,13 @@ def run_phase(phase, assets, resources, instance, fakesnow, url, n, kwargs) -> l
     if not result.success:
         raise SystemExit(f"{phase}: the run failed")
     c = costs(fakesnow, url, before)
+    steps = [e.event_specific_data.duration_ms / 1000 for e in result.all_events if e.is_step_success]
     return [
         phase,
         n,
         round(seconds, 1),
         round(seconds / n, 2),
+        round(statistics.median(steps), 2),
         c["sf_logins"],
         round(c["api_requests"] / n, 1),
         c["bulk_jobs"],
