@@ -22,6 +22,15 @@ from ..warehouse import RunColumnMaps, SnowflakeSettings, Warehouse, WarehouseCo
 from ..warehouse.settings import WarehouseSettings
 
 
+def run_objects(context: dg.InitResourceContext) -> list[str]:
+    """The objects a run loads (its selected object assets), sorted by name: empty outside a run, or for a run
+    of checks alone."""
+    run = context.run
+    if run is None or not run.asset_selection:
+        return []
+    return sorted(key.path[-1] for key in run.asset_selection if key.path[0] == "salesforce")
+
+
 class SalesforceResource(dg.ConfigurableResource, OrgSettings, ExtractSettings):
     """How to reach the org (``OrgSettings``) and read it (``ExtractSettings``): ``login_url`` must be set (the
     demo sets it to its emulator). A run logs in once."""
@@ -32,6 +41,8 @@ class SalesforceResource(dg.ConfigurableResource, OrgSettings, ExtractSettings):
         # one login a run: every load, check and count of the run's objects shares this client (its session
         # renews itself when Salesforce expires it); Dagster closes it when the run ends
         self._shared = self._new_client()
+        # a batch run's objects are described 25 to a request, as the first of each 25 loads
+        self._shared.describe_ahead(run_objects(context))
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._shared is not None:
@@ -85,11 +96,9 @@ class WarehouseResource(dg.ConfigurableResource, WarehouseSettings):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._run_connections = contextlib.ExitStack()
-        run = context.run
-        if run is not None and run.asset_selection:
+        if objects := run_objects(context):
             # the run's objects' column records are read once, when the first of them loads
-            objects = [key.path[-1] for key in run.asset_selection if key.path[0] == "salesforce"]
-            self._column_maps = RunColumnMaps(sorted(objects))
+            self._column_maps = RunColumnMaps(objects)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._run_connections is not None:

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from .describes import DescribesAhead
 from .errors import (
     ApiLimitError,
     AuthError,
@@ -122,6 +123,7 @@ class SalesforceClient:
         self.api_calls = 0  # API requests this client made (OAuth token requests are not API calls)
         self.api_usage: ApiUsage | None = None  # the org's usage, from the latest answer that said it
         self.bulk_jobs: ApiUsage | None = None  # DailyBulkV2QueryJobs, as the limits resource last said it
+        self.describes_ahead: DescribesAhead | None = None  # a batch run's objects, described ahead
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -329,7 +331,13 @@ class SalesforceClient:
         return self.json("GET", self.data_path("sobjects"))["sobjects"]
 
     def describe(self, sobject: str) -> dict:
+        if self.describes_ahead is not None and (found := self.describes_ahead.take(self, sobject)) is not None:
+            return found
         return self.json("GET", self.data_path(f"sobjects/{sobject}/describe"), sobject=sobject)
+
+    def describe_ahead(self, names: Sequence[str]) -> None:
+        """The objects this client will describe next (a batch run's): described 25 to a request (``describes``)."""
+        self.describes_ahead = DescribesAhead(names) if len(names) > 1 else None
 
     def org_api_usage(self) -> ApiUsage:
         """The org's daily API usage now (one call to the ``limits`` resource); its Bulk API 2.0 query jobs
