@@ -22,6 +22,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sized
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -143,6 +144,7 @@ class ObjectLoader:
         self.policy = policy or RowPolicy()  # deleted rows kept with a flag, hashed fields (row_policy)
         self.history = history  # a merge keeps every version (dlt's scd2) instead of the latest
         self._data_columns: list[str] = []  # the loaded fields' columns (the load's ``column_names``)
+        self._sweep: tuple[StagedFiles, Future[dict[str, int]]] | None = None  # a dead run's files, being deleted
 
     @property
     def schema_name(self) -> str:
@@ -348,14 +350,23 @@ class ObjectLoader:
         workdir.mkdir(parents=True)
         return workdir
 
+    def start(self) -> None:
+        """Begin what a load does before its first chunk, so that it overlaps the caller's extract: with a bucket,
+        deleting what a dead run left under the object's table or its shadow (a full refresh's), both folders in
+        one listing, on adlfs's event loop. ``load`` waits for it (and begins it if nobody did)."""
+        if self.staging.kind == "azure" and self._sweep is None:
+            staged = StagedFiles(self.staging, self.dataset_name)
+            table = table_name(self.sobject)
+            self._sweep = staged, staged.removing_all(table, table + REFRESH_SUFFIX)
+
     def _staged_files(self) -> StagedFiles | None:
-        """The bucket's staged files (None without a bucket), once what a dead run left under the object's table
-        or its shadow (a full refresh's) is deleted, never loaded: both folders in one listing."""
-        if self.staging.kind != "azure":
+        """The bucket's staged files (None without a bucket), once what a dead run left is deleted, never
+        loaded (``start``)."""
+        self.start()
+        if self._sweep is None:
             return None
-        staged = StagedFiles(self.staging, self.dataset_name)
-        table = table_name(self.sobject)
-        for folder, stale in staged.remove_all(table, table + REFRESH_SUFFIX).items():
+        (staged, sweep), self._sweep = self._sweep, None
+        for folder, stale in sweep.result().items():
             if stale:
                 log.warning(
                     "[%s] deleted %d staged file(s) left by an earlier run in %s/%s",

@@ -273,6 +273,7 @@ def sync_object(
                 run_chunk=run_chunk,
                 policy=RowPolicy.of(entry, hash_key, chosen.names),
             )
+            loader.start()  # the bucket's leftovers of a dead run deleted while the extract runs
             extract = _WindowExtract(
                 client, entry, work / "extract", sized.extract, describe, chosen.names, read_since, until, full_refresh
             )

@@ -16,7 +16,6 @@ from concurrent.futures import Future
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
-from fsspec.asyn import sync
 from fsspec.core import strip_protocol
 
 from .settings import StagingSettings
@@ -71,23 +70,29 @@ class StagedFiles:
     def remove_all(self, table: str, *others: str) -> dict[str, int]:
         """Delete every file in the folders of ``table`` and ``others`` (tables whose names start with
         ``table``'s), listed in one request; returns how many each folder held."""
+        return self.removing_all(table, *others).result()
+
+    def removing_all(self, table: str, *others: str) -> Future[dict[str, int]]:
+        """``remove_all`` begun on adlfs's event loop: the caller goes on (its extract) while it runs."""
         if not all(t.startswith(table) for t in others):
             raise ValueError(f"one listing covers the folders named after {table} only, not {others}")
-        names = self._names_under(f"{self.dataset_folder}/{table}")
-        found: dict[str, list[str]] = {t: [] for t in (table, *others)}
-        for name in names:
+        return asyncio.run_coroutine_threadsafe(self._remove_all(table, (table, *others)), self.fs.loop)
+
+    async def _remove_all(self, table: str, folders: tuple[str, ...]) -> dict[str, int]:
+        # every blob under the table's prefix, in one List Blobs request a page (adlfs's ``find`` first asks
+        # whether the path is a file, and asks again when nothing is found: four requests for an empty folder)
+        container, path, _ = self.fs.split_path(f"{self.dataset_folder}/{table}")
+        found: dict[str, list[str]] = {folder: [] for folder in folders}
+        for name in [f"{container}/{blob}" for blob in await self._list_blobs(container, path)]:
             folder, _, file = name[len(self.dataset_folder) + 1 :].partition("/")
             # a file in one of the folders: not a table whose name merely starts the same (Account,
             # AccountContactRelation), nor the folder's own entry (a hierarchical-namespace account lists it)
             if folder in found and file:
                 found[folder].append(name)
-        return {folder: self._delete(files) for folder, files in found.items()}
-
-    def _names_under(self, prefix: str) -> list[str]:
-        """Every blob whose path starts with ``prefix``, in one List Blobs request a page (adlfs's ``find`` first
-        asks whether the path is a file, and asks again when nothing is found: four requests for an empty folder)."""
-        container, path, _ = self.fs.split_path(prefix)
-        return [f"{container}/{name}" for name in sync(self.fs.loop, self._list_blobs, container, path)]
+        for files in found.values():
+            if files:
+                await self.fs._rm(files, expand_path=False)  # the names were just listed: no HEAD for each first
+        return {folder: len(files) for folder, files in found.items()}
 
     async def _list_blobs(self, container: str, path: str) -> list[str]:
         async with self.fs.service_client.get_container_client(container) as client:

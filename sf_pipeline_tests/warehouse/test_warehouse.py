@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,7 +28,7 @@ from dlt.destinations.exceptions import DatabaseException
 from sf_pipeline.catalog import CatalogObject, load_catalog
 from sf_pipeline.cli.connections import check_staging, check_warehouse
 from sf_pipeline.datapath.dlt_settings import DltSettings
-from sf_pipeline.datapath.load import run_chunk_plainly
+from sf_pipeline.datapath.load import ObjectLoader, run_chunk_plainly
 from sf_pipeline.datapath.split import SplitOptions
 from sf_pipeline.datapath.sync import sync_object
 from sf_pipeline.defs.assets import asset_key, build_assets
@@ -165,6 +166,21 @@ def test_files_a_dead_run_left_are_deleted_before_a_load_and_only_the_objects(
     assert load_files_in(azurite, container) == [folder_entry, other]
     warned = [r.getMessage() for r in caplog.records if "left by an earlier run" in r.getMessage()]
     assert len(warned) == 2 and {w.rsplit("/", 1)[-1] for w in warned} == {"account", "account__sf_refresh"}, warned
+
+
+def test_a_loader_begins_deleting_a_dead_runs_files_as_it_starts(
+    warehouse: Warehouse, azurite: Azurite, container: str
+) -> None:
+    """``start`` (which a sync calls before its extract) begins the sweep on adlfs's loop: the files go with no
+    load asked for, so the listing and the deletes overlap the extract rather than wait for it."""
+    stale = "sf/salesforce/case/1.a.parquet"
+    azurite.service().get_container_client(container).upload_blob(stale, b"left by a dead run")
+    loader = ObjectLoader("Case", destination=None, staging=warehouse.staging)
+    loader.start()
+    deadline = time.monotonic() + 10
+    while load_files_in(azurite, container) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert load_files_in(azurite, container) == []
 
 
 def blob_requests(caplog: pytest.LogCaptureFixture, container: str) -> list[tuple[str, str]]:
