@@ -67,13 +67,10 @@ class StagedFiles:
         name = strip_protocol(url)
         self._deleting[name] = asyncio.run_coroutine_threadsafe(self.fs._rm([name], expand_path=False), self.fs.loop)
 
-    def remove_all(self, table: str, *others: str) -> dict[str, int]:
-        """Delete every file in the folders of ``table`` and ``others`` (tables whose names start with
-        ``table``'s), listed in one request; returns how many each folder held."""
-        return self.removing_all(table, *others).result()
-
     def removing_all(self, table: str, *others: str) -> Future[dict[str, int]]:
-        """``remove_all`` begun on adlfs's event loop: the caller goes on (its extract) while it runs."""
+        """Begin deleting every file in the folders of ``table`` and ``others`` (tables whose names start with
+        ``table``'s), listed in one request, on adlfs's event loop (the caller goes on: its extract); the
+        future says how many each folder held."""
         if not all(t.startswith(table) for t in others):
             raise ValueError(f"one listing covers the folders named after {table} only, not {others}")
         return asyncio.run_coroutine_threadsafe(self._remove_all(table, (table, *others)), self.fs.loop)
