@@ -65,22 +65,41 @@ def _changed_loads(
     return loads
 
 
+def _asks(
+    context: dg.SensorEvaluationContext,
+    objects: list[CatalogObject],
+    pending: dict[str, str],
+    cursor: dict[str, str],
+    now: datetime,
+    lookback: timedelta,
+) -> list[ChangeAsk]:
+    """What the tick asks of each object without a run pending: its changes since its cursor (the first time,
+    since ``lookback`` ago) up to ``now``."""
+    asks = []
+    for entry in objects:
+        if entry.name in pending:
+            context.log.info(f"{entry.name}: skipped: run {pending[entry.name]} is already queued or running")
+            continue
+        since = datetime.fromisoformat(cursor[entry.name]) if entry.name in cursor else now - lookback
+        asks.append(ChangeAsk(entry.name, entry.cursor_field, since, now, entry.filter, entry.include_deleted))
+    return asks
+
+
 def _after_the_minute(
     context: dg.SensorEvaluationContext, asks: list[ChangeAsk], now: datetime, interval: timedelta
-) -> tuple[datetime, list[ChangeAsk]]:
-    """The tick's asks, ending after the current minute when it ends before the next tick would come and an
-    object is asked by the replication resources (they see whole minutes): a change made this minute then
-    reaches a run at the minute's end, not an interval later."""
+) -> datetime:
+    """Where the tick's asks end: after the current minute when it ends before the next tick would come and an
+    object is asked by the replication resources (they see whole minutes), so a change made this minute
+    reaches a run at the minute's end, not an interval later; else ``now``."""
     wait = minute_close_wait(now, interval)
     if not wait or not any(replicable(ask, now) for ask in asks):
-        return now, asks
+        return now
     context.log.info(
         f"waiting {wait.total_seconds():.1f} s for the minute to end: Salesforce's replication resources see "
         f"whole minutes, and the next tick is {interval.total_seconds():.0f} s away"
     )
     time.sleep(wait.total_seconds())
-    until = datetime.now(UTC)
-    return until, [replace(ask, until=until) for ask in asks]
+    return datetime.now(UTC)
 
 
 def build_change_sensor(catalog: Catalog, jobs: list, settings: AutomationSettings) -> dg.SensorDefinition:
@@ -111,17 +130,10 @@ def build_change_sensor(catalog: Catalog, jobs: list, settings: AutomationSettin
                 for entry in objects:
                     context.log.info(f"{entry.name}: skipped: {reason}")
                 return dg.SkipReason(reason)
-            until = datetime.now(UTC)
-            asks = []
-            for entry in objects:
-                if entry.name in pending:
-                    context.log.info(f"{entry.name}: skipped: run {pending[entry.name]} is already queued or running")
-                    continue
-                since = datetime.fromisoformat(cursor[entry.name]) if entry.name in cursor else until - lookback
-                asks.append(
-                    ChangeAsk(entry.name, entry.cursor_field, since, until, entry.filter, entry.include_deleted)
-                )
-            until, asks = _after_the_minute(context, asks, until, timedelta(seconds=settings.sensor_interval_seconds))
+            now = datetime.now(UTC)
+            asks = _asks(context, objects, pending, cursor, now, lookback)
+            until = _after_the_minute(context, asks, now, timedelta(seconds=settings.sensor_interval_seconds))
+            asks = [replace(ask, until=until) for ask in asks]
             changes = count_changes(client, asks, until, settle=pipeline_settings.window_overlap)
             bulk_wait = bulk_jobs_reason(client, settings.api_budget_floor)
             loads = _changed_loads(context, changes, by_name, parts, cursor, bulk_wait, salesforce.rest_max_records)
